@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Local RabbitMQ and PostgreSQL for development and tests: Debian packages, plain processes,
+# data under the project's ignored `.services/` folder, loopback only, non-default ports.
+#
+#   services.sh up                 install what is missing, start both, wait until they accept connections
+#   services.sh down               stop both (data is kept)
+#   services.sh status             print what runs
+#   services.sh restart NAME       restart rabbitmq or postgres (fault tests use this)
+#   services.sh stop NAME / start NAME
+#   services.sh reset              stop both and delete their data
+#
+# Ports: MINGUS_LOCAL_AMQP_PORT (5673), MINGUS_LOCAL_AMQP_DIST_PORT (25673),
+# MINGUS_LOCAL_EPMD_PORT (4370), MINGUS_LOCAL_PG_PORT (5433).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+data="${MINGUS_SERVICES_DIR:-$root/.services}"
+amqp_port="${MINGUS_LOCAL_AMQP_PORT:-5673}"
+dist_port="${MINGUS_LOCAL_AMQP_DIST_PORT:-25673}"
+epmd_port="${MINGUS_LOCAL_EPMD_PORT:-4370}"
+pg_port="${MINGUS_LOCAL_PG_PORT:-5433}"
+pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+
+say() { echo "services: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() { # port name seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    port_open "$1" && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+install_missing() {
+  local wanted=(rabbitmq-server librabbitmq-dev postgresql libpq-dev libssl-dev pkg-config)
+  local missing=() p
+  for p in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Keep the packages' own system services from starting: this script runs its own instances.
+  local policy=/usr/sbin/policy-rc.d added_policy=""
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && added_policy=1
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ -n "$added_policy" ] && $sudo rm -f "$policy"
+  pg_bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)"
+}
+
+# ---------------------------------------------------------------- RabbitMQ
+
+rabbit_env() {
+  export HOME="$data/rabbitmq" # holds the Erlang cookie
+  export RABBITMQ_NODENAME="mingus@localhost"
+  export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
+  export RABBITMQ_NODE_PORT="$amqp_port"
+  export RABBITMQ_DIST_PORT="$dist_port"
+  export ERL_EPMD_PORT="$epmd_port"
+  export ERL_EPMD_ADDRESS=127.0.0.1
+  export RABBITMQ_MNESIA_BASE="$data/rabbitmq/mnesia"
+  export RABBITMQ_LOG_BASE="$data/rabbitmq/log"
+  export RABBITMQ_CONFIG_FILE="$data/rabbitmq/rabbitmq.conf"
+  export RABBITMQ_ENABLED_PLUGINS_FILE="$data/rabbitmq/enabled_plugins"
+  export RABBITMQ_PID_FILE="$data/rabbitmq/rabbitmq.pid"
+  export RABBITMQ_CONF_ENV_FILE="$data/rabbitmq/rabbitmq-env.conf"
+  export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+}
+
+rabbit_pid() {
+  local f="$data/rabbitmq/rabbitmq.pid"
+  [ -s "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"
+}
+
+start_rabbitmq() {
+  mkdir -p "$data/rabbitmq/mnesia" "$data/rabbitmq/log"
+  rabbit_env
+  if rabbit_pid >/dev/null; then say "rabbitmq already running on 127.0.0.1:$amqp_port"; return 0; fi
+  port_open "$amqp_port" && die "port $amqp_port is taken by another process (set MINGUS_LOCAL_AMQP_PORT)"
+  cat >"$RABBITMQ_CONFIG_FILE" <<CONF
+listeners.tcp.1 = 127.0.0.1:$amqp_port
+loopback_users.guest = true
+log.console = false
+log.file.level = info
+CONF
+  echo "[]." >"$RABBITMQ_ENABLED_PLUGINS_FILE"
+  : >"$RABBITMQ_CONF_ENV_FILE"
+  (umask 077 && [ -s "$HOME/.erlang.cookie" ] || head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$HOME/.erlang.cookie")
+  chmod 400 "$HOME/.erlang.cookie"
+  setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$data/rabbitmq/log/stdout.log" 2>&1 </dev/null &
+  echo $! >"$RABBITMQ_PID_FILE"
+  if ! wait_port "$amqp_port" rabbitmq 90; then
+    tail -n 30 "$data/rabbitmq/log/stdout.log" >&2 || true
+    die "rabbitmq did not accept connections on 127.0.0.1:$amqp_port within 90 s"
+  fi
+  say "rabbitmq accepting connections on 127.0.0.1:$amqp_port"
+}
+
+stop_rabbitmq() {
+  rabbit_env
+  local pid
+  pid="$(rabbit_pid)" || { say "rabbitmq not running"; return 0; }
+  /usr/lib/rabbitmq/bin/rabbitmqctl -q stop >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 300; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+  rm -f "$data/rabbitmq/rabbitmq.pid"
+  say "rabbitmq stopped"
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+as_pg() { # run a PostgreSQL binary as the owner of the data folder
+  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+  local dir="$data/postgres"
+  [ -n "$pg_bin" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
+  mkdir -p "$data"
+  if [ ! -s "$dir/PG_VERSION" ]; then
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+    chmod 700 "$dir"
+    as_pg "$pg_bin/initdb" -D "$dir" -U mingus --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    cat >>"$dir/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = ''
+max_connections = 200
+logging_collector = off
+CONF
+  fi
+  if as_pg "$pg_bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    say "postgres already running on 127.0.0.1:$pg_port"
+  else
+    port_open "$pg_port" && die "port $pg_port is taken by another process (set MINGUS_LOCAL_PG_PORT)"
+    as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
+      || { tail -n 30 "$dir/server.log" >&2; die "postgres did not start"; }
+  fi
+  local exists
+  exists="$("$pg_bin/psql" -h 127.0.0.1 -p "$pg_port" -U mingus -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'mingus'")"
+  [ "$exists" = 1 ] || "$pg_bin/createdb" -h 127.0.0.1 -p "$pg_port" -U mingus mingus
+  say "postgres accepting connections on 127.0.0.1:$pg_port"
+}
+
+stop_postgres() {
+  local dir="$data/postgres"
+  if [ -s "$dir/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    as_pg "$pg_bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
+    say "postgres stopped"
+  else
+    say "postgres not running"
+  fi
+}
+
+# ---------------------------------------------------------------- commands
+
+service_cmd() { # start|stop NAME
+  case "$2" in
+    rabbitmq) "$1_rabbitmq" ;;
+    postgres) "$1_postgres" ;;
+    *) die "unknown service '$2' (rabbitmq or postgres)" ;;
+  esac
+}
+
+case "${1:-}" in
+  up)
+    install_missing
+    start_postgres
+    start_rabbitmq
+    ;;
+  down)
+    stop_rabbitmq
+    stop_postgres
+    # epmd on the private port only served the local node.
+    ERL_EPMD_PORT="$epmd_port" epmd -kill >/dev/null 2>&1 || true
+    ;;
+  start | stop) service_cmd "$1" "${2:?name: rabbitmq or postgres}" ;;
+  restart)
+    service_cmd stop "${2:?name: rabbitmq or postgres}"
+    service_cmd start "$2"
+    ;;
+  status)
+    if rabbit_pid >/dev/null; then echo "rabbitmq: running, pid $(rabbit_pid), 127.0.0.1:$amqp_port"; else echo "rabbitmq: stopped"; fi
+    if [ -n "$pg_bin" ] && [ -s "$data/postgres/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$data/postgres" status >/dev/null 2>&1; then
+      echo "postgres: running, 127.0.0.1:$pg_port"
+    else
+      echo "postgres: stopped"
+    fi
+    ;;
+  reset)
+    stop_rabbitmq
+    stop_postgres
+    rm -rf "$data"
+    say "removed $data"
+    ;;
+  *)
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

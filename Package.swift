@@ -1,0 +1,94 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// One set of compiler settings for every target, tests included.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "mingus",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mingusctl", targets: ["mingusctl"]),
+        .executable(name: "mingus-bench", targets: ["mingus-bench"]),
+        .library(name: "MingusAMQP", targets: ["MingusAMQP"]),
+        .library(name: "MingusPostgres", targets: ["MingusPostgres"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages (librabbitmq-dev, libpq-dev), each with a small shim
+        // header for what Swift cannot call directly.
+        .systemLibrary(
+            name: "CRabbitMQ",
+            pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+
+        // Libraries.
+        .target(
+            name: "MingusAMQP",
+            dependencies: [
+                "CRabbitMQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MingusPostgres",
+            dependencies: [
+                "CLibPQ",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MingusCore",
+            dependencies: [
+                "MingusAMQP",
+                "MingusPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MingusCtl",
+            dependencies: [
+                "MingusCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Executables: thin, they only call into the libraries.
+        .executableTarget(name: "mingusctl", dependencies: ["MingusCtl"]),
+        .executableTarget(
+            name: "mingus-bench",
+            dependencies: [
+                "MingusCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Tests: unit tests need nothing; integration tests need the services `make up` starts.
+        .target(
+            name: "TestSupport",
+            dependencies: ["MingusCore"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "TestSupport"]),
+        .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
+        .testTarget(name: "FaultTests", dependencies: ["MingusCore", "TestSupport"]),
+    ]
+)
+
+for target in package.targets where target.type != .system {
+    target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
+}

@@ -1,0 +1,322 @@
+import CLibPQ
+import Foundation
+import Logging
+
+/// A libpq connection, confined to its owner's `BlockingThread`: every method blocks, and must
+/// only be called from jobs on that one thread.
+final class LibPQSession: @unchecked Sendable {
+    // `@unchecked`: the mutable state is touched only from the owning thread, one job at a time.
+    private var connection: OpaquePointer?
+    private var isCopying = false
+    private let logger: Logger
+
+    private init(connection: OpaquePointer, logger: Logger) {
+        self.connection = connection
+        self.logger = logger
+    }
+
+    /// Whether the connection is usable, and where it is with respect to transactions.
+    struct Status: Sendable {
+        var isBroken: Bool
+        var transaction: TransactionState
+    }
+
+    /// libpq's `PQtransactionStatus`.
+    enum TransactionState: Sendable {
+        case idle, active, inTransaction, failed, unknown
+    }
+
+    // MARK: - Lifecycle
+
+    /// Connects with `PQconnectdbParams` and sets up the session (UTC, ISO dates, hex bytea).
+    static func open(_ configuration: PostgresConfiguration, logger: Logger) throws -> LibPQSession {
+        let parameters = configuration.connectionParameters
+        let keywords = parameters.map { UnsafePointer(strdup($0.keyword)) } + [nil]
+        let values = parameters.map { UnsafePointer(strdup($0.value)) } + [nil]
+        defer {
+            for pointer in keywords + values { free(UnsafeMutablePointer(mutating: pointer)) }
+        }
+        guard let connection = PQconnectdbParams(keywords, values, 1) else {
+            throw PostgresError(kind: .connection, message: "cannot connect to PostgreSQL: libpq is out of memory")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let error = connectFailure(connection)
+            PQfinish(connection)
+            throw error
+        }
+
+        let session = LibPQSession(connection: connection, logger: logger)
+        // The session outlives the callback: it calls PQfinish itself before it goes away.
+        PQsetNoticeProcessor(connection, noticeProcessor, Unmanaged.passUnretained(session).toOpaque())
+        do {
+            try session.script("SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, MDY'; SET bytea_output = 'hex'")
+        } catch {
+            session.finish()
+            throw error
+        }
+        return session
+    }
+
+    /// Closes the connection (`PQfinish`); later calls throw `.closed`.
+    func finish() {
+        if let connection {
+            PQfinish(connection)
+            self.connection = nil
+        }
+    }
+
+    deinit {
+        finish()
+    }
+
+    /// The current connection and transaction status.
+    var status: Status {
+        guard let connection else { return Status(isBroken: true, transaction: .unknown) }
+        let transaction: TransactionState =
+            switch PQtransactionStatus(connection) {
+            case PQTRANS_IDLE: .idle
+            case PQTRANS_ACTIVE: .active
+            case PQTRANS_INTRANS: .inTransaction
+            case PQTRANS_INERROR: .failed
+            default: .unknown
+            }
+        return Status(isBroken: PQstatus(connection) != CONNECTION_OK, transaction: transaction)
+    }
+
+    /// Reads whatever the server already sent, without blocking, so that a connection the
+    /// server has closed while idle shows up as broken.
+    func pollForClosure() {
+        if let connection {
+            _ = PQconsumeInput(connection)
+        }
+    }
+
+    // MARK: - Statements
+
+    /// Runs one statement with the extended protocol (`PQexecParams`), binds in text format.
+    func query(_ sql: String, binds: [String?]) throws -> PostgresRows {
+        let connection = try open()
+        for (index, bind) in binds.enumerated() where bind?.utf8.contains(0) == true {
+            throw PostgresError(
+                kind: .encoding,
+                message: "bind parameter $\(index + 1) contains a NUL character, which PostgreSQL text cannot hold"
+            )
+        }
+        let copies = binds.map { $0.map { UnsafePointer(strdup($0)) } }
+        defer {
+            for pointer in copies { free(UnsafeMutablePointer(mutating: pointer ?? nil)) }
+        }
+        let result = PQexecParams(connection, sql, Int32(binds.count), nil, copies.map { $0 ?? nil }, nil, nil, 0)
+        return try consume(result, connection)
+    }
+
+    /// Runs trusted, possibly multi-statement SQL with the simple protocol (`PQexec`).
+    @discardableResult
+    func script(_ sql: String) throws -> PostgresRows {
+        let connection = try open()
+        return try consume(PQexec(connection, sql), connection)
+    }
+
+    // MARK: - COPY FROM STDIN
+
+    /// Starts a `COPY … FROM STDIN`.
+    func beginCopy(_ sql: String) throws {
+        let connection = try open()
+        guard let result = PQexec(connection, sql) else { throw lostConnection(connection) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COPY_IN:
+            isCopying = true
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+            finishUnexpectedCopy(PQresultStatus(result), connection)
+            throw PostgresError(kind: .server, message: "statement did not start a COPY FROM STDIN")
+        default:
+            throw Self.error(from: result, connection)
+        }
+    }
+
+    /// Sends one chunk of COPY text data.
+    func putCopyData(_ chunk: [UInt8]) throws {
+        let connection = try open()
+        let sent = chunk.withUnsafeBytes { bytes in
+            PQputCopyData(connection, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count))
+        }
+        guard sent == 1 else {
+            // The server may already have rejected the data; its error is the useful one.
+            isCopying = false
+            throw collectResults(connection).error ?? lostConnection(connection)
+        }
+    }
+
+    /// Ends the COPY (or aborts it, with `abortMessage`) and returns how many rows it stored.
+    func endCopy(abortMessage: String? = nil) throws -> Int {
+        let connection = try open()
+        guard isCopying else { return 0 }
+        isCopying = false
+        guard PQputCopyEnd(connection, abortMessage) == 1 else {
+            throw lostConnection(connection)
+        }
+        let outcome = collectResults(connection)
+        if let error = outcome.error { throw error }
+        guard let rows = outcome.rows else { throw lostConnection(connection) }
+        return rows.affectedRows
+    }
+
+    // MARK: - Results
+
+    private func open() throws -> OpaquePointer {
+        guard let connection else { throw PostgresError.closed() }
+        return connection
+    }
+
+    /// Turns a `PGresult` into rows or an error, clearing it either way.
+    private func consume(_ result: OpaquePointer?, _ connection: OpaquePointer) throws -> PostgresRows {
+        guard let result else { throw lostConnection(connection) }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        switch status {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return Self.rows(from: result)
+        case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+            finishUnexpectedCopy(status, connection)
+            throw PostgresError(kind: .server, message: "COPY with STDIN or STDOUT is only supported through copyFrom")
+        default:
+            throw Self.error(from: result, connection)
+        }
+    }
+
+    /// Reads every pending result until libpq returns NULL: the first success's rows and the first error.
+    private func collectResults(_ connection: OpaquePointer) -> (rows: PostgresRows?, error: PostgresError?) {
+        var rows: PostgresRows?
+        var error: PostgresError?
+        while let result = PQgetResult(connection) {
+            defer { PQclear(result) }
+            let status = PQresultStatus(result)
+            switch status {
+            case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+                if rows == nil { rows = Self.rows(from: result) }
+            case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+                // libpq returns the same COPY result until the COPY is over; end it first.
+                finishUnexpectedCopy(status, connection)
+                return (rows, error)
+            default:
+                if error == nil { error = Self.error(from: result, connection) }
+            }
+        }
+        return (rows, error)
+    }
+
+    /// Ends a COPY that the caller did not ask for, leaving the connection idle.
+    private func finishUnexpectedCopy(_ status: ExecStatusType, _ connection: OpaquePointer) {
+        if status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH {
+            var buffer: UnsafeMutablePointer<CChar>?
+            while PQgetCopyData(connection, &buffer, 0) >= 0 {
+                PQfreemem(buffer)
+                buffer = nil
+            }
+        }
+        if status == PGRES_COPY_IN || status == PGRES_COPY_BOTH {
+            _ = PQputCopyEnd(connection, "COPY FROM STDIN is only supported through copyFrom")
+        }
+        _ = collectResults(connection)
+    }
+
+    /// Copies every value out of a successful result.
+    private static func rows(from result: OpaquePointer) -> PostgresRows {
+        let rowCount = Int(PQntuples(result))
+        let columnCount = Int(PQnfields(result))
+        var columns: [String] = []
+        var typeOIDs: [UInt32] = []
+        for column in 0..<columnCount {
+            columns.append(String(cString: PQfname(result, Int32(column))))
+            typeOIDs.append(UInt32(PQftype(result, Int32(column))))
+        }
+        var values: [String?] = []
+        values.reserveCapacity(rowCount * columnCount)
+        for row in 0..<Int32(rowCount) {
+            for column in 0..<Int32(columnCount) {
+                if PQgetisnull(result, row, column) == 1 {
+                    values.append(nil)
+                } else {
+                    let bytes = UnsafeRawBufferPointer(
+                        start: PQgetvalue(result, row, column),
+                        count: Int(PQgetlength(result, row, column))
+                    )
+                    values.append(String(decoding: bytes, as: UTF8.self))
+                }
+            }
+        }
+        let storage = ResultStorage(columns: columns, typeOIDs: typeOIDs, rowCount: rowCount, values: values)
+        return PostgresRows(
+            storage: storage,
+            affectedRows: Int(String(cString: PQcmdTuples(result))) ?? 0,
+            commandTag: String(cString: PQcmdStatus(result))
+        )
+    }
+
+    // MARK: - Errors
+
+    /// The error a failed result describes: the server's diagnostic fields, or a lost connection.
+    private static func error(from result: OpaquePointer, _ connection: OpaquePointer) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            PQresultErrorField(result, Int32(code.asciiValue!)).map { String(cString: $0) }
+        }
+        let sqlState = field("C")
+        guard sqlState != nil || PQstatus(connection) == CONNECTION_OK else {
+            return lostConnection(connection, message: String(cString: PQresultErrorMessage(result)))
+        }
+        var message = field("M") ?? String(cString: PQresultErrorMessage(result))
+        if sqlState?.hasPrefix("22") == true {
+            // Data exceptions quote the rejected input, which may be a bind value.
+            message = PostgresError.redactingQuotedValues(message)
+        }
+        return PostgresError(
+            kind: .server,
+            message: message,
+            sqlState: sqlState,
+            detail: field("D"),
+            hint: field("H"),
+            constraint: field("n"),
+            table: field("t"),
+            column: field("c")
+        )
+    }
+
+    private func lostConnection(_ connection: OpaquePointer) -> PostgresError {
+        Self.lostConnection(connection, message: String(cString: PQerrorMessage(connection)))
+    }
+
+    private static func lostConnection(_ connection: OpaquePointer, message: String) -> PostgresError {
+        let reason = PostgresError.oneLine(message)
+        return PostgresError(
+            kind: .connection,
+            message: "PostgreSQL connection failed: \(reason.isEmpty ? "no response from the server" : reason)"
+        )
+    }
+
+    /// `cannot connect to PostgreSQL at HOST:PORT: REASON`, on one line.
+    private static func connectFailure(_ connection: OpaquePointer) -> PostgresError {
+        var reason = PostgresError.oneLine(String(cString: PQerrorMessage(connection)))
+        // libpq 14+ starts with `connection to server at "HOST" (ADDR), port PORT failed: `;
+        // the host and port are given once, below.
+        if reason.hasPrefix("connection to server"), let range = reason.range(of: " failed: ") {
+            reason = String(reason[range.upperBound...])
+        }
+        let host = PQhost(connection).map { String(cString: $0) } ?? ""
+        let port = PQport(connection).map { String(cString: $0) } ?? ""
+        let target = host.isEmpty ? "" : port.isEmpty ? " at \(host)" : " at \(host):\(port)"
+        return PostgresError(kind: .connection, message: "cannot connect to PostgreSQL\(target): \(reason)")
+    }
+
+    // MARK: - Notices
+
+    fileprivate func logNotice(_ message: String) {
+        logger.debug("postgres notice", metadata: ["mingus.db.notice": "\(PostgresError.oneLine(message))"])
+    }
+}
+
+/// Sends server notices (e.g. `extension "x" already exists, skipping`) to the logger, not stderr.
+private let noticeProcessor: PQnoticeProcessor = { context, message in
+    guard let context, let message else { return }
+    Unmanaged<LibPQSession>.fromOpaque(context).takeUnretainedValue().logNotice(String(cString: message))
+}

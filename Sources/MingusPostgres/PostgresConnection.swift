@@ -1,0 +1,189 @@
+public import Logging
+import Synchronization
+
+/// One PostgreSQL session over libpq, with its own dedicated thread on which every blocking
+/// libpq call runs; async methods wait for that thread without blocking the caller's.
+///
+/// Calls from several tasks are safe but run one after another; a transaction or a `copyFrom`
+/// spans several calls, so give a connection to one task at a time (as `PostgresClient` does).
+public final class PostgresConnection: Sendable {
+    private let thread: BlockingThread
+    private let session: LibPQSession
+    private let state: Mutex<State>
+    let logger: Logger
+
+    private struct State {
+        var isClosed = false
+        var status = LibPQSession.Status(isBroken: false, transaction: .idle)
+    }
+
+    /// The size of each `PQputCopyData` call during `copyFrom`.
+    private static let copyChunkSize = 64 * 1024
+
+    private init(thread: BlockingThread, session: LibPQSession, logger: Logger) {
+        self.thread = thread
+        self.session = session
+        self.state = Mutex(State())
+        self.logger = logger
+    }
+
+    deinit {
+        // Forgotten without close(): still release the server session and the thread.
+        let session = self.session
+        thread.submit { session.finish() }
+        thread.shutdown()
+    }
+
+    /// Opens a connection (`PQconnectdbParams`, on the new connection's own thread) with the
+    /// session time zone set to UTC.
+    public static func connect(
+        configuration: PostgresConfiguration,
+        logger: Logger = Logger(label: "mingus.postgres")
+    ) async throws -> PostgresConnection {
+        let thread = BlockingThread(name: "mingus-postgres")
+        do {
+            let session = try await thread.run { try LibPQSession.open(configuration, logger: logger) }
+            return PostgresConnection(thread: thread, session: session, logger: logger)
+        } catch {
+            thread.shutdown()
+            throw error
+        }
+    }
+
+    /// Runs one statement and returns its rows.
+    public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        let sql = query.sql
+        let binds = query.binds
+        return try await perform { try $0.query(sql, binds: binds) }
+    }
+
+    /// Runs one statement and returns how many rows it affected.
+    @discardableResult
+    public func execute(_ query: PostgresQuery) async throws -> Int {
+        try await self.query(query).affectedRows
+    }
+
+    /// Runs trusted SQL that may hold several statements, with the simple query protocol.
+    ///
+    /// Only for migrations and similar fixed scripts: it takes no parameters, so never build
+    /// `sql` from untrusted input.
+    public func executeScript(_ sql: String) async throws {
+        _ = try await perform { try $0.script(sql) }
+    }
+
+    /// Bulk-loads rows with `COPY table (columns) FROM STDIN` in text format and returns how
+    /// many rows were stored.
+    ///
+    /// `table` and each column are quoted as single identifiers (no `schema.table`; the search
+    /// path applies). Each row must have one value per column; nil is NULL. Rows are encoded in
+    /// the calling task and sent in chunks of about 64 KiB. If anything fails, the whole COPY
+    /// is rolled back by the server.
+    @discardableResult
+    public func copyFrom(
+        table: String,
+        columns: [String],
+        rows: some Sequence<[(any PostgresEncodable)?]>
+    ) async throws -> Int {
+        let columnList = columns.map(PostgresQuery.quoteIdentifier).joined(separator: ", ")
+        let sql = "COPY \(PostgresQuery.quoteIdentifier(table)) (\(columnList)) FROM STDIN"
+        try await perform { try $0.beginCopy(sql) }
+        do {
+            var chunk: [UInt8] = []
+            chunk.reserveCapacity(Self.copyChunkSize + 4096)
+            for (index, row) in rows.enumerated() {
+                guard row.count == columns.count else {
+                    throw PostgresError(
+                        kind: .encoding,
+                        message: "copyFrom row \(index) has \(row.count) values for \(columns.count) columns"
+                    )
+                }
+                CopyTextFormat.append(row, to: &chunk)
+                if chunk.count >= Self.copyChunkSize {
+                    try Task.checkCancellation()
+                    let data = chunk
+                    chunk.removeAll(keepingCapacity: true)
+                    try await perform { try $0.putCopyData(data) }
+                }
+            }
+            if !chunk.isEmpty {
+                let data = chunk
+                try await perform { try $0.putCopyData(data) }
+            }
+        } catch {
+            // Ends the COPY so the connection is usable again; the server discards what it got.
+            _ = try? await perform { try $0.endCopy(abortMessage: "COPY aborted by the client") }
+            throw error
+        }
+        return try await perform { try $0.endCopy() }
+    }
+
+    /// Whether the connection is closed or libpq reports it unusable (`PQstatus != CONNECTION_OK`).
+    public var isBroken: Bool {
+        state.withLock { $0.isClosed || $0.status.isBroken }
+    }
+
+    /// Closes the connection (`PQfinish` on its thread) and stops the thread; later calls throw `.closed`.
+    public func close() async {
+        let wasOpen = state.withLock { state in
+            defer { state.isClosed = true }
+            return !state.isClosed
+        }
+        guard wasOpen else { return }
+        let session = self.session
+        _ = try? await thread.run { session.finish() }
+        thread.shutdown()
+    }
+
+    // MARK: - Internal
+
+    /// libpq's transaction status after the last call.
+    var transactionState: LibPQSession.TransactionState {
+        state.withLock { $0.status.transaction }
+    }
+
+    /// Notices, without a round trip, whether the server closed the connection while it was idle.
+    func checkHealth() async -> Bool {
+        _ = try? await perform { $0.pollForClosure() }
+        return !isBroken
+    }
+
+    /// Runs `operation` on the connection's thread, then records the connection's status.
+    private func perform<T: Sendable>(_ operation: @escaping @Sendable (LibPQSession) throws -> T) async throws -> T {
+        if state.withLock({ $0.isClosed }) { throw PostgresError.closed() }
+        let session = self.session
+        return try await thread.run {
+            defer {
+                let status = session.status
+                self.state.withLock { $0.status = status }
+            }
+            return try operation(session)
+        }
+    }
+}
+
+/// COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
+enum CopyTextFormat {
+    private static let backslash = UInt8(ascii: "\\")
+
+    /// Appends one row, with its newline.
+    static func append(_ row: [(any PostgresEncodable)?], to buffer: inout [UInt8]) {
+        for (index, value) in row.enumerated() {
+            if index > 0 { buffer.append(UInt8(ascii: "\t")) }
+            guard let value else {
+                buffer.append(backslash)
+                buffer.append(UInt8(ascii: "N"))
+                continue
+            }
+            for byte in value.postgresText.utf8 {
+                switch byte {
+                case backslash: buffer.append(backslash); buffer.append(backslash)
+                case UInt8(ascii: "\t"): buffer.append(backslash); buffer.append(UInt8(ascii: "t"))
+                case UInt8(ascii: "\n"): buffer.append(backslash); buffer.append(UInt8(ascii: "n"))
+                case UInt8(ascii: "\r"): buffer.append(backslash); buffer.append(UInt8(ascii: "r"))
+                default: buffer.append(byte)
+                }
+            }
+        }
+        buffer.append(UInt8(ascii: "\n"))
+    }
+}

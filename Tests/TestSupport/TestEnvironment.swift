@@ -1,0 +1,51 @@
+public import Foundation
+
+/// Where the integration tests find the services `make up` starts, and small helpers they share.
+public enum TestEnvironment {
+    /// `MINGUS_AMQP_URL`, or the local broker `make up` starts.
+    public static var amqpURL: String {
+        ProcessInfo.processInfo.environment["MINGUS_AMQP_URL"] ?? "amqp://guest:guest@127.0.0.1:5673/"
+    }
+
+    /// `MINGUS_DATABASE_URL`, or the local database `make up` starts.
+    public static var databaseURL: String {
+        ProcessInfo.processInfo.environment["MINGUS_DATABASE_URL"] ?? "postgresql://mingus@127.0.0.1:5433/mingus"
+    }
+
+    /// The repository's top folder, found from this file's own path.
+    public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent()  // TestSupport
+        .deletingLastPathComponent()  // Tests
+        .deletingLastPathComponent()
+
+    /// The folder of numbered SQL migrations.
+    public static var migrationsDirectory: URL {
+        repositoryRoot.appendingPathComponent("Contracts/migrations")
+    }
+
+    /// A name no other test uses, for queues, exchanges, tables and databases.
+    public static func uniqueName(_ prefix: String) -> String {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        return "\(prefix)_\(suffix)"
+    }
+
+    /// Runs `Deploy/local/services.sh` with the given arguments and waits for it;
+    /// fails when the script fails.
+    public static func services(_ arguments: String...) throws {
+        let process = Process()
+        process.executableURL = repositoryRoot.appendingPathComponent("Deploy/local/services.sh")
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw ServicesScriptError(arguments: arguments, status: process.terminationStatus)
+        }
+    }
+}
+
+/// `Deploy/local/services.sh` exited with a failure.
+public struct ServicesScriptError: Error, CustomStringConvertible {
+    public let arguments: [String]
+    public let status: Int32
+    public var description: String { "services.sh \(arguments.joined(separator: " ")) exited with \(status)" }
+}
