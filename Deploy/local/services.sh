@@ -24,6 +24,17 @@ pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || t
 say() { echo "services: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 
+# A server started from here must not keep the caller's pipes open (a test runner waits for
+# their end): close every descriptor above 2 in the subshell that starts it.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd="${fd##*/}"
+    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+  done
+  return 0
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_port() { # port name seconds
@@ -95,7 +106,7 @@ CONF
   : >"$RABBITMQ_CONF_ENV_FILE"
   (umask 077 && [ -s "$HOME/.erlang.cookie" ] || head -c 20 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$HOME/.erlang.cookie")
   chmod 400 "$HOME/.erlang.cookie"
-  setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$data/rabbitmq/log/stdout.log" 2>&1 </dev/null &
+  (close_inherited_fds && exec setsid /usr/lib/rabbitmq/bin/rabbitmq-server >"$data/rabbitmq/log/stdout.log" 2>&1 </dev/null) &
   echo $! >"$RABBITMQ_PID_FILE"
   if ! wait_port "$amqp_port" rabbitmq 90; then
     tail -n 30 "$data/rabbitmq/log/stdout.log" >&2 || true
@@ -143,7 +154,7 @@ CONF
     say "postgres already running on 127.0.0.1:$pg_port"
   else
     port_open "$pg_port" && die "port $pg_port is taken by another process (set MINGUS_LOCAL_PG_PORT)"
-    as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    (close_inherited_fds && as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null </dev/null) \
       || { tail -n 30 "$dir/server.log" >&2; die "postgres did not start"; }
   fi
   local exists

@@ -147,10 +147,10 @@ final class ConnectionWorker {
                 logger.debug("AMQP close handshake failed; closing the socket")
             }
         }
-        let failure = closedError ?? AMQPError(.connectionClosed, "connection closed by the application")
-        failEverything(failure)
+        let reason = closedError
+        failEverything(reason ?? AMQPError(.connectionClosed, "connection closed by the application"))
         amqp_destroy_connection(connection)
-        return closedError
+        return reason
     }
 
     /// Waits until the socket or the wake-up pipe is readable; false on timeout.

@@ -30,6 +30,13 @@ final class LibPQSession: @unchecked Sendable {
 
     /// Connects with `PQconnectdbParams` and sets up the session (UTC, ISO dates, hex bytea).
     static func open(_ configuration: PostgresConfiguration, logger: Logger) throws -> LibPQSession {
+        guard configuration.hasValidURLShape else {
+            // The string itself is not repeated: it may hold a password.
+            throw PostgresError(
+                kind: .connection,
+                message: "cannot connect to PostgreSQL: the URL is neither a postgresql:// URL nor key=value pairs"
+            )
+        }
         let parameters = configuration.connectionParameters
         let keywords = parameters.map { UnsafePointer(strdup($0.keyword)) } + [nil]
         let values = parameters.map { UnsafePointer(strdup($0.value)) } + [nil]
@@ -86,8 +93,14 @@ final class LibPQSession: @unchecked Sendable {
     /// Reads whatever the server already sent, without blocking, so that a connection the
     /// server has closed while idle shows up as broken.
     func pollForClosure() {
-        if let connection {
-            _ = PQconsumeInput(connection)
+        guard let connection else { return }
+        // A server that ends a session first sends the reason (an ErrorResponse), then closes
+        // the socket. One PQconsumeInput reads the message (PQisBusy parses it and hands it
+        // to the notice processor); the next sees end-of-file and marks the connection bad.
+        // Neither blocks; on a healthy idle connection both find nothing to read.
+        for _ in 0..<3 {
+            guard PQconsumeInput(connection) == 1, PQstatus(connection) == CONNECTION_OK else { return }
+            _ = PQisBusy(connection)
         }
     }
 

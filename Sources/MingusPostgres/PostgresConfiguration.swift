@@ -3,7 +3,8 @@ public struct PostgresConfiguration: Sendable {
     /// A libpq connection string: a `postgresql://` URL or `key=value` pairs.
     ///
     /// libpq itself handles every `PG*` environment variable, `sslmode` and the other standard
-    /// parameters. Settings in the URL take precedence over `applicationName` and `connectTimeout`.
+    /// parameters; an empty string means "all from the environment". Settings in the URL take
+    /// precedence over `applicationName` and `connectTimeout`.
     public var url: String
 
     /// The most connections a `PostgresClient` opens at once.
@@ -28,16 +29,23 @@ public struct PostgresConfiguration: Sendable {
         self.connectTimeout = connectTimeout
     }
 
+    /// Whether `url` looks like a connection string at all. libpq would take anything else as a
+    /// bare database name and quietly try the local socket, hiding a misconfiguration.
+    var hasValidURLShape: Bool {
+        url.isEmpty || url.hasPrefix("postgresql://") || url.hasPrefix("postgres://") || url.contains("=")
+    }
+
     /// The keyword/value pairs for `PQconnectdbParams` with `expand_dbname = 1`.
     ///
     /// libpq lets later entries override earlier ones, and the expanded URL sits where `dbname`
     /// is: so the URL overrides our defaults, and `client_encoding` (which decoding relies on)
     /// overrides the URL.
     var connectionParameters: [(keyword: String, value: String)] {
-        let seconds = max(1, Int(connectTimeout.components.seconds) + (connectTimeout.components.attoseconds > 0 ? 1 : 0))
+        let (seconds, attoseconds) = connectTimeout.components
+        let wholeSeconds = max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))  // rounded up
         return [
             ("application_name", applicationName),
-            ("connect_timeout", String(seconds)),
+            ("connect_timeout", String(wholeSeconds)),
             ("dbname", url),
             ("client_encoding", "UTF8"),
         ]

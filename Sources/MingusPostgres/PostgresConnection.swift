@@ -10,7 +10,6 @@ public final class PostgresConnection: Sendable {
     private let thread: BlockingThread
     private let session: LibPQSession
     private let state: Mutex<State>
-    let logger: Logger
 
     private struct State {
         var isClosed = false
@@ -20,11 +19,10 @@ public final class PostgresConnection: Sendable {
     /// The size of each `PQputCopyData` call during `copyFrom`.
     private static let copyChunkSize = 64 * 1024
 
-    private init(thread: BlockingThread, session: LibPQSession, logger: Logger) {
+    private init(thread: BlockingThread, session: LibPQSession) {
         self.thread = thread
         self.session = session
         self.state = Mutex(State())
-        self.logger = logger
     }
 
     deinit {
@@ -43,7 +41,7 @@ public final class PostgresConnection: Sendable {
         let thread = BlockingThread(name: "mingus-postgres")
         do {
             let session = try await thread.run { try LibPQSession.open(configuration, logger: logger) }
-            return PostgresConnection(thread: thread, session: session, logger: logger)
+            return PostgresConnection(thread: thread, session: session)
         } catch {
             thread.shutdown()
             throw error
@@ -79,7 +77,7 @@ public final class PostgresConnection: Sendable {
     /// the calling task and sent in chunks of about 64 KiB. If anything fails, the whole COPY
     /// is rolled back by the server.
     @discardableResult
-    public func copyFrom(
+    public nonisolated(nonsending) func copyFrom(
         table: String,
         columns: [String],
         rows: some Sequence<[(any PostgresEncodable)?]>

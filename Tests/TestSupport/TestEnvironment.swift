@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where the integration tests find the services `make up` starts, and small helpers they share.
 public enum TestEnvironment {
@@ -29,16 +32,14 @@ public enum TestEnvironment {
         return "\(prefix)_\(suffix)"
     }
 
-    /// Runs `Deploy/local/services.sh` with the given arguments and waits for it;
-    /// fails when the script fails.
+    /// Runs `Deploy/local/services.sh` with the given arguments and waits for it (blocking the
+    /// calling thread); fails when the script fails.
     public static func services(_ arguments: String...) throws {
-        let process = Process()
-        process.executableURL = repositoryRoot.appendingPathComponent("Deploy/local/services.sh")
-        process.arguments = arguments
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw ServicesScriptError(arguments: arguments, status: process.terminationStatus)
+        let script = repositoryRoot.appendingPathComponent("Deploy/local/services.sh").path
+        let command = ([script] + arguments).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+        let status = system(command.joined(separator: " "))
+        guard status == 0 else {
+            throw ServicesScriptError(arguments: arguments, status: status)
         }
     }
 }

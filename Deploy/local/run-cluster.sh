@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs every long-running Mingus executable found in the given bin folder, in the foreground,
+# each line of output prefixed with the process name. Ctrl-C (or SIGTERM) stops them all: each
+# gets SIGTERM and drains; the script waits for every one to exit.
+set -uo pipefail
+bin="${1:?usage: run-cluster.sh BIN_DIR}"
+processes=(mingus-gateway mingus-payments-worker mingus-breach-worker mingus-alerts-worker
+  mingus-retention-worker mingus-logs-worker)
+
+pids=()
+names=()
+for name in "${processes[@]}"; do
+  [ -x "$bin/$name" ] || continue
+  # The subshell ends when the process does; sed prefixes every line.
+  ( exec "$bin/$name" 2>&1 ) > >(sed -u "s/^/[$name] /") &
+  pids+=($!)
+  names+=("$name")
+done
+
+if [ ${#pids[@]} -eq 0 ]; then
+  echo "run-cluster: no long-running executables are built yet; the services and migrations are ready." >&2
+  "$bin/mingusctl" status
+  exit 0
+fi
+echo "run-cluster: running ${names[*]} (Ctrl-C stops them all)" >&2
+
+stop() {
+  trap - INT TERM
+  echo "run-cluster: stopping ${names[*]}" >&2
+  kill -TERM "${pids[@]}" 2>/dev/null
+}
+trap stop INT TERM
+
+status=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}"
+  code=$?
+  # A process that exits on its own while the others run takes the cluster down with it.
+  if [ $code -ne 0 ] && [ $code -ne 143 ] && [ $code -ne 130 ]; then
+    echo "run-cluster: ${names[$i]} exited with $code" >&2
+    status=$code
+  fi
+done
+exit $status

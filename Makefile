@@ -1,0 +1,49 @@
+# Mingus compliance worker cluster. `make help` lists the targets.
+SWIFT ?= swift
+SERVICES := Deploy/local/services.sh
+RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
+
+.PHONY: help up down status build release test run bench migrate clean
+
+help:
+	@echo "make run     services, migrations, release build, then the whole cluster in the foreground"
+	@echo "make test    services, then every test suite (services are left running; make down stops them)"
+	@echo "make bench   services, release build, then the benchmarks"
+	@echo "make up      install (apt-get) and start RabbitMQ and PostgreSQL under .services/"
+	@echo "make down    stop them (data is kept; 'Deploy/local/services.sh reset' deletes it)"
+
+up:
+	@$(SERVICES) up
+
+down:
+	@$(SERVICES) down
+
+status:
+	@$(SERVICES) status
+
+build: up
+	$(SWIFT) build
+
+release: up
+	$(SWIFT) build -c release
+
+# Fault tests restart RabbitMQ and PostgreSQL, so they run on their own after the other suites.
+test: up
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --skip FaultTests
+	$(SWIFT) test --skip-build --filter FaultTests
+
+migrate: release
+	$(RELEASE_BIN)/mingusctl migrate
+
+run: release
+	$(RELEASE_BIN)/mingusctl migrate
+	$(RELEASE_BIN)/mingusctl topology declare
+	@Deploy/local/run-cluster.sh "$(RELEASE_BIN)"
+
+bench: release
+	$(RELEASE_BIN)/mingusctl migrate
+	$(RELEASE_BIN)/mingus-bench
+
+clean:
+	rm -rf .build

@@ -1,0 +1,44 @@
+import Foundation
+import Logging
+import MingusAMQP
+import TestSupport
+import Testing
+
+/// Tests that stop and start the local services; `make test` runs them after the other suites,
+/// one at a time.
+@Suite("Broker restart", .serialized)
+struct BrokerRestartTests {
+    @Test("a RabbitMQ restart ends the consumer and the connection with a recoverable error; a new connection works")
+    func rabbitMQRestart() async throws {
+        let configuration = try AMQPConfiguration(url: TestEnvironment.amqpURL)
+        let connection = try await AMQPConnection.connect(configuration, logger: Logger(label: "test"))
+        let queue = TestEnvironment.uniqueName("restart_queue")
+        try await connection.declare(AMQPTopology(queues: [.quorum(queue)]))
+        try await connection.publish(AMQPMessage(body: Array("before".utf8)), exchange: "", routingKey: queue)
+        let consumer = try await connection.consume(queue: queue, prefetch: 10)
+
+        var iterator = consumer.makeAsyncIterator()
+        let first = try #require(try await iterator.next())
+        #expect(first.body == Array("before".utf8))
+        // Left unacknowledged: the broker must keep it across the restart.
+
+        try TestEnvironment.services("restart", "rabbitmq")
+
+        let consumerError = await #expect(throws: AMQPError.self) {
+            while try await iterator.next() != nil {}
+        }
+        #expect(consumerError?.isRecoverable == true)
+        let closedError = await connection.closed()
+        #expect(closedError?.isRecoverable == true)
+        #expect(!connection.isOpen)
+        #expect(throws: AMQPError.self) { try first.ack() }
+
+        let reconnected = try await AMQPConnection.connect(configuration, logger: Logger(label: "test"))
+        let redelivered = try #require(try await reconnected.get(queue: queue))
+        #expect(redelivered.body == Array("before".utf8))
+        #expect(redelivered.redelivered)
+        try redelivered.ack()
+        try await reconnected.deleteQueue(queue)
+        await reconnected.close()
+    }
+}
