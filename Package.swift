@@ -67,7 +67,10 @@ let package = Package(
         ),
 
         // Executables: thin, they only call into the libraries.
-        .executableTarget(name: "mingusctl", dependencies: ["MingusCtl"]),
+        .executableTarget(
+            name: "mingusctl",
+            dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "mingus-bench",
             dependencies: [

@@ -67,7 +67,7 @@ final class ConnectionCore: Sendable, DeliverySettler {
                     worker = try ConnectionWorker.open(core: self)
                 } catch {
                     let error = error as? AMQPError ?? AMQPError(.connectionFailed, "\(error)")
-                    finish(error)
+                    finish(error, wasOpen: false)
                     continuation.resume(throwing: error)
                     return
                 }
@@ -178,7 +178,7 @@ final class ConnectionCore: Sendable, DeliverySettler {
     }
 
     /// Marks the connection closed, fails the commands still queued and wakes the waiters.
-    private func finish(_ error: AMQPError?) {
+    private func finish(_ error: AMQPError?, wasOpen: Bool = true) {
         let (commands, waiters) = state.withLock { state in
             state.isClosed = true
             state.closedError = error
@@ -192,7 +192,7 @@ final class ConnectionCore: Sendable, DeliverySettler {
         for waiter in waiters { waiter.resume(returning: error) }
         events.yield(.closed(error))
         events.finish()
-        if let error {
+        if let error, wasOpen {
             logger.warning("AMQP connection closed", metadata: ["mingus.error": "\(error)"])
         } else {
             logger.debug("AMQP connection closed")

@@ -1,0 +1,145 @@
+import ArgumentParser
+import Foundation
+import Logging
+import MingusAMQP
+import MingusCore
+import MingusPostgres
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mingus-bench`: throughput of the building blocks against the local services, printed as a
+/// table with wall time and the process's CPU time.
+@main
+struct Benchmarks: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mingus-bench",
+        abstract: "Measure the AMQP and PostgreSQL clients against the local services.")
+
+    @Option(help: "Messages per AMQP benchmark.")
+    var messages = 20_000
+
+    @Option(help: "Publishes in flight at once.")
+    var inFlight = 500
+
+    @Option(help: "Rows for the single-row insert benchmarks.")
+    var inserts = 5_000
+
+    @Option(help: "Rows for the COPY benchmark.")
+    var copyRows = 200_000
+
+    mutating func run() async throws {
+        let configuration = try MingusConfiguration()
+        var logger = Logger(label: "mingus-bench")
+        logger.logLevel = .warning
+        var results: [Measurement] = []
+
+        // AMQP: 1 KiB persistent messages through a quorum queue.
+        let amqp = try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-bench")
+        let connection = try await AMQPConnection.connect(amqp, logger: logger)
+        let queue = "mingus.bench.\(UUID().uuidString.prefix(8).lowercased())"
+        try await connection.declare(AMQPTopology(queues: [.quorum(queue)]))
+        let body = [UInt8](repeating: 0x61, count: 1024)
+        let count = messages
+        let window = inFlight
+        results.append(try await Measurement.run("AMQP publish, confirms (1 KiB, quorum, \(window) in flight)", operations: count) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<window {
+                    group.addTask {
+                        for _ in stride(from: worker, to: count, by: window) {
+                            try await connection.publish(
+                                AMQPMessage(body: body, properties: AMQPProperties(persistent: true)), exchange: "", routingKey: queue)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        })
+        results.append(try await Measurement.run("AMQP consume and ack (prefetch 200)", operations: count) {
+            var received = 0
+            for try await delivery in try await connection.consume(queue: queue, prefetch: 200) {
+                try delivery.ack()
+                received += 1
+                if received == count { break }
+            }
+        })
+        try await connection.deleteQueue(queue)
+        await connection.close()
+
+        // PostgreSQL: one row per statement (autocommit) against COPY.
+        let client = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 8), logger: logger)
+        let table = "bench_rows_\(UUID().uuidString.prefix(8).lowercased())"
+        try await client.execute("CREATE TABLE \(identifier: table) (id bigint, name text, amount bigint, at timestamptz)")
+        let inserts = self.inserts
+        results.append(try await Measurement.run("PostgreSQL single-row INSERT, 1 connection", operations: inserts) {
+            try await client.withConnection { db in
+                for id in 0..<inserts {
+                    try await db.execute("INSERT INTO \(identifier: table) VALUES (\(id), \("row \(id)"), \(id * 100), \(Date()))")
+                }
+            }
+        })
+        results.append(try await Measurement.run("PostgreSQL single-row INSERT, 8 connections", operations: inserts) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        try await client.withConnection { db in
+                            for id in stride(from: worker, to: inserts, by: 8) {
+                                try await db.execute("INSERT INTO \(identifier: table) VALUES (\(id), \("row \(id)"), \(id * 100), \(Date()))")
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        })
+        let copyRows = self.copyRows
+        let now = Date()
+        results.append(try await Measurement.run("PostgreSQL COPY FROM, 1 connection", operations: copyRows) {
+            _ = try await client.withConnection { db in
+                try await db.copyFrom(table: table, columns: ["id", "name", "amount", "at"], rows: (0..<copyRows).lazy.map { id in
+                    [id, "row \(id)", id * 100, now] as [(any PostgresEncodable)?]
+                })
+            }
+        })
+        try await client.execute("DROP TABLE \(identifier: table)")
+        await client.shutdown()
+
+        Measurement.printTable(results)
+    }
+}
+
+/// One benchmark's figures.
+struct Measurement {
+    var name: String
+    var operations: Int
+    var wall: Double
+    var cpu: Double
+
+    static func run(_ name: String, operations: Int, _ body: () async throws -> Void) async throws -> Measurement {
+        let cpuStart = cpuSeconds()
+        let start = ContinuousClock.now
+        try await body()
+        let elapsed = ContinuousClock.now - start
+        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return Measurement(name: name, operations: operations, wall: wall, cpu: cpuSeconds() - cpuStart)
+    }
+
+    /// User plus system CPU time of this process so far.
+    static func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ time: timeval) -> Double { Double(time.tv_sec) + Double(time.tv_usec) / 1e6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
+    static func printTable(_ results: [Measurement]) {
+        let nameWidth = results.map(\.name.count).max() ?? 10
+        func column(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+        print("\("benchmark".padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(column("ops", 8))  \(column("wall s", 8))  \(column("ops/s", 10))  \(column("CPU s", 7))  \(column("CPU µs/op", 9))")
+        for result in results {
+            let rate = Double(result.operations) / result.wall
+            print("\(result.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0))  \(column(String(result.operations), 8))  \(column(String(format: "%.2f", result.wall), 8))  \(column(String(format: "%.0f", rate), 10))  \(column(String(format: "%.2f", result.cpu), 7))  \(column(String(format: "%.1f", result.cpu / Double(result.operations) * 1e6), 9))")
+        }
+    }
+}
