@@ -12,6 +12,9 @@ public import Logging
 /// | `MINGUS_FINANCIAL_KEY_PATH` | `.services/keys/financial.key` | key-encrypting key file |
 /// | `MINGUS_ALERTING_CONFIG` | `Deploy/alerting.example.yaml` | alert routing file |
 /// | `MINGUS_LOG_LEVEL` | `info` | trace, debug, info, notice, warning, error, critical |
+/// | `MINGUS_WORKER_CONCURRENCY` | `32` | jobs a worker process runs at once (also its prefetch) |
+/// | `MINGUS_DRAIN_TIMEOUT` | `30` | seconds a stopping worker lets jobs in flight finish |
+/// | `MINGUS_MAX_ATTEMPTS` | `5` | deliveries of a failing job before it is dead-lettered |
 /// | `MINGUS_MIGRATIONS_DIR` | `Contracts/migrations` found from the working directory or the executable | SQL migrations |
 public struct MingusConfiguration: Sendable {
     public var amqpURL: String
@@ -24,6 +27,9 @@ public struct MingusConfiguration: Sendable {
     public var alertingConfigPath: String
     public var logLevel: Logger.Level
     public var migrationsDirectory: String?
+    public var workerConcurrency: Int
+    public var drainTimeout: Duration
+    public var maxAttempts: Int
 
     public static let defaultAMQPURL = "amqp://guest:guest@127.0.0.1:5673/"
     public static let defaultDatabaseURL = "postgresql://mingus@127.0.0.1:5433/mingus"
@@ -49,6 +55,16 @@ public struct MingusConfiguration: Sendable {
         financialKeyPath = value("MINGUS_FINANCIAL_KEY_PATH") ?? ".services/keys/financial.key"
         alertingConfigPath = value("MINGUS_ALERTING_CONFIG") ?? "Deploy/alerting.example.yaml"
         migrationsDirectory = value("MINGUS_MIGRATIONS_DIR")
+        func positive(_ name: String, default fallback: Int, max upper: Int) throws -> Int {
+            guard let text = value(name) else { return fallback }
+            guard let number = Int(text), number >= 1, number <= upper else {
+                throw ConfigurationError(variable: name, message: "must be a whole number 1-\(upper), got '\(text)'")
+            }
+            return number
+        }
+        workerConcurrency = try positive("MINGUS_WORKER_CONCURRENCY", default: 32, max: 2000)
+        drainTimeout = .seconds(try positive("MINGUS_DRAIN_TIMEOUT", default: 30, max: 3600))
+        maxAttempts = try positive("MINGUS_MAX_ATTEMPTS", default: 5, max: 100)
         let levelText = value("MINGUS_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ConfigurationError(variable: "MINGUS_LOG_LEVEL",

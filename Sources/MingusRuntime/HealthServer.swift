@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+public import Logging
+public import MingusPostgres
+import NIOCore
+public import Prometheus
+public import ServiceLifecycle
+
+/// The HTTP server every worker runs for operators: `/healthz` (the process is alive),
+/// `/readyz` (broker connected and database answering: 200, else 503 with what is down) and
+/// `/metrics` (Prometheus text format).
+public struct HealthServer: Service {
+    private let application: Application<RouterResponder<BasicRequestContext>>
+
+    /// `port` 0 picks a free port; the chosen one is logged (`mingus.http.port`) and passed to
+    /// `onListening`.
+    public init(
+        host: String, port: Int, registry: PrometheusCollectorRegistry, broker: BrokerLink,
+        database: PostgresClient, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) {
+        let router = Router()
+        router.get("healthz") { _, _ in "ok\n" }
+        router.get("readyz") { _, _ -> Response in
+            var problems: [String] = []
+            if await !broker.isConnected { problems.append("broker: not connected") }
+            do {
+                _ = try await database.query("SELECT 1")
+            } catch {
+                problems.append("database: \(error)")
+            }
+            let text = problems.isEmpty ? "ready\n" : problems.joined(separator: "\n") + "\n"
+            return Response(status: problems.isEmpty ? .ok : .serviceUnavailable,
+                            headers: [.contentType: "text/plain; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.get("metrics") { _, _ -> Response in
+            var bytes: [UInt8] = []
+            registry.emit(into: &bytes)
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        application = Application(
+            router: router,
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "mingus"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("health and metrics server listening", metadata: ["mingus.http.host": "\(host)", "mingus.http.port": "\(port)"])
+                onListening(port)
+            },
+            logger: logger)
+    }
+
+    public func run() async throws {
+        try await application.run()
+    }
+}

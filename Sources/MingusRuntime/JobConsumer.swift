@@ -1,0 +1,265 @@
+import CoreMetrics
+import Foundation
+public import Logging
+import MingusAMQP
+public import MingusCore
+public import MingusPostgres
+public import ServiceLifecycle
+
+/// Consumes one worker's queue and runs each job through its handler, effectively once.
+///
+/// For each delivery: read the envelope; an unknown type, a body that fails its schema or cannot
+/// be decoded goes to the dead-letter queue at once with the reason. Otherwise, in one PostgreSQL
+/// transaction: insert the job id into the inbox (a job already there is acknowledged without
+/// running again), run the handler (whose emitted jobs go to the outbox in the same transaction),
+/// commit; then acknowledge. A failed handler is retried through the retry tiers, and after
+/// ``RetryPolicy/maxAttempts`` dead-lettered with the last error. When the database is
+/// unreachable the job is requeued after a pause instead, without counting an attempt.
+///
+/// At most `concurrency` jobs run at once (the broker's prefetch is set to the same number). On
+/// graceful shutdown the consumer is cancelled, jobs in flight finish and are acknowledged, and
+/// `run()` returns; the service group's maximum graceful shutdown duration bounds the wait.
+public final class JobConsumer: Service, Sendable {
+    /// What the consumer needs to know.
+    public struct Configuration: Sendable {
+        public var queues: WorkerQueues
+        public var concurrency: Int
+        public var retry: RetryPolicy
+        /// Written as `cloudEvents:source` of emitted and dead-lettered jobs.
+        public var source: String
+
+        public init(queues: WorkerQueues, concurrency: Int = 32, retry: RetryPolicy = RetryPolicy(), source: String) {
+            self.queues = queues
+            self.concurrency = concurrency
+            self.retry = retry
+            self.source = source
+        }
+    }
+
+    private let configuration: Configuration
+    private let registry: JobRegistry
+    private let database: PostgresClient
+    private let broker: BrokerLink
+    private let outbox: Outbox
+    private let logger: Logger
+    private let metrics: RuntimeMetrics
+
+    public init(configuration: Configuration, registry: JobRegistry, database: PostgresClient, broker: BrokerLink,
+                outbox: Outbox, logger: Logger, metrics: RuntimeMetrics) {
+        self.configuration = configuration
+        self.registry = registry
+        self.database = database
+        self.broker = broker
+        self.outbox = outbox
+        self.logger = logger
+        self.metrics = metrics
+    }
+
+    public func run() async throws {
+        var delay = Duration.milliseconds(100)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let connection = try await broker.connection()
+                let consumer = try await connection.consume(
+                    queue: configuration.queues.queue, prefetch: UInt16(clamping: configuration.concurrency))
+                logger.info("consuming", metadata: ["mingus.queue": "\(configuration.queues.queue)",
+                                                   "mingus.concurrency": "\(configuration.concurrency)"])
+                delay = .milliseconds(100)
+                try await withGracefulShutdownHandler {
+                    try await consume(consumer)
+                } onGracefulShutdown: {
+                    Task { await consumer.cancel() }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                if Task.isShuttingDownGracefully { return }
+                logger.warning("consumer stopped; reconnecting", metadata: ["mingus.error": "\(error)"])
+                try? await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(5))
+            }
+        }
+    }
+
+    /// Processes deliveries with bounded concurrency until the consumer ends, then waits for the
+    /// jobs in flight.
+    private func consume(_ consumer: AMQPConsumer) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            do {
+                for try await delivery in consumer {
+                    if running >= configuration.concurrency {
+                        try await group.next()
+                        running -= 1
+                    }
+                    group.addTask { await self.process(delivery) }
+                    running += 1
+                }
+            } catch {
+                try await group.waitForAll()
+                throw error
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    /// Handles one delivery to the end: acknowledged, retried, requeued or dead-lettered.
+    func process(_ delivery: AMQPDelivery) async {
+        let queue = configuration.queues.queue
+        guard let envelope = JobEnvelope(delivery) else {
+            await deadLetter(delivery, envelope: nil, reason: "malformed_envelope", error: "the message has no id or no type")
+            return
+        }
+        var logger = self.logger
+        logger[metadataKey: "mingus.job.id"] = "\(envelope.id)"
+        logger[metadataKey: "mingus.job.type"] = "\(envelope.type)"
+        logger[metadataKey: "mingus.job.attempt"] = "\(envelope.attempt)"
+        logger[metadataKey: "mingus.queue"] = "\(queue)"
+        metrics.lag(queue: queue, seconds: Date().timeIntervalSince(envelope.time))
+
+        guard let entry = registry.entry(envelope.type) else {
+            await deadLetter(delivery, envelope: envelope, reason: "unknown_type",
+                             error: "no handler for type '\(envelope.type)' in queue \(queue)", logger: logger)
+            return
+        }
+        if let schema = entry.schema {
+            let violations = schema.validate(Data(envelope.body))
+            if !violations.isEmpty {
+                let text = violations.prefix(5).map { $0.description }.joined(separator: "; ")
+                await deadLetter(delivery, envelope: envelope, reason: "schema", error: text, logger: logger)
+                return
+            }
+        }
+        do {
+            try entry.decode(envelope.body)
+        } catch {
+            await deadLetter(delivery, envelope: envelope, reason: "undecodable", error: Self.describeDecoding(error), logger: logger)
+            return
+        }
+
+        metrics.jobsInFlight.increment(by: 1)
+        defer { metrics.jobsInFlight.decrement(by: 1) }
+        let started = ContinuousClock.now
+        do {
+            let context = (envelope: envelope, logger: logger, queue: queue, source: configuration.source)
+            let outcome = try await database.withTransaction { db -> Outcome in
+                let fresh = try await db.query("""
+                    INSERT INTO mingus_inbox (message_id, queue, type) VALUES (\(envelope.id), \(queue), \(envelope.type))
+                    ON CONFLICT (message_id) DO NOTHING RETURNING 1
+                    """)
+                guard !fresh.isEmpty else { return .duplicate }
+                try await entry.run(envelope.body, JobContext(
+                    id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: context.queue,
+                    traceID: envelope.traceID, database: db, logger: context.logger, source: context.source))
+                return .applied
+            }
+            let elapsed = ContinuousClock.now - started
+            metrics.duration(queue: queue, type: envelope.type,
+                             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            settle(delivery, logger: logger) { try $0.ack() }
+            metrics.processed(queue: queue, type: envelope.type, outcome: outcome == .applied ? "ok" : "duplicate")
+            if outcome == .duplicate {
+                logger.info("job already applied; acknowledged without running again")
+            }
+            outbox.nudge()
+        } catch let error as PostgresError where error.isConnectionFailure {
+            // The database is unreachable: not the job's fault. Pause, then give it back.
+            logger.warning("database unavailable; requeueing the job", metadata: ["mingus.error": "\(error)"])
+            metrics.processed(queue: queue, type: envelope.type, outcome: "requeued")
+            try? await Task.sleep(for: .seconds(1))
+            settle(delivery, logger: logger) { try $0.nack(requeue: true) }
+        } catch let error as PermanentJobError {
+            await deadLetter(delivery, envelope: envelope, reason: "permanent", error: error.reason, logger: logger)
+        } catch {
+            await retryOrDeadLetter(delivery, envelope: envelope, error: error, logger: logger)
+        }
+    }
+
+    private enum Outcome { case applied, duplicate }
+
+    private func retryOrDeadLetter(_ delivery: AMQPDelivery, envelope: JobEnvelope, error: any Error, logger: Logger) async {
+        let queue = configuration.queues.queue
+        let policy = configuration.retry
+        let errorText = Self.oneLine("\(error)")
+        guard envelope.attempt < policy.maxAttempts else {
+            await deadLetter(delivery, envelope: envelope, reason: "attempts_exhausted",
+                             error: "failed \(envelope.attempt) attempts; last error: \(errorText)", logger: logger)
+            return
+        }
+        var retry = envelope
+        retry.attempt += 1
+        let tier = MingusTopology.retryTier(policy.tier(afterAttempt: envelope.attempt))
+        var message = retry.message(extraHeaders: [JobEnvelope.errorHeader: .string(errorText)])
+        message.properties.expiration = String(policy.expirationMilliseconds(afterAttempt: envelope.attempt))
+        do {
+            try await broker.publish(message, exchange: tier, routingKey: delivery.routingKey)
+            settle(delivery, logger: logger) { try $0.ack() }
+            metrics.retried(queue: queue, type: envelope.type)
+            metrics.processed(queue: queue, type: envelope.type, outcome: "retried")
+            logger.warning("job failed; retrying", metadata: ["mingus.error": "\(errorText)", "mingus.retry.tier": "\(tier)"])
+        } catch {
+            logger.error("cannot publish the retry; requeueing", metadata: ["mingus.error": "\(error)"])
+            settle(delivery, logger: logger) { try $0.nack(requeue: true) }
+        }
+    }
+
+    /// Publishes the job to the worker's dead-letter queue with the reason, then acknowledges it.
+    private func deadLetter(_ delivery: AMQPDelivery, envelope: JobEnvelope?, reason: String, error: String,
+                            logger: Logger? = nil) async {
+        let logger = logger ?? self.logger
+        let queues = configuration.queues
+        var properties = delivery.properties
+        properties.headers[JobEnvelope.reasonHeader] = .string(reason)
+        properties.headers[JobEnvelope.errorHeader] = .string(Self.oneLine(error))
+        properties.headers[JobEnvelope.attemptHeader] = .int(Int64(envelope?.attempt ?? 1))
+        properties.headers[JobEnvelope.originalQueueHeader] = .string(queues.queue)
+        properties.headers[JobEnvelope.originalRoutingKeyHeader] = .string(delivery.routingKey)
+        properties.headers[JobEnvelope.deadLetteredAtHeader] = .string(JobEnvelope.formatTime(Date()))
+        properties.persistent = true
+        properties.expiration = nil
+        do {
+            try await broker.publish(AMQPMessage(body: delivery.body, properties: properties),
+                                     exchange: MingusTopology.deadLetterExchange, routingKey: queues.deadLetterRoutingKey)
+            settle(delivery, logger: logger) { try $0.ack() }
+            let type = envelope?.type ?? "unknown"
+            metrics.deadLettered(queue: queues.queue, type: type, reason: reason)
+            metrics.processed(queue: queues.queue, type: type, outcome: "dead_lettered")
+            logger.error("job dead-lettered", metadata: ["mingus.dead_letter.reason": "\(reason)", "mingus.error": "\(Self.oneLine(error))"])
+        } catch {
+            logger.error("cannot publish to the dead-letter queue; requeueing", metadata: ["mingus.error": "\(error)"])
+            settle(delivery, logger: logger) { try $0.nack(requeue: true) }
+        }
+    }
+
+    /// Settles a delivery; if its connection is gone the broker redelivers it, and the inbox
+    /// makes that harmless.
+    private func settle(_ delivery: AMQPDelivery, logger: Logger, _ body: (AMQPDelivery) throws -> Void) {
+        do {
+            try body(delivery)
+        } catch {
+            logger.warning("cannot settle the delivery; the broker will redeliver it", metadata: ["mingus.error": "\(error)"])
+        }
+    }
+
+    /// A decoding error without values: which field and what went wrong.
+    static func describeDecoding(_ error: any Error) -> String {
+        guard let error = error as? DecodingError else { return "the body is not valid JSON for its type" }
+        func path(_ context: DecodingError.Context) -> String {
+            let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return path.isEmpty ? "the body" : "field '\(path)'"
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = path(context)
+            return "missing field '\(key.stringValue)'" + (context.codingPath.isEmpty ? "" : " in \(parent)")
+        case .typeMismatch(let type, let context): return "\(path(context)) is not a \(type)"
+        case .valueNotFound(let type, let context): return "\(path(context)) is null, expected \(type)"
+        case .dataCorrupted(let context): return "\(path(context)) is not valid JSON"
+        @unknown default: return "the body cannot be decoded"
+        }
+    }
+
+    static func oneLine(_ text: String) -> String {
+        String(text.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(1000))
+    }
+}

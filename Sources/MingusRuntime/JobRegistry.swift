@@ -1,0 +1,90 @@
+public import Foundation
+public import Logging
+public import MingusPostgres
+
+/// What a handler gets besides its body: the job's identity, a logger carrying it, and the
+/// job's PostgreSQL transaction (commit is the runtime's job, after the handler returns).
+public struct JobContext: Sendable {
+    public let id: String
+    public let type: String
+    public let attempt: Int
+    public let queue: String
+    public let traceID: String?
+    /// The job's transaction: everything written here commits with the inbox row, or not at all.
+    public let database: PostgresConnection
+    public let logger: Logger
+    let source: String
+
+    /// Emits a job in the same transaction (outbox); the runtime publishes it after commit.
+    /// The id defaults to one derived from this job, so a retried handler emits the same id.
+    public func emit<Body: Encodable>(type: String, routingKey: String? = nil, _ body: Body, id: String? = nil) async throws {
+        let encoded = try JSONEncoder.mingus.encode(body)
+        let emittedID = id ?? "\(self.id)/\(type)"
+        try await Outbox.insert(
+            on: database, id: emittedID, exchange: Outbox.jobsExchange, routingKey: routingKey ?? type,
+            type: type, body: Array(encoded), traceID: traceID)
+    }
+}
+
+/// A handler asks for no retry: the job goes to the dead-letter queue with this reason.
+public struct PermanentJobError: Error, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { reason }
+}
+
+/// The job types a worker handles: type → body decoding, optional schema, handler.
+public struct JobRegistry: Sendable {
+    struct Entry: Sendable {
+        let schema: JSONSchema?
+        let run: @Sendable ([UInt8], JobContext) async throws -> Void
+        let decode: @Sendable ([UInt8]) throws -> Void
+    }
+
+    private(set) var entries: [String: Entry] = [:]
+
+    public init() {}
+
+    /// Handles jobs of `type`: the body is checked against `schema` (when given), decoded as
+    /// `Body`, and passed to `handler` inside the job's transaction.
+    public mutating func register<Body: Decodable & Sendable>(
+        _ type: String,
+        as body: Body.Type,
+        schema: JSONSchema? = nil,
+        handler: @escaping @Sendable (Body, JobContext) async throws -> Void
+    ) {
+        entries[type] = Entry(
+            schema: schema,
+            run: { bytes, context in
+                let body = try JSONDecoder.mingus.decode(Body.self, from: Data(bytes))
+                try await handler(body, context)
+            },
+            decode: { bytes in _ = try JSONDecoder.mingus.decode(Body.self, from: Data(bytes)) })
+    }
+
+    /// The registered job types.
+    public var types: [String] { entries.keys.sorted() }
+
+    func entry(_ type: String) -> Entry? { entries[type] }
+}
+
+extension JSONEncoder {
+    /// Encoding shared by every message body: snake_case keys, ISO 8601 dates, sorted keys.
+    public static var mingus: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
+
+extension JSONDecoder {
+    /// Decoding shared by every message body: snake_case keys, ISO 8601 dates.
+    public static var mingus: JSONDecoder {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        decoder.dateDecodingStrategy = .iso8601
+        return decoder
+    }
+}
