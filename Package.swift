@@ -92,6 +92,10 @@ let package = Package(
             dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
+            name: "mingus-test-worker",
+            dependencies: ["MingusCore", "MingusRuntime"]
+        ),
+        .executableTarget(
             name: "mingus-bench",
             dependencies: [
                 "MingusCore",
@@ -102,11 +106,11 @@ let package = Package(
         // Tests: unit tests need nothing; integration tests need the services `make up` starts.
         .target(
             name: "TestSupport",
-            dependencies: ["MingusCore"],
+            dependencies: ["MingusCore", "MingusRuntime", "MingusAMQP", "MingusPostgres"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "TestSupport"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["MingusRuntime", "TestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["MingusRuntime", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport"]),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),

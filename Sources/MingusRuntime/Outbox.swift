@@ -60,13 +60,13 @@ public final class Outbox: Service, Sendable {
             var iterator = wakeUps.makeAsyncIterator()
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 await relayAll()
-                // Sleep until nudged or the poll interval passes.
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { try? await Task.sleep(for: self.pollInterval) }
-                    group.addTask { _ = await iterator.next() }
-                    await group.next()
-                    group.cancelAll()
+                // Sleep until nudged or the poll interval passes (the timer nudges too).
+                let timer = Task { [pollInterval, wakeUp] in
+                    try await Task.sleep(for: pollInterval)
+                    wakeUp.yield()
                 }
+                _ = await iterator.next()
+                timer.cancel()
             }
         } onGracefulShutdown: {
             self.wakeUp.yield()

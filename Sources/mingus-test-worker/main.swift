@@ -1,0 +1,72 @@
+// A worker for the runtime's integration tests and benchmarks. Its name (and so its queue,
+// `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
+// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow` and `<name>.emit`. Effects go to
+// `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
+// failed attempts are recorded too); the tests create both tables.
+import Foundation
+import MingusCore
+import MingusPostgres
+import MingusRuntime
+
+struct KeyedJob: Codable, Sendable {
+    var key: String
+    var value: Int?
+    var failures: Int?
+    var millis: Int?
+}
+
+struct NoBody: Codable, Sendable {}
+
+let environment = ProcessInfo.processInfo.environment
+let name = environment["MINGUS_TEST_WORKER_NAME"] ?? "test"
+let configuration = try MingusConfiguration()
+let sideChannel = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2))
+let insertSchema = try environment["MINGUS_TEST_SCHEMAS_DIR"].map {
+    try JSONSchema(contentsOf: URL(fileURLWithPath: $0).appendingPathComponent("test.insert.v1.json"))
+}
+
+func recordEffect(_ job: KeyedJob, _ context: JobContext) async throws {
+    try await context.database.execute("""
+        INSERT INTO runtime_test_effects (worker, key, value, job_id) VALUES (\(name), \(job.key), \(job.value ?? 0), \(context.id))
+        """)
+}
+
+func recordAttempt(_ job: KeyedJob, _ context: JobContext) async throws {
+    try await sideChannel.execute("""
+        INSERT INTO runtime_test_attempts (worker, key, attempt) VALUES (\(name), \(job.key), \(context.attempt))
+        """)
+}
+
+var registry = JobRegistry()
+registry.register("\(name).insert", as: KeyedJob.self, schema: insertSchema) { job, context in
+    try await recordEffect(job, context)
+}
+registry.register("\(name).noop", as: NoBody.self) { _, _ in }
+registry.register("\(name).flaky", as: KeyedJob.self) { job, context in
+    try await recordAttempt(job, context)
+    if context.attempt <= job.failures ?? 0 {
+        throw TestFailure(message: "planned failure \(context.attempt) of \(job.failures ?? 0)")
+    }
+    try await recordEffect(job, context)
+}
+registry.register("\(name).fail", as: KeyedJob.self) { job, context in
+    try await recordAttempt(job, context)
+    throw TestFailure(message: "boom")
+}
+registry.register("\(name).slow", as: KeyedJob.self) { job, context in
+    try await recordAttempt(job, context)
+    try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
+    try await recordEffect(job, context)
+}
+registry.register("\(name).emit", as: KeyedJob.self) { job, context in
+    try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child", value: job.value))
+    try await recordEffect(job, context)
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    var message: String
+    var description: String { message }
+}
+
+try await WorkerRuntime.run(name: name, defaultMetricsPort: 0, registry: registry, configuration: configuration)
+await sideChannel.shutdown()
