@@ -30,8 +30,8 @@ release: up
 # Fault tests restart RabbitMQ and PostgreSQL, so they run on their own after the other suites.
 test: up
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip FaultTests
-	$(SWIFT) test --skip-build --filter FaultTests
+	$(SWIFT) test --skip-build --skip '^FaultTests\.'
+	$(SWIFT) test --skip-build --no-parallel --filter '^FaultTests\.'
 
 migrate: release
 	$(RELEASE_BIN)/mingusctl migrate

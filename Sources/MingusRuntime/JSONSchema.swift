@@ -149,7 +149,7 @@ public enum JSONSchemaError: Error, Sendable, Equatable, CustomStringConvertible
 // MARK: - JSON values
 
 /// A JSON value with booleans and numbers told apart (JSONSerialization returns both as NSNumber).
-enum JSONValue: Sendable, Equatable {
+private enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)

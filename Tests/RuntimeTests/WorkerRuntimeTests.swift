@@ -125,3 +125,100 @@ struct WorkerRuntimeTests {
         await worker.cleanUp()
     }
 }
+
+/// Runs `mingusctl` with arguments and returns its exit code and output.
+func mingusctl(_ arguments: String...) async throws -> (code: Int32?, output: String) {
+    let process = try WorkerProcess("mingusctl", arguments: arguments, environment: [:])
+    let code = try await process.wait(timeout: .seconds(60))
+    return (code, process.output)
+}
+
+@Suite("Worker runtime: failures, crashes and schedules")
+struct WorkerRuntimeFailureTests {
+    @Test("a job that always fails is dead-lettered after N attempts with its reason; dlq replay brings it back")
+    func exhaustedThenReplayed() async throws {
+        let worker = try await TestWorker.make()
+        let process = try worker.start(["MINGUS_MAX_ATTEMPTS": "3"])
+        let id = try await worker.publish("fail", json: #"{"key":"doomed"}"#)
+        #expect(try await eventually { try await worker.depth(worker.queues.deadLetterQueue) == 1 }, "\(process.output.suffix(2000))")
+        #expect(try await worker.attempts("doomed").map(\.attempt) == [1, 2, 3])
+
+        let listed = try await mingusctl("dlq", "list", worker.name)
+        #expect(listed.code == 0)
+        #expect(listed.output.contains(id))
+        #expect(listed.output.contains("reason=attempts_exhausted"))
+        #expect(listed.output.contains("attempts=3"))
+        #expect(listed.output.contains("boom"))
+
+        let replayed = try await mingusctl("dlq", "replay", worker.name, "--id", id)
+        #expect(replayed.code == 0, "\(replayed.output)")
+        #expect(replayed.output.contains("replayed 1 job(s)"))
+        // Back in the original queue as a first attempt: it runs (and fails) again.
+        #expect(try await eventually { try await worker.attempts("doomed").count >= 4 })
+        #expect(try await worker.attempts("doomed")[3].attempt == 1)
+        #expect(try await eventually { try await worker.depth(worker.queues.deadLetterQueue) == 1 })
+
+        let purged = try await mingusctl("dlq", "purge", worker.name)
+        #expect(purged.output.contains("purged 1 job(s)"))
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(30)) == 0)
+        await worker.cleanUp()
+    }
+
+    @Test("kill -9 in the middle of 5,000 jobs, then a restart: every effect exactly once")
+    func killedWorkerLosesNothing() async throws {
+        let worker = try await TestWorker.make()
+        let count = 5_000
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<50 {
+                group.addTask {
+                    for index in stride(from: lane, to: count, by: 50) {
+                        try await worker.publish("insert", json: #"{"key":"job\#(index)","value":\#(index)}"#)
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let first = try worker.start()
+        #expect(try await eventually { try await worker.effectCount() >= 500 }, "\(first.output.suffix(2000))")
+        try await first.kill9()
+        let applied = try await worker.effectCount()
+        #expect(applied < count, "killed while jobs were still flowing")
+
+        let second = try worker.start()
+        #expect(try await eventually(timeout: .seconds(60)) { try await worker.effectCount() >= count }, "\(second.output.suffix(2000))")
+        try await Task.sleep(for: .milliseconds(500))
+        let totals = try await worker.effectTotals()
+        #expect(totals.rows == count, "no job applied twice")
+        #expect(totals.keys == count, "no job lost")
+        second.signal(SIGTERM)
+        #expect(try await second.wait(timeout: .seconds(30)) == 0)
+        await worker.cleanUp()
+    }
+
+    @Test("two worker processes running the scheduler fire 200 due jobs exactly once each")
+    func schedulersFireOnce() async throws {
+        let worker = try await TestWorker.make()
+        try await worker.database.withTransaction { db in
+            for index in 0..<200 {
+                try await Scheduler.schedule(
+                    on: db, id: "\(worker.name)-scheduled-\(index)", type: "\(worker.name).insert",
+                    body: Array(#"{"key":"s\#(index)","value":\#(index)}"#.utf8), at: Date().addingTimeInterval(-1))
+            }
+        }
+        let one = try worker.start()
+        let two = try worker.start()
+        #expect(try await eventually { try await worker.effectCount() >= 200 }, "\(one.output.suffix(1000))\(two.output.suffix(1000))")
+        try await Task.sleep(for: .seconds(2))
+        #expect(try await worker.effectTotals() == (200, 200))
+        let unfired = try await worker.database.query(
+            "SELECT count(*) FROM mingus_scheduled_jobs WHERE message_id LIKE \(worker.name + "-scheduled-%") AND fired_at IS NULL")
+        #expect(try unfired[0].decode(Int.self, at: 0) == 0)
+        one.signal(SIGTERM)
+        two.signal(SIGTERM)
+        #expect(try await one.wait(timeout: .seconds(30)) == 0)
+        #expect(try await two.wait(timeout: .seconds(30)) == 0)
+        _ = try await worker.database.execute("DELETE FROM mingus_scheduled_jobs WHERE message_id LIKE \(worker.name + "-scheduled-%")")
+        await worker.cleanUp()
+    }
+}

@@ -93,8 +93,11 @@ public struct TestWorker: Sendable {
 
     /// Deletes the worker's queues and rows, and closes the connections.
     public func cleanUp() async {
-        try? await broker.deleteQueue(queues.queue)
-        try? await broker.deleteQueue(queues.deadLetterQueue)
+        if let broker = try? await AMQPConnection.connect(try AMQPConfiguration(url: TestEnvironment.amqpURL), logger: Logger(label: "test")) {
+            try? await broker.deleteQueue(queues.queue)
+            try? await broker.deleteQueue(queues.deadLetterQueue)
+            await broker.close()
+        }
         _ = try? await database.execute("DELETE FROM runtime_test_effects WHERE worker = \(name)")
         _ = try? await database.execute("DELETE FROM runtime_test_attempts WHERE worker = \(name)")
         await broker.close()

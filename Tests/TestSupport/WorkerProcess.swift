@@ -18,16 +18,16 @@ public final class WorkerProcess: @unchecked Sendable {
         URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
     }
 
-    /// Starts `executable` (a product name, found in ``binDirectory``) with the current
-    /// environment plus `environment`.
-    public init(_ executable: String, environment: [String: String]) throws {
+    /// Starts `executable` (a product name, found in ``binDirectory``) with `arguments` and the
+    /// current environment plus `environment`.
+    public init(_ executable: String, arguments: [String] = [], environment: [String: String]) throws {
         self.executable = executable
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(executable)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
         let path = Self.binDirectory.appendingPathComponent(executable).path
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { _, new in new }
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(path), nil]
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             argv.forEach { free($0) }
