@@ -99,6 +99,7 @@ let package = Package(
             name: "mingus-bench",
             dependencies: [
                 "MingusCore",
+                "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -29,6 +29,12 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "Rows for the COPY benchmark.")
     var copyRows = 200_000
 
+    @Option(help: "Jobs per worker-runtime throughput benchmark.")
+    var jobs = 20_000
+
+    @Flag(help: "Skip the worker-runtime benchmarks.")
+    var skipRuntime = false
+
     mutating func run() async throws {
         let configuration = try MingusConfiguration()
         var logger = Logger(label: "mingus-bench")
@@ -56,14 +62,15 @@ struct Benchmarks: AsyncParsableCommand {
                 try await group.waitForAll()
             }
         })
-        results.append(try await Measurement.run("AMQP consume and ack (prefetch 200)", operations: count) {
+        let consume = try await Measurement.run("AMQP consume and ack (prefetch 200)", operations: count) {
             var received = 0
             for try await delivery in try await connection.consume(queue: queue, prefetch: 200) {
                 try delivery.ack()
                 received += 1
                 if received == count { break }
             }
-        })
+        }
+        results.append(consume)
         try await connection.deleteQueue(queue)
         await connection.close()
 
@@ -106,6 +113,23 @@ struct Benchmarks: AsyncParsableCommand {
         await client.shutdown()
 
         Measurement.printTable(results)
+        guard !skipRuntime else { return }
+
+        // The worker runtime, one process, against the raw consume-and-ack rate above.
+        let rawRate = Double(consume.operations) / consume.wall
+        let noop = try await RuntimeBenchmarks.throughput(kind: "noop", count: jobs)
+        let insert = try await RuntimeBenchmarks.throughput(kind: "insert", count: jobs)
+        let idle = try await RuntimeBenchmarks.idleRSS()
+        let latency = try await RuntimeBenchmarks.latency(rate: insert.rate / 2, seconds: 5)
+        func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        print("")
+        print("worker runtime (1 process, concurrency 32, \(jobs) jobs each)")
+        print("  raw consume and ack:        \(String(format: "%8.0f", rawRate)) msg/s")
+        for (name, figures) in [("no-op handler", noop), ("single-insert handler", insert)] {
+            print("  \(name.padding(toLength: 27, withPad: " ", startingAt: 0))\(String(format: "%8.0f", figures.rate)) jobs/s  \(String(format: "%5.1f %%", figures.rate / rawRate * 100)) of raw  worker CPU \(String(format: "%.0f", figures.workerCPU / Double(jobs) * 1e6)) µs/job  peak RSS \(megabytes(figures.loadedRSS))")
+        }
+        print("  enqueue → commit at \(String(format: "%.0f", insert.rate / 2)) jobs/s (half the insert rate, \(latency.jobs) jobs): p50 \(String(format: "%.1f", latency.p50)) ms, p99 \(String(format: "%.1f", latency.p99)) ms")
+        print("  idle worker RSS: \(megabytes(idle))")
     }
 }
 

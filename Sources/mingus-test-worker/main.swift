@@ -2,7 +2,8 @@
 // `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
 // `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow` and `<name>.emit`. Effects go to
 // `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
-// failed attempts are recorded too); the tests create both tables.
+// failed attempts are recorded too). Both tables and the schemas come from
+// MINGUS_TEST_FIXTURES_DIR (default `Tests/Fixtures` under the working directory).
 import Foundation
 import MingusCore
 import MingusPostgres
@@ -21,8 +22,12 @@ let environment = ProcessInfo.processInfo.environment
 let name = environment["MINGUS_TEST_WORKER_NAME"] ?? "test"
 let configuration = try MingusConfiguration()
 let sideChannel = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2))
-let insertSchema = try environment["MINGUS_TEST_SCHEMAS_DIR"].map {
-    try JSONSchema(contentsOf: URL(fileURLWithPath: $0).appendingPathComponent("test.insert.v1.json"))
+let fixtures = URL(fileURLWithPath: environment["MINGUS_TEST_FIXTURES_DIR"] ?? "Tests/Fixtures")
+let insertSchema = try JSONSchema(contentsOf: fixtures.appendingPathComponent("schemas/test.insert.v1.json"))
+let tables = try String(contentsOf: fixtures.appendingPathComponent("runtime_test_tables.sql"), encoding: .utf8)
+try await sideChannel.withTransaction { db in
+    try await db.execute("SELECT pg_advisory_xact_lock(424242)")
+    try await db.executeScript(tables)
 }
 
 func recordEffect(_ job: KeyedJob, _ context: JobContext) async throws {

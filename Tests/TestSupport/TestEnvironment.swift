@@ -26,6 +26,11 @@ public enum TestEnvironment {
         repositoryRoot.appendingPathComponent("Contracts/migrations")
     }
 
+    /// Schemas and SQL used only by tests and the test worker.
+    public static var fixturesDirectory: URL {
+        repositoryRoot.appendingPathComponent("Tests/Fixtures")
+    }
+
     /// A name no other test uses, for queues, exchanges, tables and databases.
     public static func uniqueName(_ prefix: String) -> String {
         let suffix = UUID().uuidString.prefix(8).lowercased()

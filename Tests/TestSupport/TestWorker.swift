@@ -18,19 +18,10 @@ public struct TestWorker: Sendable {
         let name = TestEnvironment.uniqueName(prefix)
         let database = PostgresClient(configuration: PostgresConfiguration(url: TestEnvironment.databaseURL, poolSize: 4))
         _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
+        let tables = try String(contentsOf: TestEnvironment.fixturesDirectory.appendingPathComponent("runtime_test_tables.sql"), encoding: .utf8)
         try await database.withTransaction { db in
             try await db.execute("SELECT pg_advisory_xact_lock(424242)")
-            try await db.execute("""
-                CREATE TABLE IF NOT EXISTS runtime_test_effects (
-                    worker text NOT NULL, key text NOT NULL, value bigint NOT NULL, job_id text NOT NULL,
-                    at timestamptz NOT NULL DEFAULT clock_timestamp())
-                """)
-            try await db.execute("""
-                CREATE TABLE IF NOT EXISTS runtime_test_attempts (
-                    worker text NOT NULL, key text NOT NULL, attempt int NOT NULL,
-                    at timestamptz NOT NULL DEFAULT clock_timestamp())
-                """)
-            try await db.execute("CREATE INDEX IF NOT EXISTS runtime_test_effects_worker ON runtime_test_effects (worker)")
+            try await db.executeScript(tables)
         }
         let broker = try await AMQPConnection.connect(try AMQPConfiguration(url: TestEnvironment.amqpURL), logger: Logger(label: "test"))
         var topology = MingusTopology.shared
@@ -45,7 +36,7 @@ public struct TestWorker: Sendable {
     public func start(_ environment: [String: String] = [:]) throws -> WorkerProcess {
         var merged = [
             "MINGUS_TEST_WORKER_NAME": name,
-            "MINGUS_TEST_SCHEMAS_DIR": TestEnvironment.repositoryRoot.appendingPathComponent("Tests/Fixtures/schemas").path,
+            "MINGUS_TEST_FIXTURES_DIR": TestEnvironment.fixturesDirectory.path,
             "MINGUS_METRICS_PORT": "0",
             "MINGUS_LOG_LEVEL": "info",
             "MINGUS_MIGRATIONS_DIR": TestEnvironment.migrationsDirectory.path,

@@ -91,6 +91,7 @@ public final class WorkerProcess: @unchecked Sendable {
 /// A worker process could not be started.
 public struct WorkerProcessError: Error, CustomStringConvertible {
     public var message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 
