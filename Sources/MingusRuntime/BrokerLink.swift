@@ -1,4 +1,3 @@
-import CoreMetrics
 import Foundation
 public import Logging
 public import MingusAMQP
@@ -35,7 +34,7 @@ public actor BrokerLink {
         defer { connecting = nil }
         let connection = try await task.value
         current = connection
-        if everConnected { metrics.reconnects("amqp").increment() }
+        if everConnected { metrics.reconnected("amqp") }
         everConnected = true
         return connection
     }

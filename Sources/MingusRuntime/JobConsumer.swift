@@ -1,9 +1,9 @@
-import CoreMetrics
 import Foundation
 public import Logging
 import MingusAMQP
 public import MingusCore
 public import MingusPostgres
+import CoreMetrics
 public import ServiceLifecycle
 
 /// Consumes one worker's queue and runs each job through its handler, effectively once.
@@ -142,6 +142,7 @@ public final class JobConsumer: Service, Sendable {
         let started = ContinuousClock.now
         do {
             let context = (envelope: envelope, logger: logger, queue: queue, source: configuration.source)
+            let emitted = EmitFlag()
             let outcome = try await database.withTransaction { db -> Outcome in
                 let fresh = try await db.query("""
                     INSERT INTO mingus_inbox (message_id, queue, type) VALUES (\(envelope.id), \(queue), \(envelope.type))
@@ -150,7 +151,8 @@ public final class JobConsumer: Service, Sendable {
                 guard !fresh.isEmpty else { return .duplicate }
                 try await entry.run(envelope.body, JobContext(
                     id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: context.queue,
-                    traceID: envelope.traceID, database: db, logger: context.logger, source: context.source))
+                    traceID: envelope.traceID, database: db, logger: context.logger, source: context.source,
+                    emitted: emitted))
                 return .applied
             }
             let elapsed = ContinuousClock.now - started
@@ -161,7 +163,7 @@ public final class JobConsumer: Service, Sendable {
             if outcome == .duplicate {
                 logger.info("job already applied; acknowledged without running again")
             }
-            outbox.nudge()
+            if emitted.isSet { outbox.nudge() }
         } catch let error as PostgresError where error.isConnectionFailure {
             // The database is unreachable: not the job's fault. Pause, then give it back.
             logger.warning("database unavailable; requeueing the job", metadata: ["mingus.error": "\(error)"])

@@ -1,6 +1,7 @@
 public import Foundation
 public import Logging
 public import MingusPostgres
+import Synchronization
 
 /// What a handler gets besides its body: the job's identity, a logger carrying it, and the
 /// job's PostgreSQL transaction (commit is the runtime's job, after the handler returns).
@@ -14,6 +15,8 @@ public struct JobContext: Sendable {
     public let database: PostgresConnection
     public let logger: Logger
     let source: String
+    /// Set when the handler emitted something, so the outbox relay is woken only then.
+    let emitted: EmitFlag
 
     /// Emits a job in the same transaction (outbox); the runtime publishes it after commit.
     /// The id defaults to one derived from this job, so a retried handler emits the same id.
@@ -23,7 +26,15 @@ public struct JobContext: Sendable {
         try await Outbox.insert(
             on: database, id: emittedID, exchange: Outbox.jobsExchange, routingKey: routingKey ?? type,
             type: type, body: Array(encoded), traceID: traceID)
+        emitted.set()
     }
+}
+
+/// Whether a job emitted messages (set from the handler's task, read after commit).
+final class EmitFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
 /// A handler asks for no retry: the job goes to the dead-letter queue with this reason.
