@@ -12,7 +12,8 @@ public import Logging
 /// | `MINGUS_FINANCIAL_KEY_PATH` | `.services/keys/financial.key` | key-encrypting key file |
 /// | `MINGUS_ALERTING_CONFIG` | `Deploy/alerting.example.yaml` | alert routing file |
 /// | `MINGUS_LOG_LEVEL` | `info` | trace, debug, info, notice, warning, error, critical |
-/// | `MINGUS_WORKER_CONCURRENCY` | `32` | jobs a worker process runs at once (also its prefetch) |
+/// | `MINGUS_WORKER_CONCURRENCY` | `8` | transactions a worker process runs at once |
+/// | `MINGUS_WORKER_BATCH_SIZE` | `50` | waiting jobs applied together in one transaction (1: off) |
 /// | `MINGUS_DRAIN_TIMEOUT` | `30` | seconds a stopping worker lets jobs in flight finish |
 /// | `MINGUS_MAX_ATTEMPTS` | `5` | deliveries of a failing job before it is dead-lettered |
 /// | `MINGUS_MIGRATIONS_DIR` | `Contracts/migrations` found from the working directory or the executable | SQL migrations |
@@ -28,6 +29,7 @@ public struct MingusConfiguration: Sendable {
     public var logLevel: Logger.Level
     public var migrationsDirectory: String?
     public var workerConcurrency: Int
+    public var workerBatchSize: Int
     public var drainTimeout: Duration
     public var maxAttempts: Int
 
@@ -62,7 +64,8 @@ public struct MingusConfiguration: Sendable {
             }
             return number
         }
-        workerConcurrency = try positive("MINGUS_WORKER_CONCURRENCY", default: 32, max: 2000)
+        workerConcurrency = try positive("MINGUS_WORKER_CONCURRENCY", default: 8, max: 500)
+        workerBatchSize = try positive("MINGUS_WORKER_BATCH_SIZE", default: 50, max: 1000)
         drainTimeout = .seconds(try positive("MINGUS_DRAIN_TIMEOUT", default: 30, max: 3600))
         maxAttempts = try positive("MINGUS_MAX_ATTEMPTS", default: 5, max: 100)
         let levelText = value("MINGUS_LOG_LEVEL") ?? "info"

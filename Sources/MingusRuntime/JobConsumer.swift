@@ -4,6 +4,7 @@ import MingusAMQP
 public import MingusCore
 public import MingusPostgres
 import CoreMetrics
+import Synchronization
 public import ServiceLifecycle
 
 /// Consumes one worker's queue and runs each job through its handler, effectively once.
@@ -23,17 +24,25 @@ public final class JobConsumer: Service, Sendable {
     /// What the consumer needs to know.
     public struct Configuration: Sendable {
         public var queues: WorkerQueues
+        /// Transactions running at once (lanes), each applying up to `batchSize` jobs.
         public var concurrency: Int
+        /// Jobs applied together in one transaction when that many are waiting; 1 turns batching off.
+        public var batchSize: Int
         public var retry: RetryPolicy
         /// Written as `cloudEvents:source` of emitted and dead-lettered jobs.
         public var source: String
 
-        public init(queues: WorkerQueues, concurrency: Int = 32, retry: RetryPolicy = RetryPolicy(), source: String) {
+        public init(queues: WorkerQueues, concurrency: Int = 8, batchSize: Int = 50, retry: RetryPolicy = RetryPolicy(),
+                    source: String) {
             self.queues = queues
-            self.concurrency = concurrency
+            self.concurrency = max(1, concurrency)
+            self.batchSize = max(1, batchSize)
             self.retry = retry
             self.source = source
         }
+
+        /// The broker prefetch: enough for every lane to take a full batch (quorum queues cap it at 2,000).
+        public var prefetch: UInt16 { UInt16(min(concurrency * batchSize, 2000)) }
     }
 
     private let configuration: Configuration
@@ -60,10 +69,11 @@ public final class JobConsumer: Service, Sendable {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let connection = try await broker.connection()
-                let consumer = try await connection.consume(
-                    queue: configuration.queues.queue, prefetch: UInt16(clamping: configuration.concurrency))
-                logger.info("consuming", metadata: ["mingus.queue": "\(configuration.queues.queue)",
-                                                   "mingus.concurrency": "\(configuration.concurrency)"])
+                let consumer = try await connection.consume(queue: configuration.queues.queue, prefetch: configuration.prefetch)
+                logger.info("consuming", metadata: [
+                    "mingus.queue": "\(configuration.queues.queue)", "mingus.concurrency": "\(configuration.concurrency)",
+                    "mingus.batch_size": "\(configuration.batchSize)", "mingus.prefetch": "\(configuration.prefetch)",
+                ])
                 delay = .milliseconds(100)
                 try await withGracefulShutdownHandler {
                     try await consume(consumer)
@@ -81,21 +91,23 @@ public final class JobConsumer: Service, Sendable {
         }
     }
 
-    /// Processes deliveries with bounded concurrency until the consumer ends, then waits for the
-    /// jobs in flight.
+    /// Feeds deliveries into a buffer that `concurrency` lanes drain batch by batch, until the
+    /// consumer ends; then the lanes finish what was received and return.
     private func consume(_ consumer: AMQPConsumer) async throws {
+        let buffer = DeliveryBuffer()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            var running = 0
-            do {
-                for try await delivery in consumer {
-                    if running >= configuration.concurrency {
-                        try await group.next()
-                        running -= 1
+            for _ in 0..<configuration.concurrency {
+                group.addTask {
+                    while let batch = await buffer.take(max: self.configuration.batchSize) {
+                        await self.process(batch)
                     }
-                    group.addTask { await self.process(delivery) }
-                    running += 1
                 }
+            }
+            do {
+                for try await delivery in consumer { buffer.append(delivery) }
+                buffer.finish()
             } catch {
+                buffer.finish()
                 try await group.waitForAll()
                 throw error
             }
@@ -103,12 +115,47 @@ public final class JobConsumer: Service, Sendable {
         }
     }
 
+    /// A delivery that passed every check and has a handler.
+    struct PreparedJob: Sendable {
+        let delivery: AMQPDelivery
+        let envelope: JobEnvelope
+        let entry: JobRegistry.Entry
+        let logger: Logger
+    }
+
+    /// Handles deliveries taken together: the ones that can be batched in one transaction, the
+    /// others each in its own, concurrently.
+    func process(_ deliveries: [AMQPDelivery]) async {
+        var batch: [PreparedJob] = []
+        var single: [PreparedJob] = []
+        for delivery in deliveries {
+            guard let job = await prepare(delivery) else { continue }
+            if job.entry.batchable { batch.append(job) } else { single.append(job) }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for job in single {
+                group.addTask { await self.apply(job) }
+            }
+            if batch.count == 1 {
+                await apply(batch[0])
+            } else if !batch.isEmpty {
+                await applyBatch(batch)
+            }
+        }
+    }
+
     /// Handles one delivery to the end: acknowledged, retried, requeued or dead-lettered.
     func process(_ delivery: AMQPDelivery) async {
+        if let job = await prepare(delivery) { await apply(job) }
+    }
+
+    /// Checks a delivery: envelope, handler, schema, body. What can never succeed is dead-lettered
+    /// here and nil returned.
+    func prepare(_ delivery: AMQPDelivery) async -> PreparedJob? {
         let queue = configuration.queues.queue
         guard let envelope = JobEnvelope(delivery) else {
             await deadLetter(delivery, envelope: nil, reason: "malformed_envelope", error: "the message has no id or no type")
-            return
+            return nil
         }
         var logger = self.logger
         logger[metadataKey: "mingus.job.id"] = "\(envelope.id)"
@@ -120,23 +167,29 @@ public final class JobConsumer: Service, Sendable {
         guard let entry = registry.entry(envelope.type) else {
             await deadLetter(delivery, envelope: envelope, reason: "unknown_type",
                              error: "no handler for type '\(envelope.type)' in queue \(queue)", logger: logger)
-            return
+            return nil
         }
         if let schema = entry.schema {
             let violations = schema.validate(Data(envelope.body))
             if !violations.isEmpty {
                 let text = violations.prefix(5).map { $0.description }.joined(separator: "; ")
                 await deadLetter(delivery, envelope: envelope, reason: "schema", error: text, logger: logger)
-                return
+                return nil
             }
         }
         do {
             try entry.decode(envelope.body)
         } catch {
             await deadLetter(delivery, envelope: envelope, reason: "undecodable", error: Self.describeDecoding(error), logger: logger)
-            return
+            return nil
         }
+        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, logger: logger)
+    }
 
+    /// Applies one job in its own transaction, then settles it.
+    func apply(_ job: PreparedJob) async {
+        let (delivery, envelope, entry, logger) = (job.delivery, job.envelope, job.entry, job.logger)
+        let queue = configuration.queues.queue
         metrics.jobsInFlight.increment(by: 1)
         defer { metrics.jobsInFlight.decrement(by: 1) }
         let started = ContinuousClock.now
@@ -175,6 +228,60 @@ public final class JobConsumer: Service, Sendable {
         } catch {
             await retryOrDeadLetter(delivery, envelope: envelope, error: error, logger: logger)
         }
+    }
+
+    /// Applies jobs in one transaction: one statement records them all in the inbox, then their
+    /// handlers run one after the other. If anything fails, the transaction rolls back and each
+    /// job is applied on its own, so a failing job never fails its neighbours.
+    func applyBatch(_ jobs: [PreparedJob]) async {
+        let queue = configuration.queues.queue
+        let source = configuration.source
+        metrics.jobsInFlight.increment(by: Double(jobs.count))
+        defer { metrics.jobsInFlight.decrement(by: Double(jobs.count)) }
+        let started = ContinuousClock.now
+        let emitted = EmitFlag()
+        let fresh: Set<String>
+        do {
+            fresh = try await database.withTransaction(maxAttempts: 1) { db -> Set<String> in
+                let ids = jobs.map(\.envelope.id)
+                let types = jobs.map(\.envelope.type)
+                let inserted = try await db.query("""
+                    INSERT INTO mingus_inbox (message_id, queue, type)
+                    SELECT id, \(queue), type FROM unnest(\(ids)::text[], \(types)::text[]) AS job (id, type)
+                    ON CONFLICT (message_id) DO NOTHING RETURNING message_id
+                    """)
+                var fresh = Set(try inserted.map { try $0.decode(String.self, at: 0) })
+                let applied = fresh
+                for job in jobs where fresh.remove(job.envelope.id) != nil {
+                    try await job.entry.run(job.envelope.body, JobContext(
+                        id: job.envelope.id, type: job.envelope.type, attempt: job.envelope.attempt, queue: queue,
+                        traceID: job.envelope.traceID, database: db, logger: job.logger, source: source, emitted: emitted))
+                }
+                return applied
+            }
+        } catch let error as PostgresError where error.isConnectionFailure {
+            logger.warning("database unavailable; requeueing a batch", metadata: ["mingus.error": "\(error)", "mingus.batch": "\(jobs.count)"])
+            try? await Task.sleep(for: .seconds(1))
+            for job in jobs {
+                metrics.processed(queue: queue, type: job.envelope.type, outcome: "requeued")
+                settle(job.delivery, logger: job.logger) { try $0.nack(requeue: true) }
+            }
+            return
+        } catch {
+            logger.debug("batch failed; applying its jobs one by one", metadata: ["mingus.error": "\(error)", "mingus.batch": "\(jobs.count)"])
+            for job in jobs { await apply(job) }
+            return
+        }
+        let elapsed = ContinuousClock.now - started
+        let seconds = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) / Double(jobs.count)
+        for job in jobs {
+            settle(job.delivery, logger: job.logger) { try $0.ack() }
+            let applied = fresh.contains(job.envelope.id)
+            metrics.duration(queue: queue, type: job.envelope.type, seconds: seconds)
+            metrics.processed(queue: queue, type: job.envelope.type, outcome: applied ? "ok" : "duplicate")
+            if !applied { job.logger.info("job already applied; acknowledged without running again") }
+        }
+        if emitted.isSet { outbox.nudge() }
     }
 
     private enum Outcome { case applied, duplicate }
@@ -263,5 +370,51 @@ public final class JobConsumer: Service, Sendable {
 
     static func oneLine(_ text: String) -> String {
         String(text.split(whereSeparator: \.isNewline).joined(separator: " ").prefix(1000))
+    }
+}
+
+/// Deliveries received and not yet taken by a lane. `take` returns what is waiting (up to
+/// `max`), or waits for the next delivery; nil once finished and empty.
+final class DeliveryBuffer: Sendable {
+    private struct State {
+        var items: [AMQPDelivery] = []
+        var waiters: [CheckedContinuation<[AMQPDelivery]?, Never>] = []
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+
+    func append(_ delivery: AMQPDelivery) {
+        let waiter: CheckedContinuation<[AMQPDelivery]?, Never>? = state.withLock { state in
+            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
+            state.items.append(delivery)
+            return nil
+        }
+        waiter?.resume(returning: [delivery])
+    }
+
+    func finish() {
+        let waiters = state.withLock { state in
+            state.finished = true
+            defer { state.waiters = [] }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: nil) }
+    }
+
+    func take(max: Int) async -> [AMQPDelivery]? {
+        await withCheckedContinuation { continuation in
+            let ready: [AMQPDelivery]?? = state.withLock { state in
+                if !state.items.isEmpty {
+                    let count = min(max, state.items.count)
+                    defer { state.items.removeFirst(count) }
+                    return .some(Array(state.items.prefix(count)))
+                }
+                if state.finished { return .some(nil) }
+                state.waiters.append(continuation)
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
     }
 }

@@ -48,6 +48,7 @@ public struct PermanentJobError: Error, CustomStringConvertible {
 public struct JobRegistry: Sendable {
     struct Entry: Sendable {
         let schema: JSONSchema?
+        let batchable: Bool
         let run: @Sendable ([UInt8], JobContext) async throws -> Void
         let decode: @Sendable ([UInt8]) throws -> Void
     }
@@ -58,14 +59,21 @@ public struct JobRegistry: Sendable {
 
     /// Handles jobs of `type`: the body is checked against `schema` (when given), decoded as
     /// `Body`, and passed to `handler` inside the job's transaction.
+    ///
+    /// `batchable` jobs may share one transaction with other waiting jobs, their handlers running
+    /// one after another (and again on their own if any of the batch fails). Handlers that wait on
+    /// anything but the database (HTTP calls, sleeps) should pass `batchable: false`, so that they
+    /// run concurrently, each in its own transaction.
     public mutating func register<Body: Decodable & Sendable>(
         _ type: String,
         as body: Body.Type,
         schema: JSONSchema? = nil,
+        batchable: Bool = true,
         handler: @escaping @Sendable (Body, JobContext) async throws -> Void
     ) {
         entries[type] = Entry(
             schema: schema,
+            batchable: batchable,
             run: { bytes, context in
                 let body = try JSONDecoder.mingus.decode(Body.self, from: Data(bytes))
                 try await handler(body, context)

@@ -45,6 +45,7 @@ public enum WorkerRuntime {
         let scheduler = Scheduler(database: database, outbox: outbox, logger: logger, metrics: metrics)
         let consumer = JobConsumer(
             configuration: .init(queues: queues, concurrency: configuration.workerConcurrency,
+                                 batchSize: configuration.workerBatchSize,
                                  retry: RetryPolicy(maxAttempts: configuration.maxAttempts), source: source),
             registry: registry, database: database, broker: broker, outbox: outbox, logger: logger, metrics: metrics)
         let health = HealthServer(

@@ -123,7 +123,7 @@ struct Benchmarks: AsyncParsableCommand {
         let latency = try await RuntimeBenchmarks.latency(rate: insert.rate / 2, seconds: 5)
         func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
         print("")
-        print("worker runtime (1 process, concurrency 32, \(jobs) jobs each)")
+        print("worker runtime (1 process, defaults: 8 lanes, batches of up to 50; \(jobs) jobs each)")
         print("  raw consume and ack:        \(String(format: "%8.0f", rawRate)) msg/s")
         for (name, figures) in [("no-op handler", noop), ("single-insert handler", insert)] {
             print("  \(name.padding(toLength: 27, withPad: " ", startingAt: 0))\(String(format: "%8.0f", figures.rate)) jobs/s  \(String(format: "%5.1f %%", figures.rate / rawRate * 100)) of raw  worker CPU \(String(format: "%.0f", figures.workerCPU / Double(jobs) * 1e6)) µs/job  peak RSS \(megabytes(figures.loadedRSS))")

@@ -58,7 +58,7 @@ registry.register("\(name).fail", as: KeyedJob.self) { job, context in
     try await recordAttempt(job, context)
     throw TestFailure(message: "boom")
 }
-registry.register("\(name).slow", as: KeyedJob.self) { job, context in
+registry.register("\(name).slow", as: KeyedJob.self, batchable: false) { job, context in
     try await recordAttempt(job, context)
     try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
     try await recordEffect(job, context)
