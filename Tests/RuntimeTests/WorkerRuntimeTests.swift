@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import MingusAMQP
 import MingusCore
 import MingusPostgres
@@ -221,4 +224,71 @@ struct WorkerRuntimeFailureTests {
         _ = try await worker.database.execute("DELETE FROM mingus_scheduled_jobs WHERE message_id LIKE \(worker.name + "-scheduled-%")")
         await worker.cleanUp()
     }
+}
+
+@Suite("Worker runtime: batches and observability")
+struct WorkerRuntimeBatchTests {
+    @Test("a failing job in a batch does not fail its neighbours; each is applied once")
+    func failingJobInBatch() async throws {
+        let worker = try await TestWorker.make()
+        // Queued before the worker starts, so that they are taken in batches.
+        for index in 0..<200 {
+            if index % 50 == 7 {
+                try await worker.publish("flaky", json: #"{"key":"flaky\#(index)","failures":1}"#)
+            } else {
+                try await worker.publish("insert", json: #"{"key":"k\#(index)","value":\#(index)}"#)
+            }
+        }
+        let process = try worker.start(["MINGUS_WORKER_CONCURRENCY": "2", "MINGUS_WORKER_BATCH_SIZE": "50"])
+        #expect(try await eventually { try await worker.effectCount() >= 200 }, "\(process.output.suffix(2000))")
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await worker.effectTotals() == (200, 200))
+        for index in stride(from: 7, to: 200, by: 50) {
+            #expect(try await worker.attempts("flaky\(index)").map(\.attempt).last == 2)
+        }
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(30)) == 0)
+        await worker.cleanUp()
+    }
+
+    @Test("/healthz, /readyz and /metrics answer with the runtime's metrics")
+    func healthAndMetrics() async throws {
+        let worker = try await TestWorker.make()
+        let process = try worker.start()
+        var port: Int?
+        _ = try await eventually {
+            port = process.output.split(separator: "\n").lazy.compactMap { line -> Int? in
+                guard line.contains("health and metrics server listening"),
+                      let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      let text = object["mingus.http.port"] as? String else { return nil }
+                return Int(text)
+            }.first
+            return port != nil
+        }
+        let base = "http://127.0.0.1:\(try #require(port, "\(process.output.suffix(2000))"))"
+        try await worker.publish("insert", json: #"{"key":"m","value":1}"#)
+        try await worker.publish("unknown.kind", json: "{}")
+        #expect(try await eventually { try await worker.effectCount() == 1 })
+
+        let health = try await httpGet(base + "/healthz")
+        #expect(health.status == 200)
+        #expect(try await eventually { try await httpGet(base + "/readyz").status == 200 })
+        let metrics = try await httpGet(base + "/metrics")
+        #expect(metrics.status == 200)
+        let queue = worker.queues.queue
+        #expect(metrics.body.contains(#"mingus_jobs_processed_total{queue="\#(queue)",type="\#(worker.name).insert",outcome="ok"} 1"#), "\(metrics.body)")
+        #expect(metrics.body.contains(#"mingus_jobs_dead_lettered_total{queue="\#(queue)",type="\#(worker.name).unknown.kind",reason="unknown_type"} 1"#))
+        #expect(metrics.body.contains("mingus_job_duration_seconds_bucket"))
+        #expect(metrics.body.contains("mingus_queue_lag_seconds"))
+        #expect(metrics.body.contains("mingus_jobs_in_flight"))
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(30)) == 0)
+        await worker.cleanUp()
+    }
+}
+
+/// A plain HTTP GET over loopback; returns the status and the body.
+func httpGet(_ url: String) async throws -> (status: Int, body: String) {
+    let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
+    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
 }
