@@ -111,7 +111,7 @@ struct WorkerRuntimeTests {
     @Test("SIGTERM lets jobs in flight finish and be acknowledged, and the process exits 0")
     func gracefulShutdownDrains() async throws {
         let worker = try await TestWorker.make()
-        let process = try worker.start(["MINGUS_DRAIN_TIMEOUT": "20"])
+        let process = try worker.start(["MINGUS_DRAIN_TIMEOUT": "20", "MINGUS_WORKER_CONCURRENCY": "16"])
         for index in 0..<10 {
             try await worker.publish("slow", json: #"{"key":"slow\#(index)","millis":4000}"#)
         }
