@@ -24,7 +24,9 @@ public final class JobConsumer: Service, Sendable {
     /// What the consumer needs to know.
     public struct Configuration: Sendable {
         public var queues: WorkerQueues
-        /// Transactions running at once (lanes), each applying up to `batchSize` jobs.
+        /// Lanes taking deliveries at once; each applies what it takes in one transaction (up to
+        /// `batchSize` jobs), or, for handlers that are not batchable, one transaction per job
+        /// side by side (bounded by the connection pool).
         public var concurrency: Int
         /// Jobs applied together in one transaction when that many are waiting; 1 turns batching off.
         public var batchSize: Int
@@ -142,11 +144,6 @@ public final class JobConsumer: Service, Sendable {
                 await applyBatch(batch)
             }
         }
-    }
-
-    /// Handles one delivery to the end: acknowledged, retried, requeued or dead-lettered.
-    func process(_ delivery: AMQPDelivery) async {
-        if let job = await prepare(delivery) { await apply(job) }
     }
 
     /// Checks a delivery: envelope, handler, schema, body. What can never succeed is dead-lettered
