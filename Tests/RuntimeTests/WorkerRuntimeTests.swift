@@ -224,7 +224,7 @@ struct WorkerRuntimeFailureTests {
             """)
         let listed = try await mingusctl("schedule", "list")
         #expect(listed.output.contains(schedule))
-        #expect(listed.output.contains("\(worker.name)-scheduled-199"))
+        #expect(listed.output.contains("\(worker.name)-scheduled-0 "))
 
         let one = try worker.start()
         let two = try worker.start()
