@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         // C libraries from Debian packages (librabbitmq-dev, libpq-dev), each with a small shim
@@ -75,6 +76,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -111,7 +113,10 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "TestSupport"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["MingusRuntime", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport"]),
+        .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["MingusRuntime", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),

@@ -1,0 +1,269 @@
+public import Crypto
+public import Foundation
+public import MingusPostgres
+
+/// One audit event: who did what to which resource, with what outcome, from where (PCI DSS 10.2).
+public struct AuditEvent: Sendable, Equatable {
+    /// How an audited action ended.
+    public enum Outcome: String, Sendable { case success, failure, denied }
+
+    public var actor: String
+    public var action: String
+    public var resource: String
+    public var outcome: Outcome
+    public var origin: String
+    /// Extra facts as a JSON object; never card data or secrets.
+    public var details: [String: String]
+
+    public init(actor: String, action: String, resource: String, outcome: Outcome, origin: String = "",
+                details: [String: String] = [:]) {
+        self.actor = actor
+        self.action = action
+        self.resource = resource
+        self.outcome = outcome
+        self.origin = origin
+        self.details = details
+    }
+}
+
+/// Appends to the tamper-evident audit trail (`Contracts/migrations/0003_audit.sql`).
+///
+/// Events go to one of ``shards`` streams per component, chosen by a stable hash of the resource,
+/// so writers seldom wait on each other and never on one global lock; each stream is a hash chain.
+public enum AuditTrail {
+    /// Streams per component.
+    public static let shards: UInt64 = 16
+
+    /// The stream an event about `resource` from `component` goes to: `component/0` … `component/15`.
+    public static func stream(component: String, resource: String) -> String {
+        // FNV-1a: stable across processes, unlike Swift's seeded `hashValue`.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in resource.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        return "\(component)/\(hash % shards)"
+    }
+
+    /// Appends `event` inside the caller's transaction; returns its stream and sequence number.
+    @discardableResult
+    public static func append(_ event: AuditEvent, component: String, on connection: PostgresConnection) async throws -> (stream: String, seq: Int64) {
+        let stream = stream(component: component, resource: event.resource)
+        let details = String(decoding: try JSONSerialization.data(withJSONObject: event.details, options: [.sortedKeys]), as: UTF8.self)
+        let rows = try await connection.query("""
+            SELECT mingus_audit_append(\(stream), \(event.actor), \(event.action), \(event.resource),
+                                       \(event.outcome.rawValue), \(event.origin), \(details)::jsonb)
+            """)
+        return (stream, try rows[0].decode(Int64.self, at: 0))
+    }
+}
+
+/// What ``AuditVerifier/verify(streamPrefix:)`` found.
+public struct AuditVerification: Sendable, Equatable {
+    /// The first entry that does not check out, with why.
+    public struct Break: Sendable, Equatable, CustomStringConvertible {
+        public var stream: String
+        public var seq: Int64
+        public var reason: String
+        public var description: String { "stream \(stream) entry \(seq): \(reason)" }
+    }
+
+    public var streams = 0
+    public var events = 0
+    /// Checkpoints signed by a trusted key, all verified.
+    public var checkpoints = 0
+    /// Checkpoints signed by keys not given to the verifier (not trusted, not checked).
+    public var untrustedCheckpoints = 0
+    /// nil when everything checks out.
+    public var firstBreak: Break?
+
+    public var isIntact: Bool { firstBreak == nil }
+}
+
+/// Recomputes the audit trail's hash chains and checks the stream heads and every signed
+/// checkpoint, independently of the database's own functions.
+public struct AuditVerifier: Sendable {
+    private let database: PostgresClient
+    private let trustedKeys: [String: Curve25519.Signing.PublicKey]
+
+    /// Checkpoints signed by one of `publicKeys` are verified; others are counted as untrusted.
+    public init(database: PostgresClient, publicKeys: [Curve25519.Signing.PublicKey]) {
+        self.database = database
+        self.trustedKeys = Dictionary(publicKeys.map { (AuditSigner.keyID($0), $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    /// The canonical text of an event, built by the verifier's own copy of the expression.
+    static let canonical = """
+        convert_to(jsonb_build_array(stream, seq, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+            actor, action, resource, outcome, origin, details)::text, 'UTF8')
+        """
+
+    /// Checks every stream whose name starts with `streamPrefix` (all of them when nil).
+    public func verify(streamPrefix: String? = nil) async throws -> AuditVerification {
+        let pattern = (streamPrefix.map { $0.replacingOccurrences(of: "\\", with: "\\\\")
+            .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") } ?? "") + "%"
+        var result = AuditVerification()
+        var heads: [String: (seq: Int64, hash: [UInt8])] = [:]
+        var current: (stream: String, seq: Int64, hash: [UInt8])?
+        var after = (stream: "", seq: Int64(0))
+        let zero = [UInt8](repeating: 0, count: 32)
+
+        func broken(_ stream: String, _ seq: Int64, _ reason: String) -> AuditVerification {
+            var result = result
+            result.firstBreak = .init(stream: stream, seq: seq, reason: reason)
+            return result
+        }
+
+        while true {
+            let rows = try await database.query("""
+                SELECT stream, seq, prev_hash, hash, \(unescaped: Self.canonical) FROM audit_events
+                WHERE stream LIKE \(pattern) AND (stream, seq) > (\(after.stream), \(after.seq))
+                ORDER BY stream, seq LIMIT 5000
+                """)
+            for row in rows {
+                let stream = try row.decode(String.self, at: 0)
+                let seq = try row.decode(Int64.self, at: 1)
+                let previous = try row.decode([UInt8].self, at: 2)
+                let hash = try row.decode([UInt8].self, at: 3)
+                let text = try row.decode([UInt8].self, at: 4)
+                if current?.stream != stream {
+                    if let current { heads[current.stream] = (current.seq, current.hash) }
+                    current = (stream, 0, zero)
+                    result.streams += 1
+                }
+                guard let chain = current else { continue }
+                guard seq == chain.seq + 1 else {
+                    return broken(stream, chain.seq + 1, seq > chain.seq + 1
+                        ? "missing: the next entry present is \(seq)" : "out of order: found \(seq) after \(chain.seq)")
+                }
+                guard previous == chain.hash else {
+                    return broken(stream, seq, "does not link to the entry before it (deleted, inserted or swapped entries)")
+                }
+                guard Array(SHA256.hash(data: previous + text)) == hash else {
+                    return broken(stream, seq, "its content does not match its hash (edited)")
+                }
+                current = (stream, seq, hash)
+                result.events += 1
+                after = (stream, seq)
+            }
+            if rows.count < 5000 { break }
+        }
+        if let current { heads[current.stream] = (current.seq, current.hash) }
+
+        // The recorded heads: a chain cut short still links, but its head says where it ended.
+        for row in try await database.query("SELECT stream, head_seq, head_hash FROM audit_streams WHERE stream LIKE \(pattern) ORDER BY stream") {
+            let stream = try row.decode(String.self, at: 0)
+            let seq = try row.decode(Int64.self, at: 1)
+            let hash = try row.decode([UInt8].self, at: 2)
+            let last = heads[stream] ?? (0, zero)
+            if last.seq != seq || last.hash != hash {
+                return broken(stream, last.seq + 1, "the stream's head is entry \(seq) but the chain ends at \(last.seq) (truncated or rewritten)")
+            }
+        }
+
+        // Signed checkpoints: each names a head that must still be in its chain.
+        for row in try await database.query("SELECT id, heads, key_id, signature FROM audit_checkpoints ORDER BY id") {
+            let id = try row.decode(Int64.self, at: 0)
+            let text = try row.decode(String.self, at: 1)
+            let signature = try row.decode([UInt8].self, at: 3)
+            guard let publicKey = trustedKeys[try row.decode(String.self, at: 2)] else {
+                result.untrustedCheckpoints += 1
+                continue
+            }
+            result.checkpoints += 1
+            guard publicKey.isValidSignature(signature, for: Array(text.utf8)) else {
+                return broken("checkpoint", id, "signature does not verify with key \(AuditSigner.keyID(publicKey)) (checkpoint forged or altered)")
+            }
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: " ")
+                guard fields.count == 3, let seq = Int64(fields[1]) else { continue }
+                let stream = String(fields[0])
+                guard streamPrefix.map({ stream.hasPrefix($0) }) ?? true else { continue }
+                let end = heads[stream]?.seq ?? 0
+                guard seq <= end else {
+                    return broken(stream, end + 1, "missing: checkpoint \(id) signed the chain up to entry \(seq), it now ends at \(end) (truncated)")
+                }
+                let found = try await database.query("SELECT hash FROM audit_events WHERE stream = \(stream) AND seq = \(seq)")
+                let hash = try found.first.map { try $0.decode([UInt8].self, at: 0) }
+                guard let hash, hexString(hash) == fields[2] else {
+                    return broken(stream, seq, "checkpoint \(id) signed a different entry here (chain rewritten)")
+                }
+            }
+        }
+        return result
+    }
+}
+
+/// Signs checkpoints of the audit trail's stream heads with an Ed25519 key kept outside the database.
+public struct AuditSigner: Sendable {
+    private let key: Curve25519.Signing.PrivateKey
+
+    public init(key: Curve25519.Signing.PrivateKey) {
+        self.key = key
+    }
+
+    /// Reads a key file written by ``createKey(at:)`` (base64 of the raw 32-byte key).
+    public init(contentsOf url: URL) throws {
+        let text = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let raw = Data(base64Encoded: text) else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        key = try Curve25519.Signing.PrivateKey(rawRepresentation: raw)
+    }
+
+    /// Writes a new key to `url` (mode 0600) and its public key to `url.pub`; refuses to overwrite.
+    @discardableResult
+    public static func createKey(at url: URL) throws -> AuditSigner {
+        let manager = FileManager.default
+        guard !manager.fileExists(atPath: url.path) else {
+            throw CocoaError(.fileWriteFileExists, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        try manager.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                    attributes: [.posixPermissions: 0o700])
+        let key = Curve25519.Signing.PrivateKey()
+        guard manager.createFile(atPath: url.path, contents: Data(key.rawRepresentation.base64EncodedString().utf8),
+                                 attributes: [.posixPermissions: 0o600]) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        try Data(key.publicKey.rawRepresentation.base64EncodedString().utf8)
+            .write(to: url.appendingPathExtension("pub"))
+        return AuditSigner(key: key)
+    }
+
+    /// Reads a public key file (`.pub`, base64 of the raw 32 bytes).
+    public static func publicKey(contentsOf url: URL) throws -> Curve25519.Signing.PublicKey {
+        let text = try String(contentsOf: url, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let raw = Data(base64Encoded: text) else {
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSFilePathErrorKey: url.path])
+        }
+        return try Curve25519.Signing.PublicKey(rawRepresentation: raw)
+    }
+
+    public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
+
+    /// A short name for a key: the first 16 hex digits of the SHA-256 of its public key.
+    public static func keyID(_ key: Curve25519.Signing.PublicKey) -> String {
+        String(hexString(Array(SHA256.hash(data: key.rawRepresentation))).prefix(16))
+    }
+
+    /// Signs the current head of every stream and stores the checkpoint; returns its id and how
+    /// many streams it covers.
+    public func checkpoint(_ database: PostgresClient) async throws -> (id: Int64, streams: Int) {
+        try await database.withTransaction(isolation: .repeatableRead) { db in
+            let heads = try await db.query("SELECT stream, head_seq, head_hash FROM audit_streams WHERE head_seq > 0 ORDER BY stream")
+            let text = try heads.map {
+                "\(try $0.decode(String.self, at: 0)) \(try $0.decode(Int64.self, at: 1)) \(hexString(try $0.decode([UInt8].self, at: 2)))"
+            }.joined(separator: "\n")
+            let signature = Array(try key.signature(for: Array(text.utf8)))
+            let id = try await db.query("""
+                INSERT INTO audit_checkpoints (heads, key_id, signature) VALUES (\(text), \(Self.keyID(key.publicKey)), \(signature))
+                RETURNING id
+                """)[0].decode(Int64.self, at: 0)
+            return (id, heads.count)
+        }
+    }
+}
+
+private func hexString(_ bytes: [UInt8]) -> String {
+    bytes.map { String(format: "%02x", $0) }.joined()
+}
