@@ -101,6 +101,7 @@ let package = Package(
             name: "mingus-bench",
             dependencies: [
                 "MingusCore",
+                "MingusRuntime",
                 "TestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

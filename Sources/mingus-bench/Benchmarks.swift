@@ -4,6 +4,7 @@ import Logging
 import MingusAMQP
 import MingusCore
 import MingusPostgres
+import MingusRuntime
 
 #if canImport(Glibc)
 import Glibc
@@ -110,6 +111,32 @@ struct Benchmarks: AsyncParsableCommand {
             }
         })
         try await client.execute("DROP TABLE \(identifier: table)")
+
+        // Audit trail: one event per transaction from 8 connections, over one component's 16 streams.
+        let component = "bench-\(UUID().uuidString.prefix(8).lowercased())"
+        results.append(try await Measurement.run("Audit append (own transaction), 8 connections", operations: inserts) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<8 {
+                    group.addTask {
+                        for index in stride(from: worker, to: inserts, by: 8) {
+                            try await client.withTransaction { db -> Void in
+                                _ = try await AuditTrail.append(AuditEvent(
+                                    actor: "bench", action: "bench.append", resource: "resource/\(index % 500)", outcome: .success),
+                                    component: component, on: db)
+                            }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        })
+        let verification = try await Measurement.run("Audit verify (recompute chains)", operations: inserts) {
+            let result = try await AuditVerifier(database: client, publicKeys: []).verify(streamPrefix: component + "/")
+            guard result.isIntact, result.events == inserts else {
+                throw ValidationError("audit verification failed: \(result)")
+            }
+        }
+        results.append(verification)
         await client.shutdown()
 
         Measurement.printTable(results)
