@@ -80,10 +80,19 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusPayments",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "MingusCtl",
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
+                "MingusPayments",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -113,13 +122,17 @@ let package = Package(
             dependencies: ["MingusCore", "MingusRuntime", "MingusAMQP", "MingusPostgres"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusPayments", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
             dependencies: ["MingusRuntime", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
+        .testTarget(
+            name: "PaymentsTests",
+            dependencies: ["MingusPayments", "MingusPostgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]
 )

@@ -29,21 +29,7 @@ enum TestDatabase {
 
     /// Runs `body` with the URL of a new, empty database, dropped afterwards.
     static func withFreshDatabase(_ body: (String) async throws -> Void) async throws {
-        let name = TestEnvironment.uniqueName("mingus_test")
-        let admin = try await PostgresConnection.connect(configuration: configuration())
-        try await admin.execute("CREATE DATABASE \(identifier: name)")
-        var components = try #require(URLComponents(string: TestEnvironment.databaseURL))
-        components.path = "/\(name)"
-        let url = try #require(components.string)
-        do {
-            try await body(url)
-        } catch {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
-            await admin.close()
-            throw error
-        }
-        try await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
-        await admin.close()
+        try await TestEnvironment.withFreshDatabase(body)
     }
 
     /// `count(*)` of a table.

@@ -95,3 +95,24 @@ public struct TestWorker: Sendable {
         await database.shutdown()
     }
 }
+
+extension TestEnvironment {
+    /// Runs `body` with the URL of a new, empty database, dropped afterwards (also on failure).
+    public static func withFreshDatabase(_ body: (String) async throws -> Void) async throws {
+        let name = uniqueName("mingus_test")
+        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: databaseURL, poolSize: 1))
+        try await admin.execute("CREATE DATABASE \(identifier: name)")
+        var components = URLComponents(string: databaseURL)
+        components?.path = "/\(name)"
+        let url = components?.string ?? databaseURL
+        do {
+            try await body(url)
+        } catch {
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
+            await admin.close()
+            throw error
+        }
+        try await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
+        await admin.close()
+    }
+}

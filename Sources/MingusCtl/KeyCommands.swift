@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import MingusCore
+import MingusPayments
+import MingusPostgres
+
+extension Mingusctl {
+    /// `mingusctl keys …`: the key-encrypting key and the versioned data keys it wraps.
+    struct Keys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Manage the key-encrypting key (a file) and the data keys it wraps (in the database).",
+            subcommands: [Init.self, Rotate.self, List.self])
+
+        struct Init: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Create the key-encrypting key file (mode 0600) if missing, and a first data key for every purpose that has none.")
+            @OptionGroup var connection: ConnectionOptions
+
+            func run() async throws {
+                let configuration = try connection.configuration()
+                let url = URL(fileURLWithPath: configuration.financialKeyPath)
+                let kek: KeyEncryptingKey
+                if FileManager.default.fileExists(atPath: url.path) {
+                    kek = try KeyEncryptingKey(contentsOf: url)
+                    print("key-encrypting key \(kek.id) already at \(url.path)")
+                } else {
+                    kek = try KeyEncryptingKey.create(at: url)
+                    print("created key-encrypting key \(kek.id) at \(url.path) (mode 0600); back it up: without it no data key opens")
+                }
+                try await connection.withDatabase { db, _ in
+                    let keyring = try await Keyring.load(kek: kek, database: db)
+                    for purpose in KeyPurpose.allCases where keyring.versions(purpose).isEmpty {
+                        let version = try await Keyring.rotate(purpose, kek: kek, database: db)
+                        print("created data key \(purpose.rawValue) v\(version)")
+                    }
+                }
+            }
+        }
+
+        struct Rotate: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Add a new data key version: new values are sealed with it, older versions still open theirs.")
+            @OptionGroup var connection: ConnectionOptions
+            @Option(help: "pan, records, transit or fingerprint (repeatable); default: pan, records and transit.")
+            var purpose: [String] = []
+
+            func run() async throws {
+                let purposes = try (purpose.isEmpty ? ["pan", "records", "transit"] : purpose).map { name in
+                    guard let purpose = KeyPurpose(rawValue: name) else {
+                        throw ValidationError("unknown purpose '\(name)' (pan, records, transit, fingerprint)")
+                    }
+                    return purpose
+                }
+                let configuration = try connection.configuration()
+                let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
+                try await connection.withDatabase { db, _ in
+                    for purpose in purposes {
+                        let version = try await Keyring.rotate(purpose, kek: kek, database: db)
+                        print("data key \(purpose.rawValue) is now at v\(version)")
+                    }
+                }
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List data key versions (never the keys).")
+            @OptionGroup var connection: ConnectionOptions
+
+            func run() async throws {
+                try await connection.withDatabase { db, _ in
+                    for row in try await db.query(
+                        "SELECT purpose, version, kek_id, created_at, retired_at FROM mingus_data_keys ORDER BY purpose, version") {
+                        let retired = try row.decode(Date?.self, at: 4).map { "  retired \($0.formatted(.iso8601))" } ?? ""
+                        print("\(try row.decode(String.self, at: 0)) v\(try row.decode(Int.self, at: 1))  kek \(try row.decode(String.self, at: 2))  created \(try row.decode(Date.self, at: 3).formatted(.iso8601))\(retired)")
+                    }
+                }
+            }
+        }
+    }
+}
