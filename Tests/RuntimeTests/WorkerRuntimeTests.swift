@@ -215,16 +215,21 @@ struct WorkerRuntimeFailureTests {
                     body: Array(#"{"key":"s\#(index)","value":\#(index)}"#.utf8), at: Date().addingTimeInterval(-1))
             }
         }
-        // A cron schedule that is due: it fires once, then moves to its next minute.
-        let schedule = "\(worker.name)-every-minute"
+        // A cron schedule that is due: it fires once, then moves to its next run (next 1 January).
+        let schedule = "\(worker.name)-yearly"
         _ = try await worker.database.execute("""
             INSERT INTO mingus_periodic_schedules (name, cron, routing_key, type, body, next_run_at)
-            VALUES (\(schedule), '* * * * *', \(worker.name + ".insert"), \(worker.name + ".insert"),
+            VALUES (\(schedule), '0 0 1 1 *', \(worker.name + ".insert"), \(worker.name + ".insert"),
                     \(Array(#"{"key":"cron","value":1}"#.utf8)), now() - interval '5 minutes')
             """)
-        let listed = try await mingusctl("schedule", "list")
+        // A job due in a year stays pending (other tests' workers fire every due job, ours included).
+        try await worker.database.withTransaction { db in
+            try await Scheduler.schedule(on: db, id: "\(worker.name)-later", type: "\(worker.name).insert",
+                                         body: Array(#"{"key":"later","value":0}"#.utf8), at: Date().addingTimeInterval(365 * 86400))
+        }
+        let listed = try await mingusctl("schedule", "list", "--limit", "100000")
         #expect(listed.output.contains(schedule))
-        #expect(listed.output.contains("\(worker.name)-scheduled-0 "))
+        #expect(listed.output.contains("\(worker.name)-later "))
 
         let one = try worker.start()
         let two = try worker.start()
@@ -242,7 +247,7 @@ struct WorkerRuntimeFailureTests {
         two.signal(SIGTERM)
         #expect(try await one.wait(timeout: .seconds(30)) == 0)
         #expect(try await two.wait(timeout: .seconds(30)) == 0)
-        _ = try await worker.database.execute("DELETE FROM mingus_scheduled_jobs WHERE message_id LIKE \(worker.name + "-scheduled-%")")
+        _ = try await worker.database.execute("DELETE FROM mingus_scheduled_jobs WHERE message_id LIKE \(worker.name + "-%")")
         await worker.cleanUp()
     }
 }

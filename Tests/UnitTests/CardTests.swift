@@ -29,7 +29,7 @@ private func renderings(of error: CardValidationError) -> [String] {
 // MARK: - PAN
 
 @Suite("PAN")
-struct PANTests {
+struct CardPANTests {
     @Test(
         "Test card numbers are valid and get the right brand",
         arguments: [
@@ -302,7 +302,7 @@ struct CardExpiryTests {
 // MARK: - CVV
 
 @Suite("CVV")
-struct CVVTests {
+struct CardCVVTests {
     @Test("Three digits, or four for American Express")
     func lengthsPerBrand() throws {
         for brand in CardBrand.allCases where brand != .amex && brand != .unknown {
