@@ -88,11 +88,28 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusGateway",
+            dependencies: [
+                "MingusCore",
+                "MingusRuntime",
+                "MingusPayments",
+                "MingusPostgres",
+                "MingusAMQP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "MingusCtl",
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
                 "MingusPayments",
+                "MingusGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -102,6 +119,7 @@ let package = Package(
             name: "mingusctl",
             dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -132,6 +150,10 @@ let package = Package(
         .testTarget(
             name: "PaymentsTests",
             dependencies: ["MingusPayments", "MingusPostgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: ["MingusGateway", "MingusRuntime", "MingusPostgres", "TestSupport"]
         ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]

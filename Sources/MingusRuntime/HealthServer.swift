@@ -1,5 +1,5 @@
 import Foundation
-import Hummingbird
+public import Hummingbird
 public import Logging
 public import MingusPostgres
 import NIOCore
@@ -19,8 +19,7 @@ public struct HealthServer: Service {
         database: PostgresClient, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         let router = Router()
-        router.get("healthz") { _, _ in "ok\n" }
-        router.get("readyz") { _, _ -> Response in
+        addHealthRoutes(to: router, registry: registry) {
             var problems: [String] = []
             if await !broker.isConnected { problems.append("broker: not connected") }
             do {
@@ -28,16 +27,7 @@ public struct HealthServer: Service {
             } catch {
                 problems.append("database: \(error)")
             }
-            let text = problems.isEmpty ? "ready\n" : problems.joined(separator: "\n") + "\n"
-            return Response(status: problems.isEmpty ? .ok : .serviceUnavailable,
-                            headers: [.contentType: "text/plain; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
-        }
-        router.get("metrics") { _, _ -> Response in
-            var bytes: [UInt8] = []
-            registry.emit(into: &bytes)
-            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+            return problems
         }
         application = Application(
             router: router,
@@ -52,5 +42,26 @@ public struct HealthServer: Service {
 
     public func run() async throws {
         try await application.run()
+    }
+}
+
+/// Adds `/healthz` (alive), `/readyz` (200, or 503 listing what `problems` reports) and
+/// `/metrics` (Prometheus text) to a router.
+public func addHealthRoutes<Context: RequestContext>(
+    to router: Router<Context>, registry: PrometheusCollectorRegistry, problems: @escaping @Sendable () async -> [String]
+) {
+    router.get("healthz") { _, _ in "ok\n" }
+    router.get("readyz") { _, _ -> Response in
+        let found = await problems()
+        let text = found.isEmpty ? "ready\n" : found.joined(separator: "\n") + "\n"
+        return Response(status: found.isEmpty ? .ok : .serviceUnavailable,
+                        headers: [.contentType: "text/plain; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+    }
+    router.get("metrics") { _, _ -> Response in
+        var bytes: [UInt8] = []
+        registry.emit(into: &bytes)
+        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 }

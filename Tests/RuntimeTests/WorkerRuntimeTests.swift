@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import MingusAMQP
 import MingusCore
 import MingusPostgres
@@ -281,16 +278,7 @@ struct WorkerRuntimeBatchTests {
     func healthAndMetrics() async throws {
         let worker = try await TestWorker.make()
         let process = try worker.start()
-        var port: Int?
-        _ = try await eventually {
-            port = process.output.split(separator: "\n").lazy.compactMap { line -> Int? in
-                guard line.contains("health and metrics server listening"),
-                      let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      let text = object["mingus.http.port"] as? String else { return nil }
-                return Int(text)
-            }.first
-            return port != nil
-        }
+        let port = try await loggedPort(process, message: "health and metrics server listening")
         let base = "http://127.0.0.1:\(try #require(port, "\(process.output.suffix(2000))"))"
         try await worker.publish("insert", json: #"{"key":"m","value":1}"#)
         try await worker.publish("unknown.kind", json: "{}")
@@ -315,6 +303,6 @@ struct WorkerRuntimeBatchTests {
 
 /// A plain HTTP GET over loopback; returns the status and the body.
 func httpGet(_ url: String) async throws -> (status: Int, body: String) {
-    let (data, response) = try await URLSession.shared.data(from: URL(string: url)!)
-    return ((response as? HTTPURLResponse)?.statusCode ?? 0, String(decoding: data, as: UTF8.self))
+    let response = try await httpRequest(url)
+    return (response.status, response.body)
 }

@@ -1,0 +1,63 @@
+import ArgumentParser
+import Foundation
+import MingusGateway
+
+extension Mingusctl {
+    /// `mingusctl apikey …`: API keys of upstream services.
+    struct APIKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "apikey", abstract: "Create, list and revoke gateway API keys (stored only as hashes).",
+            subcommands: [Create.self, List.self, Revoke.self])
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create a key; the key is printed once, as the last line.")
+            @OptionGroup var connection: ConnectionOptions
+            @Option(help: "Who the key is for (shown in the audit trail as apikey:NAME).") var name: String
+            @Option(help: "payments:write, payments:read, records:write, records:read, audit:read or admin (repeatable).")
+            var role: [String]
+
+            func validate() throws {
+                if role.isEmpty { throw ValidationError("give at least one --role") }
+                for name in role where Role(rawValue: name) == nil {
+                    throw ValidationError("unknown role '\(name)' (\(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+            }
+
+            func run() async throws {
+                let roles = Set(role.compactMap(Role.init(rawValue:)))
+                let (identity, key) = try await connection.withDatabase { db, _ in
+                    try await APIKeyStore(database: db).create(name: name, roles: roles)
+                }
+                print("created API key \(identity.id) for \(identity.name) with \(roles.map(\.rawValue).sorted().joined(separator: ", "))")
+                print(key)
+            }
+        }
+
+        struct List: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+            @OptionGroup var connection: ConnectionOptions
+
+            func run() async throws {
+                try await connection.withDatabase { db, _ in
+                    for key in try await APIKeyStore(database: db).list() {
+                        let state = key.revokedAt.map { "revoked \($0.formatted(.iso8601))" } ?? "active"
+                        let used = key.lastUsedAt.map { $0.formatted(.iso8601) } ?? "never"
+                        print("\(key.identity.id)  \(key.identity.name)  \(key.identity.roles.map(\.rawValue).sorted().joined(separator: ","))  \(state)  last used \(used)")
+                    }
+                }
+            }
+        }
+
+        struct Revoke: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Revoke a key by id or name.")
+            @OptionGroup var connection: ConnectionOptions
+            @Argument(help: "The key's id or name.") var key: String
+
+            func run() async throws {
+                let count = try await connection.withDatabase { db, _ in try await APIKeyStore(database: db).revoke(key) }
+                guard count > 0 else { throw ValidationError("no active key with id or name '\(key)'") }
+                print("revoked \(count) key(s)")
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+import Crypto
+public import Foundation
+public import MingusPostgres
+
+/// A permission an API key can hold.
+public enum Role: String, Sendable, CaseIterable, Codable {
+    case paymentsWrite = "payments:write"
+    case paymentsRead = "payments:read"
+    case recordsWrite = "records:write"
+    case recordsRead = "records:read"
+    case auditRead = "audit:read"
+    /// Holds every other role.
+    case admin
+}
+
+/// Who is calling: the API key's id, name and roles.
+public struct APIKeyIdentity: Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var roles: Set<Role>
+
+    /// Whether the key may act with `role`.
+    public func has(_ role: Role) -> Bool { roles.contains(role) || roles.contains(.admin) }
+
+    /// How the audit trail names this caller.
+    public var actor: String { "apikey:\(name)" }
+}
+
+/// API keys, stored only as SHA-256 hashes of their secrets (`mingus_api_keys`).
+public struct APIKeyStore: Sendable {
+    private let database: PostgresClient
+
+    public init(database: PostgresClient) {
+        self.database = database
+    }
+
+    /// Creates a key; the returned text is the only time the secret exists outside the caller.
+    public func create(name: String, roles: Set<Role>) async throws -> (identity: APIKeyIdentity, key: String) {
+        let id = Self.randomHex(6)
+        let secret = Self.randomSecret()
+        try await database.execute("""
+            INSERT INTO mingus_api_keys (id, name, secret_hash, roles)
+            VALUES (\(id), \(name), \(Array(SHA256.hash(data: Array(secret.utf8)))), \(roles.map(\.rawValue).sorted()))
+            """)
+        return (APIKeyIdentity(id: id, name: name, roles: roles), "mgk_\(id)_\(secret)")
+    }
+
+    /// The identity of a presented key, or nil when it is malformed, unknown, revoked or wrong.
+    public func verify(_ presented: String) async throws -> APIKeyIdentity? {
+        let parts = presented.split(separator: "_", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "mgk", parts[1].count == 12, !parts[2].isEmpty else { return nil }
+        let rows = try await database.query("""
+            UPDATE mingus_api_keys SET last_used_at = now()
+            WHERE id = \(String(parts[1])) AND revoked_at IS NULL
+            RETURNING name, secret_hash, roles
+            """)
+        guard let row = rows.first else { return nil }
+        let expected = try row.decode([UInt8].self, at: 1)
+        let actual = Array(SHA256.hash(data: Array(parts[2].utf8)))
+        // Constant time: every byte is compared whatever the first difference.
+        guard expected.count == actual.count, zip(expected, actual).reduce(0, { $0 | ($1.0 ^ $1.1) }) == 0 else { return nil }
+        let roles = Set(try row.decode([String].self, at: 2).compactMap(Role.init(rawValue:)))
+        return APIKeyIdentity(id: String(parts[1]), name: try row.decode(String.self, at: 0), roles: roles)
+    }
+
+    /// Every key, without secrets: id, name, roles, created, last used, revoked.
+    public func list() async throws -> [(identity: APIKeyIdentity, createdAt: Date, lastUsedAt: Date?, revokedAt: Date?)] {
+        try await database.query("""
+            SELECT id, name, roles, created_at, last_used_at, revoked_at FROM mingus_api_keys ORDER BY created_at
+            """).map { row in
+            (APIKeyIdentity(id: try row.decode(String.self, at: 0), name: try row.decode(String.self, at: 1),
+                            roles: Set(try row.decode([String].self, at: 2).compactMap(Role.init(rawValue:)))),
+             try row.decode(Date.self, at: 3), try row.decode(Date?.self, at: 4), try row.decode(Date?.self, at: 5))
+        }
+    }
+
+    /// Revokes a key by id or name; returns how many keys it revoked.
+    @discardableResult
+    public func revoke(_ idOrName: String) async throws -> Int {
+        try await database.execute("""
+            UPDATE mingus_api_keys SET revoked_at = now() WHERE (id = \(idOrName) OR name = \(idOrName)) AND revoked_at IS NULL
+            """)
+    }
+
+    private static func randomHex(_ bytes: Int) -> String {
+        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    private static func randomSecret() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
+            .replacingOccurrences(of: "=", with: "")
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import Hummingbird
+import MingusPostgres
+
+/// `GET /api/financial/audit`: search the audit trail by actor, action, resource and time range,
+/// newest first, with keyset paging (`cursor` from the previous page's `next_cursor`).
+struct AuditSearch: Sendable {
+    let database: PostgresClient
+
+    struct Event: Codable, Sendable {
+        var stream: String
+        var seq: Int64
+        var occurredAt: String
+        var actor: String
+        var action: String
+        var resource: String
+        var outcome: String
+        var origin: String
+        var details: [String: String]
+    }
+
+    struct Page: ResponseEncodable, Sendable {
+        var events: [Event]
+        var nextCursor: String?
+    }
+
+    func addRoutes(to group: RouterGroup<GatewayContext>) {
+        group.get { request, context -> Page in
+            _ = try context.require(.auditRead)
+            return try await search(request.uri.queryParameters)
+        }
+    }
+
+    private func search(_ query: Parameters) async throws -> Page {
+        func text(_ name: String) throws -> String? {
+            guard let value = query.get(name), !value.isEmpty else { return nil }
+            guard value.count <= 200 else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) is longer than 200 characters", field: name, rule: "max_length")
+            }
+            return value
+        }
+        func time(_ name: String) throws -> Date? {
+            guard let value = try text(name) else { return nil }
+            guard let date = try? Date(value, strategy: .iso8601) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be an RFC 3339 timestamp", field: name, rule: "format")
+            }
+            return date
+        }
+        let actor = try text("actor")
+        let action = try text("action")
+        let resource = try text("resource")
+        let from = try time("from")
+        let to = try time("to")
+        var limit = 100
+        if let value = try text("limit") {
+            guard let number = Int(value), (1...500).contains(number) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "limit must be 1-500", field: "limit", rule: "range")
+            }
+            limit = number
+        }
+        var after: (at: Date, stream: String, seq: Int64)?
+        if let cursor = try text("cursor") {
+            guard let decoded = Data(base64Encoded: cursor).map({ String(decoding: $0, as: UTF8.self) }),
+                  case let parts = decoded.split(separator: "|"), parts.count == 3,
+                  let micros = Int64(parts[0]), let seq = Int64(parts[2]) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "cursor is not one this API gave", field: "cursor", rule: "format")
+            }
+            after = (Date(timeIntervalSince1970: Double(micros) / 1_000_000), String(parts[1]), seq)
+        }
+
+        let rows = try await database.query("""
+            SELECT stream, seq, occurred_at, actor, action, resource, outcome, origin, details::text,
+                   (extract(epoch FROM occurred_at) * 1000000)::bigint
+            FROM audit_events
+            WHERE (\(actor)::text IS NULL OR actor = \(actor))
+              AND (\(action)::text IS NULL OR action = \(action))
+              AND (\(resource)::text IS NULL OR resource = \(resource))
+              AND (\(from)::timestamptz IS NULL OR occurred_at >= \(from))
+              AND (\(to)::timestamptz IS NULL OR occurred_at < \(to))
+              AND (\(after?.at)::timestamptz IS NULL OR (occurred_at, stream, seq) < (\(after?.at), \(after?.stream), \(after?.seq)))
+            ORDER BY occurred_at DESC, stream DESC, seq DESC
+            LIMIT \(limit + 1)
+            """)
+        var events: [Event] = []
+        var last: (micros: Int64, stream: String, seq: Int64)?
+        for row in rows.prefix(limit) {
+            let details = (try? JSONSerialization.jsonObject(with: Data(try row.decode(String.self, at: 8).utf8)) as? [String: Any])?
+                .compactMapValues { $0 as? String } ?? [:]
+            let event = Event(
+                stream: try row.decode(String.self, at: 0), seq: try row.decode(Int64.self, at: 1),
+                occurredAt: try row.decode(Date.self, at: 2).formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true)),
+                actor: try row.decode(String.self, at: 3), action: try row.decode(String.self, at: 4),
+                resource: try row.decode(String.self, at: 5), outcome: try row.decode(String.self, at: 6),
+                origin: try row.decode(String.self, at: 7), details: details)
+            events.append(event)
+            last = (try row.decode(Int64.self, at: 9), event.stream, event.seq)
+        }
+        let next = rows.count > limit ? last.map { Data("\($0.micros)|\($0.stream)|\($0.seq)".utf8).base64EncodedString() } : nil
+        return Page(events: events, nextCursor: next)
+    }
+}

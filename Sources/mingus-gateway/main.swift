@@ -1,0 +1,3 @@
+import MingusGateway
+
+try await GatewayServer.run()

@@ -1,0 +1,130 @@
+import Foundation
+import MingusGateway
+import MingusPostgres
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A running `mingus-gateway` process and a database client to make keys with.
+private struct Gateway {
+    let process: WorkerProcess
+    let base: String
+    let database: PostgresClient
+
+    static func start() async throws -> Gateway {
+        let database = PostgresClient(configuration: PostgresConfiguration(url: TestEnvironment.databaseURL, poolSize: 2))
+        _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
+        let process = try WorkerProcess("mingus-gateway", environment: ["MINGUS_HTTP_PORT": "0", "MINGUS_LOG_LEVEL": "info"])
+        let port = try #require(try await loggedPort(process, message: "gateway listening"), "\(process.output.suffix(2000))")
+        return Gateway(process: process, base: "http://127.0.0.1:\(port)", database: database)
+    }
+
+    func key(_ roles: Set<Role>) async throws -> (name: String, key: String) {
+        let name = TestEnvironment.uniqueName("caller")
+        return (name, try await APIKeyStore(database: database).create(name: name, roles: roles).key)
+    }
+
+    func stop() async throws {
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(30)) == 0)
+        await database.shutdown()
+    }
+}
+
+private func errorBody(_ text: String) throws -> [String: String] {
+    let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+    return try #require(object?["error"] as? [String: String], "\(text)")
+}
+
+@Suite("Gateway authentication, roles and auditing")
+struct GatewayAuthTests {
+    @Test("no key, a malformed key, a wrong secret and a revoked key get 401 with a JSON error")
+    func unauthorized() async throws {
+        let gateway = try await Gateway.start()
+        let (name, key) = try await gateway.key([.auditRead])
+        let wrongSecret = String(key.dropLast(2)) + (key.hasSuffix("AA") ? "BB" : "AA")
+        for headers in [[:], ["Authorization": "Bearer nonsense"], ["Authorization": "Bearer \(wrongSecret)"], ["Authorization": key]] {
+            let response = try await httpRequest(gateway.base + "/api/financial/audit", headers: headers)
+            #expect(response.status == 401, "\(headers)")
+            #expect(try errorBody(response.body)["code"] == "unauthorized")
+        }
+        #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 200)
+        #expect(try await APIKeyStore(database: gateway.database).revoke(name) == 1)
+        #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 401)
+        try await gateway.stop()
+    }
+
+    @Test("a key without the route's role gets 403 naming the role; admin holds every role")
+    func forbidden() async throws {
+        let gateway = try await Gateway.start()
+        let (_, payments) = try await gateway.key([.paymentsWrite, .paymentsRead])
+        let response = try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(payments)"])
+        #expect(response.status == 403)
+        let error = try errorBody(response.body)
+        #expect(error["code"] == "forbidden")
+        #expect(error["message"]?.contains("audit:read") == true)
+        let (_, admin) = try await gateway.key([.admin])
+        #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(admin)"]).status == 200)
+        try await gateway.stop()
+    }
+
+    @Test("every API request is audited with who, what, outcome and origin, and can be searched with paging")
+    func auditedAndSearchable() async throws {
+        let gateway = try await Gateway.start()
+        let (name, key) = try await gateway.key([.auditRead])
+        let auth = ["Authorization": "Bearer \(key)"]
+        for _ in 0..<3 { _ = try await httpRequest(gateway.base + "/api/financial/audit?limit=1", headers: auth) }
+
+        let first = try await httpRequest(gateway.base + "/api/financial/audit?limit=2&actor=apikey:\(name)", headers: auth)
+        #expect(first.status == 200, "\(first.body)")
+        let page = try #require(try JSONSerialization.jsonObject(with: Data(first.body.utf8)) as? [String: Any])
+        let events = try #require(page["events"] as? [[String: Any]])
+        #expect(events.count == 2)
+        #expect(events.allSatisfy { $0["actor"] as? String == "apikey:\(name)" && $0["outcome"] as? String == "success"
+            && $0["origin"] as? String == "127.0.0.1" && $0["action"] as? String == "http.get"
+            && $0["resource"] as? String == "/api/financial/audit" })
+        let cursor = try #require(page["next_cursor"] as? String ?? page["nextCursor"] as? String)
+        let second = try await httpRequest(gateway.base + "/api/financial/audit?limit=2&actor=apikey:\(name)&cursor=\(cursor)", headers: auth)
+        let rest = try #require((try JSONSerialization.jsonObject(with: Data(second.body.utf8)) as? [String: Any])?["events"] as? [[String: Any]])
+        #expect(rest.count == 2, "three earlier requests and the first search: four in all")
+
+        let bad = try await httpRequest(gateway.base + "/api/financial/audit?from=yesterday", headers: auth)
+        #expect(bad.status == 400)
+        #expect(try errorBody(bad.body)["field"] == "from")
+
+        // Denied requests are audited too.
+        _ = try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer mgk_000000000000_nope"])
+        let denied = try await gateway.database.query(
+            "SELECT count(*) FROM audit_events WHERE actor = 'anonymous' AND outcome = 'denied' AND resource = '/api/financial/audit'")
+        #expect(try denied[0].decode(Int.self, at: 0) >= 1)
+        try await gateway.stop()
+    }
+
+    @Test("health routes answer without a key")
+    func health() async throws {
+        let gateway = try await Gateway.start()
+        #expect(try await httpRequest(gateway.base + "/healthz").status == 200)
+        #expect(try await eventually { try await httpRequest(gateway.base + "/readyz").status == 200 })
+        #expect(try await httpRequest(gateway.base + "/metrics").status == 200)
+        try await gateway.stop()
+    }
+
+    @Test("mingusctl apikey create prints the key last; list never shows it; revoke works by name")
+    func apikeyCommands() async throws {
+        let name = TestEnvironment.uniqueName("cli")
+        let created = try WorkerProcess("mingusctl", arguments: ["apikey", "create", "--name", name, "--role", "audit:read"], environment: [:])
+        #expect(try await created.wait(timeout: .seconds(60)) == 0)
+        let key = try #require(created.output.split(separator: "\n").last.map(String.init))
+        #expect(key.hasPrefix("mgk_"))
+        let listed = try WorkerProcess("mingusctl", arguments: ["apikey", "list"], environment: [:])
+        #expect(try await listed.wait(timeout: .seconds(60)) == 0)
+        #expect(listed.output.contains(name))
+        #expect(!listed.output.contains(String(key.suffix(20))))
+        let revoked = try WorkerProcess("mingusctl", arguments: ["apikey", "revoke", name], environment: [:])
+        #expect(try await revoked.wait(timeout: .seconds(60)) == 0)
+        #expect(revoked.output.contains("revoked 1 key(s)"))
+    }
+}
