@@ -10,7 +10,7 @@ public import Prometheus
 /// request came from.
 public struct GatewayContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
-    /// Set by ``AuthenticationMiddleware`` for `/api/` routes.
+    /// Set by the API access middleware for `/api/` routes.
     public var identity: APIKeyIdentity?
     /// The peer's IP address, for the audit trail.
     public let origin: String
@@ -51,35 +51,27 @@ public struct APIError: HTTPResponseError {
     }
 }
 
-/// Checks `Authorization: Bearer <api key>` on every `/api/` route: 401 without a valid key.
-struct AuthenticationMiddleware: RouterMiddleware {
+/// Guards every `/api/` route: checks `Authorization: Bearer <api key>` (401 without a valid
+/// key) and records the request in the audit trail — who, what, when, outcome, origin (PCI DSS
+/// 10.2) — whether it was allowed, denied or failed.
+struct APIAccessMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let keys: APIKeyStore
-
-    func handle(_ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-              let identity = try await keys.verify(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
-        else {
-            var error = APIError(.unauthorized, code: "unauthorized", message: "a valid API key is required: Authorization: Bearer <key>")
-            error.headers[.wwwAuthenticate] = "Bearer"
-            throw error
-        }
-        var context = context
-        context.identity = identity
-        return try await next(request, context)
-    }
-}
-
-/// Records every `/api/` request in the audit trail: who, what, when, outcome, origin (PCI DSS 10.2).
-struct AuditMiddleware: RouterMiddleware {
-    typealias Context = GatewayContext
     let database: PostgresClient
     let logger: Logger
 
     func handle(_ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
         guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        var context = context
         do {
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+                  let identity = try await keys.verify(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+            else {
+                var error = APIError(.unauthorized, code: "unauthorized", message: "a valid API key is required: Authorization: Bearer <key>")
+                error.headers[.wwwAuthenticate] = "Bearer"
+                throw error
+            }
+            context.identity = identity
             let response = try await next(request, context)
             await record(request, context, status: response.status)
             return response
@@ -117,8 +109,7 @@ public enum GatewayApplication {
     ) -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
-        router.add(middleware: AuditMiddleware(database: database, logger: logger))
-        router.add(middleware: AuthenticationMiddleware(keys: APIKeyStore(database: database)))
+        router.add(middleware: APIAccessMiddleware(keys: APIKeyStore(database: database), database: database, logger: logger))
         AuditSearch(database: database).addRoutes(to: router.group("api/financial/audit"))
         return router
     }

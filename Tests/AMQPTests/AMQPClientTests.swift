@@ -43,6 +43,10 @@ struct AMQPClientTests {
         }
         #expect(duplicates == 0)
         #expect(seen == Set(0..<count))
+        // Acknowledgements are asynchronous: a quorum queue applies them shortly after they arrive,
+        // and a connection closed in that window gets the rest redelivered. Give the broker a moment.
+        await consumer.cancel()
+        try await Task.sleep(for: .seconds(1))
         await connection.close()
 
         let check = try await AMQPConnection.connect(try AMQPConfiguration(url: TestEnvironment.amqpURL), logger: Logger(label: "test"))
