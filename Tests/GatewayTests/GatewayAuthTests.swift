@@ -117,6 +117,9 @@ struct GatewayAuthTests {
 
     @Test("mingusctl apikey create prints the key last; list never shows it; revoke works by name")
     func apikeyCommands() async throws {
+        let database = PostgresClient(configuration: PostgresConfiguration(url: TestEnvironment.databaseURL, poolSize: 1))
+        _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
+        await database.shutdown()
         let name = TestEnvironment.uniqueName("cli")
         let created = try WorkerProcess("mingusctl", arguments: ["apikey", "create", "--name", name, "--role", "audit:read"], environment: [:])
         #expect(try await created.wait(timeout: .seconds(60)) == 0)
