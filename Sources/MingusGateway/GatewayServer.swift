@@ -7,8 +7,6 @@ import MingusPostgres
 import MingusRuntime
 import NIOCore
 import Prometheus
-import ServiceLifecycle
-import UnixSignals
 
 /// Runs `mingus-gateway`: the HTTP API on `MINGUS_HTTP_HOST:MINGUS_HTTP_PORT` (port 0 picks a
 /// free one and logs it as `mingus.http.port`), connected to PostgreSQL and RabbitMQ, drained on
@@ -25,10 +23,7 @@ public enum GatewayServer {
             configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-gateway"),
             topology: MingusTopology.all, logger: logger, metrics: metrics)
         let router = GatewayApplication.router(database: database, registry: prometheus, logger: logger) {
-            var problems: [String] = []
-            if await !broker.isConnected { problems.append("broker: not connected") }
-            do { _ = try await database.query("SELECT 1") } catch { problems.append("database: \(error)") }
-            return problems
+            await readinessProblems(broker: broker, database: database)
         }
         let host = configuration.httpHost
         let application = Application(
@@ -38,20 +33,10 @@ public enum GatewayServer {
                 logger.info("gateway listening", metadata: ["mingus.http.host": "\(host)", "mingus.http.port": "\(channel.localAddress?.port ?? 0)"])
             },
             logger: logger)
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: [application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout
         // Connect in the background: readiness reports the broker until it answers.
         let connecting = Task { _ = try? await broker.connection() }
         defer { connecting.cancel() }
-        do {
-            try await ServiceGroup(configuration: groupConfiguration).run()
-        } catch {
-            await broker.close()
-            await database.shutdown()
-            throw error
-        }
-        await broker.close()
-        await database.shutdown()
+        try await runUntilStopped([application], drainTimeout: configuration.drainTimeout,
+                                  broker: broker, database: database, logger: logger)
     }
 }

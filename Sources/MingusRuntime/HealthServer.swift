@@ -5,6 +5,7 @@ public import MingusPostgres
 import NIOCore
 public import Prometheus
 public import ServiceLifecycle
+import UnixSignals
 
 /// The HTTP server every worker runs for operators: `/healthz` (the process is alive),
 /// `/readyz` (broker connected and database answering: 200, else 503 with what is down) and
@@ -19,16 +20,7 @@ public struct HealthServer: Service {
         database: PostgresClient, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) {
         let router = Router()
-        addHealthRoutes(to: router, registry: registry) {
-            var problems: [String] = []
-            if await !broker.isConnected { problems.append("broker: not connected") }
-            do {
-                _ = try await database.query("SELECT 1")
-            } catch {
-                problems.append("database: \(error)")
-            }
-            return problems
-        }
+        addHealthRoutes(to: router, registry: registry) { await readinessProblems(broker: broker, database: database) }
         application = Application(
             router: router,
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "mingus"),
@@ -64,4 +56,34 @@ public func addHealthRoutes<Context: RequestContext>(
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
+}
+
+/// What keeps a process from being ready: the broker not connected, the database not answering.
+public func readinessProblems(broker: BrokerLink, database: PostgresClient) async -> [String] {
+    var problems: [String] = []
+    if await !broker.isConnected { problems.append("broker: not connected") }
+    do {
+        _ = try await database.query("SELECT 1")
+    } catch {
+        problems.append("database: \(error)")
+    }
+    return problems
+}
+
+/// Runs a process's services until SIGTERM or SIGINT (draining within `drainTimeout`), then
+/// closes the broker connection and the database pool, whether the group ended well or not.
+public func runUntilStopped(
+    _ services: [any Service], drainTimeout: Duration, broker: BrokerLink, database: PostgresClient, logger: Logger
+) async throws {
+    var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = drainTimeout
+    do {
+        try await ServiceGroup(configuration: configuration).run()
+    } catch {
+        await broker.close()
+        await database.shutdown()
+        throw error
+    }
+    await broker.close()
+    await database.shutdown()
 }

@@ -4,8 +4,6 @@ import MingusAMQP
 public import MingusCore
 import MingusPostgres
 import Prometheus
-import ServiceLifecycle
-import UnixSignals
 
 /// Runs a worker process: everything a worker executable needs besides its handlers.
 ///
@@ -52,22 +50,9 @@ public enum WorkerRuntime {
             host: configuration.httpHost, port: configuration.metricsPort ?? defaultMetricsPort, registry: prometheus,
             broker: broker, database: database, logger: logger)
 
-        var groupConfiguration = ServiceGroupConfiguration(
-            services: [health, outbox, scheduler, consumer],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger)
-        groupConfiguration.maximumGracefulShutdownDuration = configuration.drainTimeout
-        let group = ServiceGroup(configuration: groupConfiguration)
         logger.info("worker starting", metadata: ["mingus.queue": "\(queues.queue)", "mingus.types": "\(registry.types)"])
         defer { logger.info("worker stopped") }
-        do {
-            try await group.run()
-        } catch {
-            await broker.close()
-            await database.shutdown()
-            throw error
-        }
-        await broker.close()
-        await database.shutdown()
+        try await runUntilStopped([health, outbox, scheduler, consumer], drainTimeout: configuration.drainTimeout,
+                                  broker: broker, database: database, logger: logger)
     }
 }
