@@ -142,6 +142,13 @@ final class ConnectionWorker {
             }
         }
         if closing && closedError == nil {
+            // Close consumer channels first: the broker answers channel.close after it has taken the
+            // acknowledgements sent before it on that channel.
+            for channel in openChannels.filter({ $0 > Self.operationsChannel }).sorted() {
+                let reply = amqp_channel_close(connection, channel, Int32(AMQP_REPLY_SUCCESS))
+                if reply.reply_type != AMQP_RESPONSE_NORMAL { break }
+                openChannels.remove(channel)
+            }
             let reply = amqp_connection_close(connection, Int32(AMQP_REPLY_SUCCESS))
             if reply.reply_type != AMQP_RESPONSE_NORMAL {
                 logger.debug("AMQP close handshake failed; closing the socket")

@@ -50,7 +50,7 @@ public actor BrokerLink {
             } catch {
                 let level: Logger.Level = (error as? AMQPError)?.isRecoverable == false ? .error : .warning
                 logger.log(level: level, "cannot reach RabbitMQ; retrying", metadata: [
-                    "mingus.error": "\(error)", "mingus.retry_in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)",
+                    "mingus.error": "\(error)", "mingus.retry_in_ms": "\(RetryPolicy.milliseconds(delay))",
                 ])
                 try await Task.sleep(for: delay * Double.random(in: 0.8...1.2))
                 delay = min(delay * 2, .seconds(10))

@@ -122,6 +122,7 @@ public final class JobConsumer: Service, Sendable {
         let delivery: AMQPDelivery
         let envelope: JobEnvelope
         let entry: JobRegistry.Entry
+        let run: JobRegistry.JobRun
         let logger: Logger
     }
 
@@ -174,18 +175,19 @@ public final class JobConsumer: Service, Sendable {
                 return nil
             }
         }
+        let run: JobRegistry.JobRun
         do {
-            try entry.decode(envelope.body)
+            run = try entry.decode(envelope.body)
         } catch {
             await deadLetter(delivery, envelope: envelope, reason: "undecodable", error: Self.describeDecoding(error), logger: logger)
             return nil
         }
-        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, logger: logger)
+        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, run: run, logger: logger)
     }
 
     /// Applies one job in its own transaction, then settles it.
     func apply(_ job: PreparedJob) async {
-        let (delivery, envelope, entry, logger) = (job.delivery, job.envelope, job.entry, job.logger)
+        let (delivery, envelope, logger) = (job.delivery, job.envelope, job.logger)
         let queue = configuration.queues.queue
         metrics.jobsInFlight.increment(by: 1)
         defer { metrics.jobsInFlight.decrement(by: 1) }
@@ -199,7 +201,7 @@ public final class JobConsumer: Service, Sendable {
                     ON CONFLICT (message_id) DO NOTHING RETURNING 1
                     """)
                 guard !fresh.isEmpty else { return .duplicate }
-                try await entry.run(envelope.body, JobContext(
+                try await job.run(JobContext(
                     id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: context.queue,
                     traceID: envelope.traceID, database: db, logger: context.logger, source: context.source,
                     emitted: emitted))
@@ -250,7 +252,7 @@ public final class JobConsumer: Service, Sendable {
                 var fresh = Set(try inserted.map { try $0.decode(String.self, at: 0) })
                 let applied = fresh
                 for job in jobs where fresh.remove(job.envelope.id) != nil {
-                    try await job.entry.run(job.envelope.body, JobContext(
+                    try await job.run(JobContext(
                         id: job.envelope.id, type: job.envelope.type, attempt: job.envelope.attempt, queue: queue,
                         traceID: job.envelope.traceID, database: db, logger: job.logger, source: source, emitted: emitted))
                 }

@@ -49,9 +49,12 @@ public struct JobRegistry: Sendable {
     struct Entry: Sendable {
         let schema: JSONSchema?
         let batchable: Bool
-        let run: @Sendable ([UInt8], JobContext) async throws -> Void
-        let decode: @Sendable ([UInt8]) throws -> Void
+        /// Decodes a body once and returns the handler bound to it.
+        let decode: @Sendable ([UInt8]) throws -> JobRun
     }
+
+    /// A handler with its decoded body, ready to run in a job's transaction.
+    typealias JobRun = @Sendable (JobContext) async throws -> Void
 
     private(set) var entries: [String: Entry] = [:]
 
@@ -74,11 +77,10 @@ public struct JobRegistry: Sendable {
         entries[type] = Entry(
             schema: schema,
             batchable: batchable,
-            run: { bytes, context in
+            decode: { bytes in
                 let body = try JSONDecoder.mingus.decode(Body.self, from: Data(bytes))
-                try await handler(body, context)
-            },
-            decode: { bytes in _ = try JSONDecoder.mingus.decode(Body.self, from: Data(bytes)) })
+                return { context in try await handler(body, context) }
+            })
     }
 
     /// The registered job types.
