@@ -3,7 +3,7 @@ SWIFT ?= swift
 SERVICES := Deploy/local/services.sh
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: help up down status build release test run bench migrate clean
+.PHONY: help up down status build release test run bench migrate clean python-tools
 
 help:
 	@echo "make run     services, migrations, release build, then the whole cluster in the foreground"
@@ -18,6 +18,9 @@ up:
 down:
 	@$(SERVICES) down
 
+python-tools:
+	@Deploy/local/python-tools.sh
+
 status:
 	@$(SERVICES) status
 
@@ -28,7 +31,8 @@ release: up
 	$(SWIFT) build -c release
 
 # Fault tests restart RabbitMQ and PostgreSQL, so they run on their own after the other suites.
-test: up
+# python-tools installs the independent peers some tests check against (Standard Webhooks).
+test: up python-tools
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --skip '^FaultTests\.'
 	$(SWIFT) test --skip-build --no-parallel --filter '^FaultTests\.'
@@ -39,6 +43,7 @@ migrate: release
 run: release
 	$(RELEASE_BIN)/mingusctl migrate
 	$(RELEASE_BIN)/mingusctl topology declare
+	$(RELEASE_BIN)/mingusctl keys init
 	@Deploy/local/run-cluster.sh "$(RELEASE_BIN)"
 
 bench: release

@@ -26,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.5.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // C libraries from Debian packages (librabbitmq-dev, libpq-dev), each with a small shim
@@ -84,7 +86,12 @@ let package = Package(
             dependencies: [
                 "MingusCore",
                 "MingusPostgres",
+                "MingusRuntime",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .target(
@@ -96,6 +103,7 @@ let package = Package(
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -120,6 +128,7 @@ let package = Package(
             dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway"]),
+        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -137,7 +146,7 @@ let package = Package(
         // Tests: unit tests need nothing; integration tests need the services `make up` starts.
         .target(
             name: "TestSupport",
-            dependencies: ["MingusCore", "MingusRuntime", "MingusAMQP", "MingusPostgres"],
+            dependencies: ["MingusCore", "MingusRuntime", "MingusAMQP", "MingusPostgres", "MingusPayments"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusPayments", "TestSupport"]),
@@ -153,7 +162,8 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["MingusGateway", "MingusRuntime", "MingusPostgres", "TestSupport"]
+            dependencies: ["MingusGateway", "MingusRuntime", "MingusPostgres", "MingusPayments", "MingusAMQP", "MingusCore", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]

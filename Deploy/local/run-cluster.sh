@@ -7,6 +7,15 @@ bin="${1:?usage: run-cluster.sh BIN_DIR}"
 processes=(mingus-gateway mingus-payments-worker mingus-breach-worker mingus-alerts-worker
   mingus-retention-worker mingus-logs-worker)
 
+# Merchant webhooks are signed with a Standard Webhooks secret; a local one is made on first run.
+if [ -z "${MINGUS_WEBHOOK_SECRET:-}" ]; then
+  export MINGUS_WEBHOOK_SECRET_FILE="${MINGUS_WEBHOOK_SECRET_FILE:-.services/keys/webhook.secret}"
+  if [ ! -f "$MINGUS_WEBHOOK_SECRET_FILE" ]; then
+    mkdir -p "$(dirname "$MINGUS_WEBHOOK_SECRET_FILE")"
+    (umask 077 && printf 'whsec_%s\n' "$(head -c 32 /dev/urandom | base64 -w0)" > "$MINGUS_WEBHOOK_SECRET_FILE")
+  fi
+fi
+
 pids=()
 names=()
 for name in "${processes[@]}"; do

@@ -17,6 +17,7 @@ public import Logging
 /// | `MINGUS_DRAIN_TIMEOUT` | `30` | seconds a stopping worker lets jobs in flight finish |
 /// | `MINGUS_MAX_ATTEMPTS` | `5` | deliveries of a failing job before it is dead-lettered |
 /// | `MINGUS_MIGRATIONS_DIR` | `Contracts/migrations` found from the working directory or the executable | SQL migrations |
+/// | `MINGUS_SCHEMAS_DIR` | `Contracts/schemas`, found the same way | JSON Schemas of message bodies |
 public struct MingusConfiguration: Sendable {
     public var amqpURL: String
     public var databaseURL: String
@@ -28,6 +29,7 @@ public struct MingusConfiguration: Sendable {
     public var alertingConfigPath: String
     public var logLevel: Logger.Level
     public var migrationsDirectory: String?
+    public var schemasDirectory: String?
     public var workerConcurrency: Int
     public var workerBatchSize: Int
     public var drainTimeout: Duration
@@ -57,6 +59,7 @@ public struct MingusConfiguration: Sendable {
         financialKeyPath = value("MINGUS_FINANCIAL_KEY_PATH") ?? ".services/keys/financial.key"
         alertingConfigPath = value("MINGUS_ALERTING_CONFIG") ?? "Deploy/alerting.example.yaml"
         migrationsDirectory = value("MINGUS_MIGRATIONS_DIR")
+        schemasDirectory = value("MINGUS_SCHEMAS_DIR")
         func positive(_ name: String, default fallback: Int, max upper: Int) throws -> Int {
             guard let text = value(name) else { return fallback }
             guard let number = Int(text), number >= 1, number <= upper else {
@@ -79,7 +82,17 @@ public struct MingusConfiguration: Sendable {
     /// The folder of SQL migrations: `MINGUS_MIGRATIONS_DIR`, else `Contracts/migrations` under
     /// the working directory or above the executable (`.build/<config>/` in a checkout).
     public func resolvedMigrationsDirectory() throws -> URL {
-        if let migrationsDirectory { return URL(fileURLWithPath: migrationsDirectory) }
+        try Self.contractsFolder("migrations", override: migrationsDirectory, variable: "MINGUS_MIGRATIONS_DIR")
+    }
+
+    /// The folder of message body schemas: `MINGUS_SCHEMAS_DIR`, else `Contracts/schemas` found
+    /// like the migrations.
+    public func resolvedSchemasDirectory() throws -> URL {
+        try Self.contractsFolder("schemas", override: schemasDirectory, variable: "MINGUS_SCHEMAS_DIR")
+    }
+
+    private static func contractsFolder(_ name: String, override: String?, variable: String) throws -> URL {
+        if let override { return URL(fileURLWithPath: override) }
         let fileManager = FileManager.default
         var candidates = [URL(fileURLWithPath: fileManager.currentDirectoryPath)]
         var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -88,14 +101,14 @@ public struct MingusConfiguration: Sendable {
             candidates.append(executable)
         }
         for base in candidates {
-            let folder = base.appendingPathComponent("Contracts/migrations")
+            let folder = base.appendingPathComponent("Contracts/\(name)")
             var isDirectory: ObjCBool = false
             if fileManager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue {
                 return folder
             }
         }
-        throw ConfigurationError(variable: "MINGUS_MIGRATIONS_DIR",
-                                 message: "Contracts/migrations not found from the working directory or the executable; set it")
+        throw ConfigurationError(variable: variable,
+                                 message: "Contracts/\(name) not found from the working directory or the executable; set it")
     }
 }
 

@@ -1,15 +1,17 @@
 import ArgumentParser
 import Foundation
+import MingusAMQP
 import MingusCore
 import MingusPayments
 import MingusPostgres
+import MingusRuntime
 
 extension Mingusctl {
     /// `mingusctl keys …`: the key-encrypting key and the versioned data keys it wraps.
     struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the key-encrypting key (a file) and the data keys it wraps (in the database).",
-            subcommands: [Init.self, Rotate.self, List.self])
+            subcommands: [Init.self, Rotate.self, Rewrap.self, List.self])
 
         struct Init: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -59,6 +61,35 @@ extension Mingusctl {
                         print("data key \(purpose.rawValue) is now at v\(version)")
                     }
                 }
+            }
+        }
+
+        struct Rewrap: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Ask the payments workers to move stored ciphertext to the newest data key version.",
+                discussion: """
+                    Publishes a payments.rewrap job; a payments worker rewraps one batch per job (in its own \
+                    transaction, plaintext never leaving the worker) and publishes the next job until no row is \
+                    left on an older version. `keys list` and the audit trail (action keys.rewrap) show progress.
+                    """)
+            @OptionGroup var connection: ConnectionOptions
+            @Option(help: "pan (the token vault, fingerprints included) or records (financial record contents).")
+            var purpose: String
+            @Option(help: "Rows per job (1-10000).")
+            var batchSize: Int = 500
+
+            func run() async throws {
+                guard ["pan", "records"].contains(purpose) else { throw ValidationError("purpose must be pan or records") }
+                guard (1...10_000).contains(batchSize) else { throw ValidationError("batch-size must be 1-10000") }
+                let id = "rewrap-\(purpose)-\(UUID().uuidString.lowercased())"
+                let envelope = JobEnvelope(id: id, type: RewrapJob.type, source: "/mingus/mingusctl",
+                                           body: Array(try JSONEncoder.mingus.encode(RewrapJob(purpose: purpose, batchSize: batchSize))))
+                try await connection.withBroker { broker in
+                    try await broker.declare(MingusTopology.all)
+                    try await broker.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: RewrapJob.type,
+                                             mandatory: true)
+                }
+                print("published \(RewrapJob.type) \(id) for \(purpose)")
             }
         }
 

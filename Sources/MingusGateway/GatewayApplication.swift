@@ -2,7 +2,8 @@ import Foundation
 public import Hummingbird
 public import Logging
 public import MingusPostgres
-import MingusRuntime
+public import MingusPayments
+public import MingusRuntime
 import NIOCore
 public import Prometheus
 
@@ -104,13 +105,17 @@ struct APIAccessMiddleware: RouterMiddleware {
 public enum GatewayApplication {
     /// The router with every route and middleware; tests and the executable share it.
     public static func router(
-        database: PostgresClient, registry: PrometheusCollectorRegistry, logger: Logger,
+        database: PostgresClient, broker: BrokerLink, keys: KeyringCache, registry: PrometheusCollectorRegistry, logger: Logger,
         readiness: @escaping @Sendable () async -> [String]
     ) -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
         router.add(middleware: APIAccessMiddleware(keys: APIKeyStore(database: database), database: database, logger: logger))
+        let publisher = JobPublisher(broker: broker)
         AuditSearch(database: database).addRoutes(to: router.group("api/financial/audit"))
+        PaymentRoutes(database: database, keys: keys, publisher: publisher, idempotency: IdempotencyStore(database: database))
+            .addRoutes(to: router.group("api/financial/payment"))
+        RecordRoutes(database: database, keys: keys, publisher: publisher).addRoutes(to: router.group("api/financial/records"))
         return router
     }
 }

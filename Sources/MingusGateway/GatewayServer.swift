@@ -4,6 +4,7 @@ import Logging
 import MingusAMQP
 public import MingusCore
 import MingusPostgres
+import MingusPayments
 import MingusRuntime
 import NIOCore
 import Prometheus
@@ -22,7 +23,15 @@ public enum GatewayServer {
         let broker = BrokerLink(
             configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-gateway"),
             topology: MingusTopology.all, logger: logger, metrics: metrics)
-        let router = GatewayApplication.router(database: database, registry: prometheus, logger: logger) {
+        let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
+        let keys = KeyringCache(kek: kek, database: database)
+        do {
+            try await keys.reload()
+        } catch {
+            logger.warning("cannot load the data keys yet; payments and records answer 500 until they load",
+                           metadata: ["mingus.error": "\(error)"])
+        }
+        let router = GatewayApplication.router(database: database, broker: broker, keys: keys, registry: prometheus, logger: logger) {
             await readinessProblems(broker: broker, database: database)
         }
         let host = configuration.httpHost

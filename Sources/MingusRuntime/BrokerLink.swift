@@ -39,6 +39,14 @@ public actor BrokerLink {
         return connection
     }
 
+    /// The current connection when it is open; otherwise nil at once, with a reconnection
+    /// started in the background (for callers that must answer now, like the gateway).
+    public func connectedNow() -> AMQPConnection? {
+        if let current, current.isOpen { return current }
+        if connecting == nil { Task { _ = try? await self.connection() } }
+        return nil
+    }
+
     private func connectWithBackoff() async throws -> AMQPConnection {
         var delay = Duration.milliseconds(100)
         while true {

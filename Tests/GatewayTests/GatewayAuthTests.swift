@@ -8,33 +8,23 @@ import Testing
 import Glibc
 #endif
 
-/// A running `mingus-gateway` process and a database client to make keys with.
-private struct Gateway {
-    let process: WorkerProcess
-    let base: String
-    let database: PostgresClient
+/// A gateway on a database of its own (see ``Cluster``), with helpers to make API keys.
+typealias Gateway = Cluster
 
-    static func start() async throws -> Gateway {
-        let database = PostgresClient(configuration: PostgresConfiguration(url: TestEnvironment.databaseURL, poolSize: 2))
-        _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
-        let process = try WorkerProcess("mingus-gateway", environment: ["MINGUS_HTTP_PORT": "0", "MINGUS_LOG_LEVEL": "info"])
-        let port = try #require(try await loggedPort(process, message: "gateway listening"), "\(process.output.suffix(2000))")
-        return Gateway(process: process, base: "http://127.0.0.1:\(port)", database: database)
-    }
-
+extension Cluster {
     func key(_ roles: Set<Role>) async throws -> (name: String, key: String) {
         let name = TestEnvironment.uniqueName("caller")
         return (name, try await APIKeyStore(database: database).create(name: name, roles: roles).key)
     }
 
-    func stop() async throws {
-        process.signal(SIGTERM)
-        #expect(try await process.wait(timeout: .seconds(30)) == 0)
-        await database.shutdown()
+    /// Stops every process; each must exit 0.
+    func stopCleanly() async throws {
+        let codes = try await stop()
+        #expect(codes.allSatisfy { $0 == 0 }, "exit codes \(codes)")
     }
 }
 
-private func errorBody(_ text: String) throws -> [String: String] {
+func errorBody(_ text: String) throws -> [String: String] {
     let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
     return try #require(object?["error"] as? [String: String], "\(text)")
 }
@@ -54,7 +44,7 @@ struct GatewayAuthTests {
         #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 200)
         #expect(try await APIKeyStore(database: gateway.database).revoke(name) == 1)
         #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 401)
-        try await gateway.stop()
+        try await gateway.stopCleanly()
     }
 
     @Test("a key without the route's role gets 403 naming the role; admin holds every role")
@@ -68,7 +58,7 @@ struct GatewayAuthTests {
         #expect(error["message"]?.contains("audit:read") == true)
         let (_, admin) = try await gateway.key([.admin])
         #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(admin)"]).status == 200)
-        try await gateway.stop()
+        try await gateway.stopCleanly()
     }
 
     @Test("every API request is audited with who, what, outcome and origin, and can be searched with paging")
@@ -103,7 +93,7 @@ struct GatewayAuthTests {
         let denied = try await gateway.database.query(
             "SELECT count(*) FROM audit_events WHERE actor = 'anonymous' AND outcome = 'denied' AND resource = '/api/financial/audit'")
         #expect(try denied[0].decode(Int.self, at: 0) >= 1)
-        try await gateway.stop()
+        try await gateway.stopCleanly()
     }
 
     @Test("health routes answer without a key")
@@ -112,7 +102,7 @@ struct GatewayAuthTests {
         #expect(try await httpRequest(gateway.base + "/healthz").status == 200)
         #expect(try await eventually { try await httpRequest(gateway.base + "/readyz").status == 200 })
         #expect(try await httpRequest(gateway.base + "/metrics").status == 200)
-        try await gateway.stop()
+        try await gateway.stopCleanly()
     }
 
     @Test("mingusctl apikey create prints the key last; list never shows it; revoke works by name")

@@ -99,19 +99,35 @@ public struct TestWorker: Sendable {
 extension TestEnvironment {
     /// Runs `body` with the URL of a new, empty database, dropped afterwards (also on failure).
     public static func withFreshDatabase(_ body: (String) async throws -> Void) async throws {
-        let name = uniqueName("mingus_test")
-        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: databaseURL, poolSize: 1))
-        try await admin.execute("CREATE DATABASE \(identifier: name)")
-        var components = URLComponents(string: databaseURL)
-        components?.path = "/\(name)"
-        let url = components?.string ?? databaseURL
+        let (name, url) = try await createDatabase()
         do {
             try await body(url)
         } catch {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
+            try? await dropDatabase(name)
+            throw error
+        }
+        try await dropDatabase(name)
+    }
+
+    /// Creates an empty database; returns its name and URL.
+    public static func createDatabase() async throws -> (name: String, url: String) {
+        let name = uniqueName("mingus_test")
+        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: databaseURL, poolSize: 1))
+        do {
+            try await admin.execute("CREATE DATABASE \(identifier: name)")
+        } catch {
             await admin.close()
             throw error
         }
+        await admin.close()
+        var components = URLComponents(string: databaseURL)
+        components?.path = "/\(name)"
+        return (name, components?.string ?? databaseURL)
+    }
+
+    /// Drops a database made by ``createDatabase()``, closing its connections.
+    public static func dropDatabase(_ name: String) async throws {
+        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: databaseURL, poolSize: 1))
         try await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
         await admin.close()
     }

@@ -20,11 +20,12 @@ public final class WorkerProcess: @unchecked Sendable {
 
     /// Starts `executable` (a product name, found in ``binDirectory``) with `arguments` and the
     /// current environment plus `environment`.
-    public init(_ executable: String, arguments: [String] = [], environment: [String: String]) throws {
+    /// `bin` overrides the folder (e.g. a release build for benchmarks).
+    public init(_ executable: String, arguments: [String] = [], environment: [String: String], bin: URL? = nil) throws {
         self.executable = executable
         logFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(executable)-\(UUID().uuidString.prefix(8)).log")
         _ = FileManager.default.createFile(atPath: logFile.path, contents: nil)
-        let path = Self.binDirectory.appendingPathComponent(executable).path
+        let path = (bin ?? Self.binDirectory).appendingPathComponent(executable).path
         var merged = ProcessInfo.processInfo.environment
         merged.merge(environment) { _, new in new }
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Python programs the tests use as independent peers (a Standard Webhooks verifier), in a
+# virtual environment under .services/python. Idempotent: does nothing once installed.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+venv=.services/python
+requirements=Deploy/local/python-requirements.txt
+stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
+[ -f "$stamp" ] && exit 0
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+  apt-get install -y -qq python3-venv >/dev/null
+fi
+python3 -m venv "$venv"
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+touch "$stamp"
+echo "python-tools: installed $(tr '\n' ' ' < "$requirements")into $venv"

@@ -1,0 +1,90 @@
+import Crypto
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MingusPostgres
+
+/// `Idempotency-Key` handling as Stripe documents it: per API key, kept 24 hours; the same key
+/// with the same request answers the first response again; with another request, 422; while the
+/// first is still being handled, 409.
+struct IdempotencyStore: Sendable {
+    let database: PostgresClient
+    /// How long a request holds its key before a retry may take it over.
+    static let lease = "30 seconds"
+
+    enum Claim {
+        /// Go on with this resource id (new, or kept from an attempt that did not finish).
+        case proceed(resourceID: String)
+        /// The first request's answer.
+        case replay(status: Int, body: [UInt8])
+    }
+
+    /// The key from the request headers: nil when absent, 400 when malformed.
+    static func key(from request: Request) throws -> String? {
+        guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name] else { return nil }
+        guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) else {
+            throw APIError(.badRequest, code: "invalid_request", message: "Idempotency-Key must be 1-255 printable ASCII characters",
+                           field: "Idempotency-Key", rule: "format")
+        }
+        return key
+    }
+
+    /// Takes `key` for a request whose method, path and body hash to `requestHash`.
+    func claim(apiKeyID: String, key: String, requestHash: [UInt8]) async throws -> Claim {
+        try await database.withTransaction { db in
+            let fresh = UUID().uuidString.lowercased()
+            _ = try await db.execute("""
+                DELETE FROM gateway_idempotency_keys
+                WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key) AND expires_at < now()
+                """)
+            let inserted = try await db.query("""
+                INSERT INTO gateway_idempotency_keys (api_key_id, idempotency_key, request_hash, resource_id, locked_until)
+                VALUES (\(apiKeyID), \(key), \(requestHash), \(fresh)::uuid, now() + \(Self.lease)::interval)
+                ON CONFLICT DO NOTHING RETURNING resource_id::text
+                """)
+            if let row = inserted.first { return .proceed(resourceID: try row.decode(String.self, at: 0)) }
+            let row = try await db.query("""
+                SELECT request_hash, resource_id::text, response_status, response_body, locked_until > now()
+                FROM gateway_idempotency_keys WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key) FOR UPDATE
+                """)[0]
+            guard try row.decode([UInt8].self, at: 0) == requestHash else {
+                throw APIError(.unprocessableContent, code: "idempotency_key_reuse",
+                               message: "this Idempotency-Key was used with a different request", field: "Idempotency-Key", rule: "reuse")
+            }
+            if let status = try row.decode(Int?.self, at: 2) {
+                return .replay(status: status, body: try row.decode([UInt8]?.self, at: 3) ?? [])
+            }
+            if try row.decode(Bool?.self, at: 4) == true {
+                throw APIError(.conflict, code: "idempotency_key_in_use",
+                               message: "a request with this Idempotency-Key is still being handled; retry later",
+                               field: "Idempotency-Key", rule: "in_use")
+            }
+            try await db.execute("""
+                UPDATE gateway_idempotency_keys SET locked_until = now() + \(Self.lease)::interval
+                WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key)
+                """)
+            return .proceed(resourceID: try row.decode(String.self, at: 1))
+        }
+    }
+
+    /// Stores the answer to replay, on the caller's transaction.
+    static func complete(apiKeyID: String, key: String, status: Int, body: [UInt8], on db: PostgresConnection) async throws {
+        try await db.execute("""
+            UPDATE gateway_idempotency_keys SET response_status = \(status), response_body = \(body), locked_until = NULL
+            WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key)
+            """)
+    }
+
+    /// Lets a retry take the key at once (the request failed before anything was accepted).
+    func release(apiKeyID: String, key: String) async {
+        _ = try? await database.execute("""
+            UPDATE gateway_idempotency_keys SET locked_until = NULL
+            WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key) AND response_status IS NULL
+            """)
+    }
+
+    /// SHA-256 over method, path and body.
+    static func hash(_ request: Request, body: [UInt8]) -> [UInt8] {
+        Array(SHA256.hash(data: Array("\(request.method.rawValue) \(request.uri.path)\n".utf8) + body))
+    }
+}

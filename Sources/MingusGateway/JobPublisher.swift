@@ -1,0 +1,63 @@
+import Foundation
+import Hummingbird
+import MingusAMQP
+import MingusCore
+import MingusRuntime
+import Synchronization
+
+/// Publishes the gateway's jobs with publisher confirms. When the broker is unreachable, blocked
+/// (a resource alarm) or does not confirm in time, the request fails with 503 and `Retry-After`:
+/// a job is never dropped silently.
+struct JobPublisher: Sendable {
+    let broker: BrokerLink
+    var confirmTimeout: Duration = .seconds(5)
+    static let source = "/mingus/gateway"
+    static let retryAfterSeconds = 5
+
+    func publish<Body: Encodable>(type: String, id: String, body: Body, traceID: String?) async throws {
+        guard let connection = await broker.connectedNow() else {
+            throw unavailable("the message broker is unreachable")
+        }
+        guard !connection.isBlocked else {
+            throw unavailable("the message broker is refusing messages (resource alarm)")
+        }
+        let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID,
+                                   body: Array(try JSONEncoder.mingus.encode(body)))
+        let once = Once()
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                Task {
+                    do {
+                        try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange,
+                                                     routingKey: type, mandatory: true)
+                        if once.claim() { continuation.resume() }
+                    } catch {
+                        if once.claim() { continuation.resume(throwing: error) }
+                    }
+                }
+                Task {
+                    try? await Task.sleep(for: confirmTimeout)
+                    if once.claim() { continuation.resume(throwing: PublishTimeout()) }
+                }
+            }
+        } catch is PublishTimeout {
+            throw unavailable("the message broker did not confirm the job in time")
+        } catch {
+            throw unavailable("the message broker refused the job")
+        }
+    }
+
+    private func unavailable(_ message: String) -> APIError {
+        var error = APIError(.serviceUnavailable, code: "unavailable", message: "\(message); retry later")
+        error.headers[.retryAfter] = "\(Self.retryAfterSeconds)"
+        return error
+    }
+}
+
+private struct PublishTimeout: Error {}
+
+/// True for the first caller only.
+private final class Once: Sendable {
+    private let taken = Atomic<Bool>(false)
+    func claim() -> Bool { !taken.exchange(true, ordering: .acquiringAndReleasing) }
+}

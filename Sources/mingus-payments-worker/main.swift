@@ -1,0 +1,5 @@
+// mingus-payments-worker: card payments, financial records, merchant webhooks and key rewraps
+// from the `mingus.payments` queue. Configuration: MINGUS_* variables (see the README).
+import MingusPayments
+
+try await PaymentsWorker.run()

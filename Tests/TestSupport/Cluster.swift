@@ -1,0 +1,95 @@
+public import Foundation
+public import MingusPayments
+public import MingusPostgres
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A gateway and payments workers started by a test or a benchmark, on a database of their own
+/// (migrated, with a fresh key-encrypting key and data keys), sharing the local broker.
+public final class Cluster: @unchecked Sendable {
+    // @unchecked: `workers` changes only through `startWorker`, called from one task at a time.
+    public let databaseName: String
+    public let databaseURL: String
+    public let database: PostgresClient
+    public let keyPath: URL
+    public let kek: KeyEncryptingKey
+    /// The Standard Webhooks secret the workers sign with.
+    public let webhookSecret: String
+    public let environment: [String: String]
+    public let gateway: WorkerProcess
+    /// `http://127.0.0.1:<port>` of the gateway.
+    public let base: String
+    public private(set) var workers: [WorkerProcess] = []
+
+    private init(databaseName: String, databaseURL: String, database: PostgresClient, keyPath: URL, kek: KeyEncryptingKey,
+                 webhookSecret: String, environment: [String: String], gateway: WorkerProcess, base: String) {
+        self.databaseName = databaseName
+        self.databaseURL = databaseURL
+        self.database = database
+        self.keyPath = keyPath
+        self.kek = kek
+        self.webhookSecret = webhookSecret
+        self.environment = environment
+        self.gateway = gateway
+        self.base = base
+    }
+
+    /// Starts the gateway and `workers` payments workers; `environment` is added to every process's.
+    public static func start(workers: Int = 0, environment extra: [String: String] = [:], bin: URL? = nil) async throws -> Cluster {
+        let (name, url) = try await TestEnvironment.createDatabase()
+        let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 4))
+        _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
+        let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("keys"))
+            .appendingPathComponent("financial.key")
+        let kek = try KeyEncryptingKey.create(at: keyPath)
+        for purpose in KeyPurpose.allCases { try await Keyring.rotate(purpose, kek: kek, database: database) }
+        let secret = WebhookSigner.makeSecret()
+        var environment = [
+            "MINGUS_DATABASE_URL": url, "MINGUS_FINANCIAL_KEY_PATH": keyPath.path, "MINGUS_WEBHOOK_SECRET": secret,
+            "MINGUS_HTTP_PORT": "0", "MINGUS_METRICS_PORT": "0", "MINGUS_LOG_LEVEL": "info",
+            "MINGUS_SCHEMAS_DIR": TestEnvironment.repositoryRoot.appendingPathComponent("Contracts/schemas").path,
+        ]
+        environment.merge(extra) { _, new in new }
+        let gateway = try WorkerProcess("mingus-gateway", environment: environment, bin: bin)
+        guard let port = try await loggedPort(gateway, message: "gateway listening") else {
+            try await gateway.kill9()
+            throw WorkerProcessError(message: "the gateway did not start: \(gateway.output.suffix(2000))")
+        }
+        let cluster = Cluster(databaseName: name, databaseURL: url, database: database, keyPath: keyPath, kek: kek,
+                              webhookSecret: secret, environment: environment, gateway: gateway, base: "http://127.0.0.1:\(port)")
+        for _ in 0..<workers { _ = try cluster.startWorker(bin: bin) }
+        return cluster
+    }
+
+    /// Starts one more payments worker.
+    @discardableResult
+    public func startWorker(environment extra: [String: String] = [:], bin: URL? = nil) throws -> WorkerProcess {
+        let worker = try WorkerProcess("mingus-payments-worker", environment: environment.merging(extra) { _, new in new }, bin: bin)
+        workers.append(worker)
+        return worker
+    }
+
+    /// The data keys as the processes see them.
+    public func keyring() async throws -> Keyring {
+        try await Keyring.load(kek: kek, database: database)
+    }
+
+    /// Everything the processes wrote so far.
+    public var output: String {
+        ([gateway] + workers).map { "[\($0.executable)]\n\($0.output.suffix(4000))" }.joined(separator: "\n")
+    }
+
+    /// Stops every process with SIGTERM (each must exit 0), then drops the database.
+    /// Returns the exit codes, gateway first.
+    @discardableResult
+    public func stop() async throws -> [Int32?] {
+        let processes = [gateway] + workers
+        processes.forEach { $0.signal(SIGTERM) }
+        var codes: [Int32?] = []
+        for process in processes { codes.append(try await process.wait(timeout: .seconds(40))) }
+        await database.shutdown()
+        try await TestEnvironment.dropDatabase(databaseName)
+        return codes
+    }
+}
