@@ -273,3 +273,66 @@ struct PaymentsEndToEndTests {
         try await cluster.stopCleanly()
     }
 }
+
+/// 16-digit Visa numbers that pass Luhn, random enough that no other test uses them.
+func randomCardNumbers(_ count: Int) -> [String] {
+    var numbers = Set<String>()
+    while numbers.count < count {
+        var digits = [4, 9] + (0..<13).map { _ in Int.random(in: 0...9) }
+        var sum = 0
+        for (offset, digit) in digits.reversed().enumerated() {
+            let doubled = offset % 2 == 0 ? digit * 2 : digit
+            sum += doubled > 9 ? doubled - 9 : doubled
+        }
+        digits.append((10 - sum % 10) % 10)
+        numbers.insert(digits.map(String.init).joined())
+    }
+    return Array(numbers)
+}
+
+extension PaymentsEndToEndTests {
+    @Test("leak test: after 200 payments no card number is in any PostgreSQL or RabbitMQ file (after a checkpoint) or any process log")
+    func noCardNumberAtRest() async throws {
+        let cluster = try await Cluster.start(workers: 2, environment: ["MINGUS_LOG_LEVEL": "debug"])
+        let (_, key) = try await cluster.key([.paymentsWrite, .paymentsRead])
+        let numbers = randomCardNumbers(200)
+        #expect(numbers.allSatisfy { (try? PAN($0)) != nil })
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, number) in numbers.enumerated() {
+                // Typed as people type them: plain, grouped by spaces, grouped by hyphens.
+                let groups = stride(from: 0, to: 16, by: 4).map { String(Array(number)[$0..<$0 + 4]) }
+                let typed = [number, groups.joined(separator: " "), groups.joined(separator: "-")][index % 3]
+                group.addTask {
+                    _ = try await cluster.pay(paymentBody(card: typed), key: key)
+                }
+                if index % 16 == 15 { try await group.waitForAll() }
+            }
+            try await group.waitForAll()
+        }
+        let decided = try await eventually(timeout: .seconds(120)) {
+            try await cluster.database.query("SELECT count(*) FROM payment_data WHERE status = 'authorized'")[0].decode(Int.self, at: 0) == 200
+        }
+        #expect(decided, "\(cluster.output)")
+        // A probe number written in clear on purpose shows that the scan sees what reaches disk.
+        let probe = randomCardNumbers(1)[0]
+        try await cluster.database.execute("CREATE TABLE leak_probe (value text)")
+        try await cluster.database.execute("INSERT INTO leak_probe VALUES (\(probe))")
+        try await cluster.database.execute("CHECKPOINT")
+
+        let services = TestEnvironment.repositoryRoot.appendingPathComponent(".services")
+        let folders = [services.appendingPathComponent("postgres"), services.appendingPathComponent("rabbitmq")]
+        let dataHits = try DigitScanner(numbers + [probe]).scan(folders: folders)
+        #expect(dataHits.contains { $0.found.contains(probe) }, "the probe is found")
+        let leaks = dataHits.filter { !$0.found.subtracting([probe]).isEmpty }
+        #expect(leaks.isEmpty, "card numbers at rest: \(leaks.map(\.file))")
+        let scanner = DigitScanner(numbers)
+        let processes = [cluster.gateway] + cluster.workers
+        try await cluster.stopCleanly()
+        let logHits = try scanner.scan(folders: [], files: processes.map(\.logFile))
+        #expect(logHits.isEmpty, "card numbers in logs: \(logHits.map(\.file))")
+        // The scanner itself finds a number written in any of the three forms.
+        let sample = "x" + numbers[0].prefix(8) + " " + numbers[0].dropFirst(8) + "y"
+        #expect(Data(sample.utf8).withUnsafeBytes { scanner.scan($0) } == [numbers[0]])
+        #expect(processes.contains { $0.output.contains("payment decided") }, "the scanned logs are the workers' real logs")
+    }
+}
