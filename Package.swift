@@ -138,7 +138,12 @@ let package = Package(
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
+                "MingusGateway",
+                "MingusPayments",
                 "TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -34,7 +34,6 @@ CREATE TABLE card_tokens (
     card_brand          text        NOT NULL CHECK (card_brand IN ('visa', 'mastercard', 'amex', 'discover', 'jcb', 'diners', 'unionpay')),
     masked_pan          text        NOT NULL CHECK (masked_pan ~ '^\*+[0-9]{4}$'),
     created_at          timestamptz NOT NULL DEFAULT now(),
-    last_used_at        timestamptz NOT NULL DEFAULT now(),
     UNIQUE (fingerprint_version, fingerprint)
 );
 CREATE INDEX card_tokens_pan_key_version ON card_tokens (pan_key_version);

@@ -11,11 +11,10 @@ public enum CardVault {
         guard let newest = fingerprints.first else {
             throw KeyringError("no fingerprint data key: run mingusctl keys init")
         }
+        // A plain read: payments of one card in concurrent transactions must not queue on its row.
         for fingerprint in fingerprints {
             let rows = try await db.query("""
-                UPDATE card_tokens SET last_used_at = now()
-                WHERE fingerprint_version = \(fingerprint.version) AND fingerprint = \(fingerprint.value)
-                RETURNING token
+                SELECT token FROM card_tokens WHERE fingerprint_version = \(fingerprint.version) AND fingerprint = \(fingerprint.value)
                 """)
             if let row = rows.first { return try row.decode(String.self, at: 0) }
         }

@@ -188,7 +188,7 @@ public struct PaymentsWorker: Sendable {
             AuditEvent(actor: job.requestedBy, action: "payment.\(outcome.status)", resource: "payment/\(job.transactionId)",
                        outcome: authorized ? .success : .failure, origin: "payments-worker", details: details),
             component: "payments", on: context.database)
-        context.logger.info("payment decided", metadata: [
+        context.logger.debug("payment decided", metadata: [
             "mingus.payment.id": "\(job.transactionId)", "mingus.payment.status": "\(outcome.status)",
         ])
         guard let url = job.callbackUrl else { return }

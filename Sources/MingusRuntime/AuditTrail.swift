@@ -34,27 +34,21 @@ public enum AuditTrail {
     /// Streams per component.
     public static let shards: UInt64 = 16
 
-    /// The stream an event about `resource` from `component` goes to: `component/0` … `component/15`.
-    public static func stream(component: String, resource: String) -> String {
-        // FNV-1a: stable across processes, unlike Swift's seeded `hashValue`.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in resource.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        return "\(component)/\(hash % shards)"
-    }
-
     /// Appends `event` inside the caller's transaction; returns its stream and sequence number.
+    ///
+    /// The stream is chosen by the writing database session (`component/<backend pid mod 16>`),
+    /// so a transaction holds the lock of one stream head however many events it appends, and
+    /// concurrent transactions (a worker's lanes, other processes) seldom meet on one and never
+    /// deadlock over two.
     @discardableResult
     public static func append(_ event: AuditEvent, component: String, on connection: PostgresConnection) async throws -> (stream: String, seq: Int64) {
-        let stream = stream(component: component, resource: event.resource)
         let details = String(decoding: try JSONSerialization.data(withJSONObject: event.details, options: [.sortedKeys]), as: UTF8.self)
         let rows = try await connection.query("""
-            SELECT mingus_audit_append(\(stream), \(event.actor), \(event.action), \(event.resource),
-                                       \(event.outcome.rawValue), \(event.origin), \(details)::jsonb)
+            SELECT stream, mingus_audit_append(stream, \(event.actor), \(event.action), \(event.resource),
+                                               \(event.outcome.rawValue), \(event.origin), \(details)::jsonb)
+            FROM (SELECT \(component)::text || '/' || (pg_backend_pid() % \(Int64(shards)))::text AS stream) AS writer
             """)
-        return (stream, try rows[0].decode(Int64.self, at: 0))
+        return (try rows[0].decode(String.self, at: 0), try rows[0].decode(Int64.self, at: 1))
     }
 }
 

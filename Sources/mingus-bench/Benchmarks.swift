@@ -33,10 +33,20 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "Jobs per worker-runtime throughput benchmark.")
     var jobs = 20_000
 
-    @Flag(help: "Skip the worker-runtime benchmarks.")
+    @Flag(help: "Skip the worker-runtime and payments benchmarks.")
     var skipRuntime = false
 
+    @Option(help: "Payments per end-to-end payments run.")
+    var payments = 3_000
+
+    @Flag(help: "Run only the end-to-end payments benchmarks.")
+    var onlyPayments = false
+
     mutating func run() async throws {
+        if onlyPayments {
+            try await runPayments()
+            return
+        }
         let configuration = try MingusConfiguration()
         var logger = Logger(label: "mingus-bench")
         logger.logLevel = .warning
@@ -142,6 +152,8 @@ struct Benchmarks: AsyncParsableCommand {
         Measurement.printTable(results)
         guard !skipRuntime else { return }
 
+        try await runPayments()
+
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
         let noop = try await RuntimeBenchmarks.throughput(kind: "noop", count: jobs)
@@ -157,6 +169,18 @@ struct Benchmarks: AsyncParsableCommand {
         }
         print("  enqueue → commit at \(String(format: "%.0f", insert.rate / 2)) jobs/s (half the insert rate, \(latency.jobs) jobs): p50 \(String(format: "%.1f", latency.p50)) ms, p99 \(String(format: "%.1f", latency.p99)) ms")
         print("  idle worker RSS: \(megabytes(idle))")
+    }
+
+    /// End-to-end payments: the gateway alone, then gateway and 1 or 2 workers, then latency.
+    func runPayments() async throws {
+        let payments = try await PaymentsBenchmarks.run(count: self.payments, concurrency: 32)
+        print("")
+        print("payments end to end (release processes; \(self.payments) payments per run, 32 concurrent HTTP clients, 100 distinct cards)")
+        print("  gateway alone, accepted:    \(String(format: "%8.0f", payments.gatewayAccepted)) req/s (validated, sealed, confirmed by the broker, pending row)")
+        for (workers, rate) in payments.endToEnd {
+            print("  POST → authorized, \(workers) worker\(workers == 1 ? " " : "s"): \(String(format: "%8.0f", rate)) payments/s")
+        }
+        print("  POST → authorized at \(String(format: "%.0f", payments.latency.rate))/s (half the 1-worker rate, \(payments.latency.payments) payments): p50 \(String(format: "%.1f", payments.latency.p50)) ms, p99 \(String(format: "%.1f", payments.latency.p99)) ms")
     }
 }
 

@@ -39,7 +39,7 @@ extension Cluster {
 struct PaymentAPITests {
     @Test("every validation rule answers 400 or 422 naming the field and the rule, never echoing the card")
     func validation() async throws {
-        let gateway = try await Gateway.start(environment: ["MINGUS_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"])
+        let gateway = try await Gateway.start(environment: ["MINGUS_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"], waitUntilReady: false)
         let (_, key) = try await gateway.key([.paymentsWrite])
         let year = Calendar.current.component(.year, from: Date())
         let cases: [(changes: [String: Any], status: Int, field: String, rule: String)] = [
@@ -116,7 +116,7 @@ struct PaymentAPITests {
 
     @Test("each route needs its role: 401 without a key, 403 naming the missing role")
     func roles() async throws {
-        let gateway = try await Gateway.start(environment: ["MINGUS_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"])
+        let gateway = try await Gateway.start(environment: ["MINGUS_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"], waitUntilReady: false)
         let routes: [(method: String, path: String, role: Role)] = [
             ("POST", "/api/financial/payment/process", .paymentsWrite),
             ("GET", "/api/financial/payment/\(UUID().uuidString.lowercased())", .paymentsRead),
@@ -146,7 +146,7 @@ struct PaymentAPITests {
 
     @Test("with the broker unreachable a valid payment gets 503 with Retry-After, and nothing is stored")
     func brokerUnavailable() async throws {
-        let gateway = try await Gateway.start(environment: ["MINGUS_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"])
+        let gateway = try await Gateway.start(environment: ["MINGUS_AMQP_URL": "amqp://guest:guest@127.0.0.1:1/"], waitUntilReady: false)
         let (_, key) = try await gateway.key([.paymentsWrite])
         let response = try await gateway.post("/api/financial/payment/process", key: key, body: try json(paymentBody()),
                                               headers: ["Idempotency-Key": "outage-1"])

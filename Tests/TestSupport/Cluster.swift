@@ -36,7 +36,10 @@ public final class Cluster: @unchecked Sendable {
     }
 
     /// Starts the gateway and `workers` payments workers; `environment` is added to every process's.
-    public static func start(workers: Int = 0, environment extra: [String: String] = [:], bin: URL? = nil) async throws -> Cluster {
+    /// Returns once the gateway is ready (`/readyz`: database and broker reachable) unless
+    /// `waitUntilReady` is false.
+    public static func start(workers: Int = 0, environment extra: [String: String] = [:], waitUntilReady: Bool = true,
+                             bin: URL? = nil) async throws -> Cluster {
         let (name, url) = try await TestEnvironment.createDatabase()
         let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 4))
         _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
@@ -59,6 +62,12 @@ public final class Cluster: @unchecked Sendable {
         let cluster = Cluster(databaseName: name, databaseURL: url, database: database, keyPath: keyPath, kek: kek,
                               webhookSecret: secret, environment: environment, gateway: gateway, base: "http://127.0.0.1:\(port)")
         for _ in 0..<workers { _ = try cluster.startWorker(bin: bin) }
+        if waitUntilReady {
+            let ready = try await eventually(timeout: .seconds(60)) {
+                (try? await httpRequest(cluster.base + "/readyz").status) == 200
+            }
+            guard ready else { throw WorkerProcessError(message: "the gateway is not ready: \(gateway.output.suffix(2000))") }
+        }
         return cluster
     }
 
