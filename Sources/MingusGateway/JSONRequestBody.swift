@@ -150,5 +150,5 @@ func jsonResponse(_ status: HTTPResponse.Status, bytes: [UInt8], headers: HTTPFi
 
 /// RFC 3339 with fractional seconds, as every timestamp the API returns.
 func timestamp(_ date: Date) -> String {
-    date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+    date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }

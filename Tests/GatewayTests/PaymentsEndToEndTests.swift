@@ -11,7 +11,7 @@ import Glibc
 
 /// An RFC 3339 timestamp as the API writes it (with fractional seconds).
 func parseTimestamp(_ text: String) -> Date? {
-    try? Date(text, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true))
+    try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))
 }
 
 extension Cluster {

@@ -5,13 +5,25 @@ import MingusRuntime
 import TestSupport
 import Testing
 
-/// A test's own audit component: its streams are `<component>/0` … `<component>/15`.
+/// A test's own audit component (streams `<component>/0` … `<component>/15`) on a database of
+/// its own, so that tampered chains never stay behind in the shared one.
 private struct AuditFixture {
     let component = TestEnvironment.uniqueName("audit")
-    let database = PostgresClient(configuration: PostgresConfiguration(url: TestEnvironment.databaseURL, poolSize: 8))
+    let databaseName: String
+    let databaseURL: String
+    let database: PostgresClient
 
     init() async throws {
+        let (name, url) = try await TestEnvironment.createDatabase()
+        databaseName = name
+        databaseURL = url
+        database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 8))
         _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
+    }
+
+    func finish() async throws {
+        await database.shutdown()
+        try await TestEnvironment.dropDatabase(databaseName)
     }
 
     /// Appends `count` events for `resources` distinct resources from concurrent tasks.
@@ -61,7 +73,7 @@ struct AuditTrailTests {
         #expect(result.isIntact, "\(result.firstBreak?.description ?? "")")
         #expect(result.events == 300)
         #expect(result.streams > 1 && result.streams <= 16, "events spread over streams: \(result.streams)")
-        await fixture.database.shutdown()
+        try await fixture.finish()
     }
 
     @Test("UPDATE, DELETE and TRUNCATE of audit events are refused")
@@ -81,7 +93,7 @@ struct AuditTrailTests {
             #expect(error?.message.contains("append-only") == true)
         }
         #expect(try await fixture.verify().events == 3)
-        await fixture.database.shutdown()
+        try await fixture.finish()
     }
 
     @Test("an edited entry is reported as the first broken one")
@@ -95,10 +107,11 @@ struct AuditTrailTests {
         #expect(broken.reason.contains("edited"))
         #expect(length >= 4)
 
-        let cli = try WorkerProcess("mingusctl", arguments: ["audit", "verify", "--stream-prefix", fixture.component + "/"], environment: [:])
+        let cli = try WorkerProcess("mingusctl", arguments: ["audit", "verify", "--stream-prefix", fixture.component + "/"],
+                                      environment: ["MINGUS_DATABASE_URL": fixture.databaseURL])
         #expect(try await cli.wait(timeout: .seconds(60)) == 1)
         #expect(cli.output.contains("BROKEN stream \(stream) entry 3"), "\(cli.output)")
-        await fixture.database.shutdown()
+        try await fixture.finish()
     }
 
     @Test("a deleted entry is reported")
@@ -110,7 +123,7 @@ struct AuditTrailTests {
         let broken = try #require(try await fixture.verify().firstBreak)
         #expect(broken.stream == stream && broken.seq == 2, "\(broken)")
         #expect(broken.reason.contains("missing"))
-        await fixture.database.shutdown()
+        try await fixture.finish()
     }
 
     @Test("two swapped entries are reported")
@@ -125,7 +138,7 @@ struct AuditTrailTests {
             """)
         let broken = try #require(try await fixture.verify().firstBreak)
         #expect(broken.stream == stream && broken.seq == 2, "\(broken)")
-        await fixture.database.shutdown()
+        try await fixture.finish()
     }
 
     @Test("a truncated tail is reported by the stream head, and by a signed checkpoint when the head is rewritten too")
@@ -157,6 +170,6 @@ struct AuditTrailTests {
         let byCheckpoint = try #require(try await fixture.verify(keys: [signer.publicKey]).firstBreak)
         #expect(byCheckpoint.stream == stream && byCheckpoint.seq == length - 1, "\(byCheckpoint)")
         #expect(byCheckpoint.reason.contains("checkpoint"))
-        await fixture.database.shutdown()
+        try await fixture.finish()
     }
 }
