@@ -88,7 +88,7 @@ struct AuditSearch: Sendable {
                 .compactMapValues { $0 as? String } ?? [:]
             let event = Event(
                 stream: try row.decode(String.self, at: 0), seq: try row.decode(Int64.self, at: 1),
-                occurredAt: try row.decode(Date.self, at: 2).formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)),
+                occurredAt: timestamp(try row.decode(Date.self, at: 2)),
                 actor: try row.decode(String.self, at: 3), action: try row.decode(String.self, at: 4),
                 resource: try row.decode(String.self, at: 5), outcome: try row.decode(String.self, at: 6),
                 origin: try row.decode(String.self, at: 7), details: details)

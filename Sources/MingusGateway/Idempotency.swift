@@ -33,14 +33,16 @@ struct IdempotencyStore: Sendable {
     func claim(apiKeyID: String, key: String, requestHash: [UInt8]) async throws -> Claim {
         try await database.withTransaction { db in
             let fresh = UUID().uuidString.lowercased()
-            _ = try await db.execute("""
-                DELETE FROM gateway_idempotency_keys
-                WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key) AND expires_at < now()
-                """)
+            // A new key, or one whose 24 hours are over, starts afresh.
             let inserted = try await db.query("""
                 INSERT INTO gateway_idempotency_keys (api_key_id, idempotency_key, request_hash, resource_id, locked_until)
                 VALUES (\(apiKeyID), \(key), \(requestHash), \(fresh)::uuid, now() + \(Self.lease)::interval)
-                ON CONFLICT DO NOTHING RETURNING resource_id::text
+                ON CONFLICT (api_key_id, idempotency_key) DO UPDATE SET
+                    request_hash = EXCLUDED.request_hash, resource_id = EXCLUDED.resource_id, response_status = NULL,
+                    response_body = NULL, locked_until = EXCLUDED.locked_until, created_at = now(),
+                    expires_at = now() + interval '24 hours'
+                WHERE gateway_idempotency_keys.expires_at < now()
+                RETURNING resource_id::text
                 """)
             if let row = inserted.first { return .proceed(resourceID: try row.decode(String.self, at: 0)) }
             let row = try await db.query("""

@@ -131,6 +131,12 @@ struct JSONRequestBody: Sendable {
     }
 }
 
+/// Whether `text` has `length` characters, each an ASCII letter or digit or one of `extra`.
+func isIdentifier(_ text: String, length: ClosedRange<Int>, extra: String) -> Bool {
+    length.contains(text.count)
+        && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || extra.unicodeScalars.contains($0)) }
+}
+
 /// A 422 naming the field and the broken rule.
 func invalidField(_ field: String, rule: String, _ message: String) -> APIError {
     APIError(.unprocessableContent, code: "invalid_field", message: message, field: field, rule: rule)

@@ -24,8 +24,14 @@ struct JobPublisher: Sendable {
         let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID,
                                    body: Array(try JSONEncoder.mingus.encode(body)))
         let once = Once()
+        let timeout = confirmTimeout
         do {
+            // A confirm cannot be cancelled, so the wait races a timer: whichever ends first answers.
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let timer = Task {
+                    try await Task.sleep(for: timeout)
+                    if once.claim() { continuation.resume(throwing: PublishTimeout()) }
+                }
                 Task {
                     do {
                         try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange,
@@ -34,10 +40,7 @@ struct JobPublisher: Sendable {
                     } catch {
                         if once.claim() { continuation.resume(throwing: error) }
                     }
-                }
-                Task {
-                    try? await Task.sleep(for: confirmTimeout)
-                    if once.claim() { continuation.resume(throwing: PublishTimeout()) }
+                    timer.cancel()
                 }
             }
         } catch is PublishTimeout {

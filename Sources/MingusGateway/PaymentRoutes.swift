@@ -66,9 +66,7 @@ struct PaymentRoutes: Sendable {
         } catch {
             throw invalidField(error.field, rule: error.rule, error.description)
         }
-        guard (1...64).contains(merchantID.count),
-              merchantID.unicodeScalars.allSatisfy({ $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._-".unicodeScalars.contains($0)) })
-        else {
+        guard isIdentifier(merchantID, length: 1...64, extra: "._-") else {
             throw invalidField("merchant_id", rule: "format", "merchant_id must be 1-64 of A-Z, a-z, 0-9, '.', '_' and '-'")
         }
         var labels: [String: String]?

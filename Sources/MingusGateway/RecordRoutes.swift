@@ -28,9 +28,8 @@ struct RecordRoutes: Sendable {
         }
     }
 
-    static func validUserID(_ text: String, field: String) -> Bool {
-        (1...128).contains(text.count)
-            && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || "._:@-".unicodeScalars.contains($0)) }
+    static func validUserID(_ text: String) -> Bool {
+        isIdentifier(text, length: 1...128, extra: "._:@-")
     }
 
     private func store(_ request: Request, identity: APIKeyIdentity) async throws -> Response {
@@ -39,7 +38,7 @@ struct RecordRoutes: Sendable {
         let typeName = try body.string("record_type")
         let classificationName = try body.string("classification")
         let content = try body.object("content")
-        guard Self.validUserID(userID, field: "user_id") else {
+        guard Self.validUserID(userID) else {
             throw invalidField("user_id", rule: "format", "user_id must be 1-128 of A-Z, a-z, 0-9, '.', '_', ':', '@' and '-'")
         }
         guard let recordType = RecordType(rawValue: typeName) else {
@@ -60,7 +59,7 @@ struct RecordRoutes: Sendable {
     }
 
     private func list(user: String, query: Parameters) async throws -> Response {
-        guard Self.validUserID(user, field: "user_id") else {
+        guard Self.validUserID(user) else {
             throw APIError(.badRequest, code: "invalid_parameter", message: "user_id has a character or length not allowed",
                            field: "user_id", rule: "format")
         }
@@ -90,14 +89,12 @@ struct RecordRoutes: Sendable {
             ORDER BY created_at, record_id
             LIMIT \(limit + 1)
             """)
-        let keyring = try await keys.current()
         var records: [[String: Any]] = []
         var last: (Int64, String)?
         for row in rows.prefix(limit) {
             let id = try row.decode(String.self, at: 0)
             let version = try row.decode(Int.self, at: 6)
-            let ring = keyring.versions(.records).contains(version) ? keyring : try await keys.reload()
-            let plaintext = try ring.open(SealedValue(version: version, combined: try row.decode([UInt8].self, at: 5)),
+            let plaintext = try await keys.current(having: version, of: .records).open(SealedValue(version: version, combined: try row.decode([UInt8].self, at: 5)),
                                           purpose: .records, context: RecordJob.storageContext(id))
             records.append([
                 "record_id": id, "user_id": user, "record_type": try row.decode(String.self, at: 1),

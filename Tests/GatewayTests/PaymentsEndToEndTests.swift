@@ -142,6 +142,16 @@ struct PaymentsEndToEndTests {
             return try await paymentRows(cluster) == 2 && (try pending[0].decode(Int.self, at: 0)) == 0
         }
         #expect(settled, "two payments, both decided")
+
+        // After its 24 hours a key starts afresh: another body is a new payment, not a conflict.
+        try await cluster.database.execute(
+            "UPDATE gateway_idempotency_keys SET expires_at = now() - interval '1 second' WHERE idempotency_key = 'order-7'")
+        let renewed = try await cluster.post("/api/financial/payment/process", key: key, body: try json(paymentBody(["amount": 2000])),
+                                             headers: ["Idempotency-Key": "order-7"])
+        #expect(renewed.status == 202, "\(renewed.body)")
+        let renewedID = try #require(try jsonObject(renewed.body)["transaction_id"] as? String)
+        #expect(renewedID != id)
+        #expect(try await cluster.decided(renewedID, key: key)["amount"] as? Int == 2000)
         try await cluster.stopCleanly()
     }
 
