@@ -28,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", "3.0.0"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
     ],
     targets: [
         // C libraries from Debian packages (librabbitmq-dev, libpq-dev), each with a small shim
@@ -95,11 +96,31 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusAlerts",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "MingusGateway",
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
                 "MingusPayments",
+                "MingusAlerts",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -129,6 +150,7 @@ let package = Package(
         ),
         .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway"]),
         .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments"]),
+        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -140,6 +162,7 @@ let package = Package(
                 "MingusRuntime",
                 "MingusGateway",
                 "MingusPayments",
+                "MingusAlerts",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -169,6 +192,10 @@ let package = Package(
             name: "GatewayTests",
             dependencies: ["MingusGateway", "MingusRuntime", "MingusPostgres", "MingusPayments", "MingusAMQP", "MingusCore", "TestSupport",
                            .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "AlertsTests",
+            dependencies: ["MingusAlerts", "MingusGateway", "MingusRuntime", "MingusPostgres", "MingusCore", "TestSupport"]
         ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]

@@ -12,18 +12,32 @@ public enum WorkerKind: String, CaseIterable, Sendable {
 public struct WorkerQueues: Sendable, Equatable {
     /// The worker's name: `payments`, or a test's own name.
     public var name: String
+    /// Jobs for this queue are published to ``MingusTopology/jobsExchange`` with routing keys
+    /// matching this pattern: `<name>.#` unless given (`payments.process`, …).
+    public var routingPattern: String
+    /// The routing key of its dead letters on ``MingusTopology/deadLetterExchange``: the worker's
+    /// name, or the owner's for a queue that shares its worker's dead-letter queue.
+    public var deadLetterRoutingKey: String
 
-    public init(name: String) { self.name = name }
+    public init(name: String, routingPattern: String? = nil, deadLetterTo owner: String? = nil) {
+        self.name = name
+        self.routingPattern = routingPattern ?? "\(name).#"
+        self.deadLetterRoutingKey = owner ?? name
+    }
 
     /// The worker's durable quorum job queue.
     public var queue: String { "mingus.\(name)" }
     /// Where the worker's jobs go when they can never succeed, with the reason in their headers.
-    public var deadLetterQueue: String { "mingus.\(name).dead" }
-    /// Jobs for this worker are published to ``MingusTopology/jobsExchange`` with routing keys
-    /// under this prefix (`payments.process`, `alerts.deliver.slack`, …).
-    public var routingPattern: String { "\(name).#" }
-    /// The routing key of its dead letters on ``MingusTopology/deadLetterExchange``.
-    public var deadLetterRoutingKey: String { name }
+    public var deadLetterQueue: String { "mingus.\(deadLetterRoutingKey).dead" }
+}
+
+/// The channels an alert can be delivered on. Each has a delivery queue of its own
+/// (``MingusTopology/alertDelivery(_:)``), so a slow or failing provider delays only itself.
+public enum AlertChannel: String, CaseIterable, Sendable, Codable {
+    case email, sms, slack, discord, teams, webhook, pagerduty, opsgenie, telegram
+
+    /// The routing key of this channel's delivery jobs.
+    public var routingKey: String { "alert-delivery.\(rawValue)" }
 }
 
 /// The broker topology every process agrees on (also described in `Contracts/asyncapi.yaml`).
@@ -80,11 +94,18 @@ public enum MingusTopology {
             ])
     }
 
-    /// Everything to declare: the shared part and every worker kind.
+    /// The delivery queue of an alert channel, `mingus.alerts.<channel>`, dead-lettering into
+    /// the alerts worker's dead-letter queue.
+    public static func alertDelivery(_ channel: AlertChannel) -> WorkerQueues {
+        WorkerQueues(name: "alerts.\(channel.rawValue)", routingPattern: channel.routingKey,
+                     deadLetterTo: WorkerKind.alerts.rawValue)
+    }
+
+    /// Everything to declare: the shared part, every worker kind and every alert channel queue.
     public static var all: AMQPTopology {
         var topology = shared
-        for kind in WorkerKind.allCases {
-            let part = worker(kind.queues)
+        for queues in WorkerKind.allCases.map(\.queues) + AlertChannel.allCases.map(alertDelivery) {
+            let part = worker(queues)
             topology.queues += part.queues
             topology.bindings += part.bindings
         }

@@ -9,6 +9,8 @@ public enum Role: String, Sendable, CaseIterable, Codable {
     case recordsWrite = "records:write"
     case recordsRead = "records:read"
     case auditRead = "audit:read"
+    case alertsWrite = "alerts:write"
+    case alertsRead = "alerts:read"
     /// Holds every other role.
     case admin
 }

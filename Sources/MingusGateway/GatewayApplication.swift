@@ -116,6 +116,7 @@ public enum GatewayApplication {
         PaymentRoutes(database: database, keys: keys, publisher: publisher, idempotency: IdempotencyStore(database: database))
             .addRoutes(to: router.group("api/financial/payment"))
         RecordRoutes(database: database, keys: keys, publisher: publisher).addRoutes(to: router.group("api/financial/records"))
+        AlertRoutes(database: database, publisher: publisher).addRoutes(to: router.group("api/alerts"))
         return router
     }
 }

@@ -201,11 +201,21 @@ public final class JobConsumer: Service, Sendable {
                     ON CONFLICT (message_id) DO NOTHING RETURNING 1
                     """)
                 guard !fresh.isEmpty else { return .duplicate }
-                try await job.run(JobContext(
-                    id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: context.queue,
-                    traceID: envelope.traceID, database: db, logger: context.logger, source: context.source,
-                    emitted: emitted))
+                do {
+                    try await job.run(JobContext(
+                        id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: context.queue,
+                        traceID: envelope.traceID, database: db, logger: context.logger, source: context.source,
+                        emitted: emitted))
+                } catch let error as PermanentJobError where error.keepingChanges {
+                    try await db.execute("DELETE FROM mingus_inbox WHERE message_id = \(envelope.id)")
+                    return .failedForGood(error.reason)
+                }
                 return .applied
+            }
+            if case .failedForGood(let reason) = outcome {
+                if emitted.isSet { outbox.nudge() }
+                await deadLetter(delivery, envelope: envelope, reason: "permanent", error: reason, logger: logger)
+                return
             }
             let elapsed = ContinuousClock.now - started
             metrics.duration(queue: queue, type: envelope.type,
@@ -283,7 +293,7 @@ public final class JobConsumer: Service, Sendable {
         if emitted.isSet { outbox.nudge() }
     }
 
-    private enum Outcome { case applied, duplicate }
+    private enum Outcome: Equatable { case applied, duplicate, failedForGood(String) }
 
     private func retryOrDeadLetter(_ delivery: AMQPDelivery, envelope: JobEnvelope, error: any Error, logger: Logger) async {
         let queue = configuration.queues.queue

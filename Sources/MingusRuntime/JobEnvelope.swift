@@ -70,7 +70,7 @@ public struct JobEnvelope: Sendable, Equatable {
         return AMQPMessage(body: body, properties: properties)
     }
 
-    static func formatTime(_ date: Date) -> String {
+    public static func formatTime(_ date: Date) -> String {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 

@@ -38,9 +38,17 @@ final class EmitFlag: Sendable {
 }
 
 /// A handler asks for no retry: the job goes to the dead-letter queue with this reason.
+///
+/// By default the job's transaction rolls back. With `keepingChanges`, what the handler wrote
+/// (the failure it recorded, the jobs it emitted) commits first, and the job is left out of the
+/// inbox so that a replay from the dead-letter queue runs it again.
 public struct PermanentJobError: Error, CustomStringConvertible {
     public var reason: String
-    public init(_ reason: String) { self.reason = reason }
+    public var keepingChanges: Bool
+    public init(_ reason: String, keepingChanges: Bool = false) {
+        self.reason = reason
+        self.keepingChanges = keepingChanges
+    }
     public var description: String { reason }
 }
 

@@ -1,5 +1,6 @@
 public import Foundation
 public import MingusPayments
+import MingusRuntime
 public import MingusPostgres
 #if canImport(Glibc)
 import Glibc

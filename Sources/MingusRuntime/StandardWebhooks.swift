@@ -11,7 +11,7 @@ public struct WebhookSigner: Sendable {
     public init(secret: String) throws {
         let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst("whsec_".count)) : secret
         guard let raw = Data(base64Encoded: encoded), raw.count >= 24 else {
-            throw KeyringError("the webhook secret must be whsec_ followed by base64 of at least 24 random bytes")
+            throw WebhookSecretError()
         }
         key = SymmetricKey(data: raw)
     }
@@ -31,4 +31,10 @@ public struct WebhookSigner: Sendable {
             ("webhook-signature", "v1," + Data(signature).base64EncodedString()),
         ]
     }
+}
+
+/// A webhook secret that is not `whsec_` followed by base64 of at least 24 bytes.
+public struct WebhookSecretError: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "the webhook secret must be whsec_ followed by base64 of at least 24 random bytes" }
 }

@@ -1,0 +1,6 @@
+// mingus-alerts-worker: alert intake, routing, grouping and delivery to nine channels, from the
+// `mingus.alerts` queue and one delivery queue per channel. Configuration: MINGUS_* variables and
+// the routing file named by MINGUS_ALERTING_CONFIG (see the README).
+import MingusAlerts
+
+try await AlertsWorker.run()
