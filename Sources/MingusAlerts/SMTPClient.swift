@@ -34,13 +34,15 @@ struct SMTPClient: Sendable {
         let replies = SMTPReplyHandler()
         let tls = try makeTLSContext()
         let host = settings.host
+        // SNI carries names only; a certificate for an IP address is checked against the peer's address.
+        let serverName: String? = host.contains(":") || host.allSatisfy({ $0.isNumber || $0 == "." }) ? nil : host
         let implicit = settings.security == .implicit
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if implicit, let tls {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: host))
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: serverName))
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(SMTPReplyDecoder()))
                     try channel.pipeline.syncOperations.addHandler(replies)
@@ -58,7 +60,7 @@ struct SMTPClient: Sendable {
                     throw SMTPReplyError(code: 554, text: "the server does not offer STARTTLS", command: "EHLO")
                 }
                 try await session.expect(220, after: "STARTTLS")
-                let handler = try NIOSSLClientHandler(context: tls!, serverHostname: host)
+                let handler = try NIOSSLClientHandler(context: tls!, serverHostname: serverName)
                 try await channel.pipeline.addHandler(handler, position: .first).get()
                 capabilities = try await session.expect(250, after: "EHLO \(settings.hello)")
             }

@@ -56,8 +56,11 @@ public struct JSONLogHandler: LogHandler {
 
 /// Process-wide logging set-up shared by every executable.
 public enum MingusLogging {
-    /// Installs the JSON handler at `level`; call once, first thing in `main`.
+    private static let installed = Atomic<Bool>(false)
+
+    /// Installs the JSON handler at `level`, first thing in `main`; later calls do nothing.
     public static func bootstrap(level: Logger.Level) {
+        guard installed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
     }
 }

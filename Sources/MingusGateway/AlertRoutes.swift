@@ -97,7 +97,7 @@ struct AlertRoutes: Sendable {
             before = (Date(timeIntervalSince1970: Double(micros) / 1e6), id)
         }
         let rows = try await database.query("""
-            SELECT \(Self.alertColumns) FROM alerts
+            SELECT \(unescaped: Self.alertColumns) FROM alerts
             WHERE (\(status)::text IS NULL OR status = \(status)::text) AND (\(severity)::text IS NULL OR severity = \(severity)::text)
               AND (\(before?.0)::timestamptz IS NULL OR (created_at, id) < (\(before?.0)::timestamptz, \(before?.1)::uuid))
             ORDER BY created_at DESC, id DESC LIMIT \(limit + 1)
@@ -121,8 +121,8 @@ struct AlertRoutes: Sendable {
     /// One alert by its id or by the id `POST /api/alerts` answered for a repeat of it.
     private func show(_ id: UUID) async throws -> Response {
         let rows = try await database.query("""
-            SELECT \(Self.alertColumns) FROM alerts
-            WHERE id = (SELECT COALESCE((SELECT alert_id FROM alert_events WHERE id = \(id)), \(id)))
+            SELECT \(unescaped: Self.alertColumns) FROM alerts
+            WHERE id = COALESCE((SELECT alert_id FROM alert_events WHERE id = \(id)::uuid), \(id)::uuid)
             """)
         guard let row = rows.first else {
             let events = try await database.query("SELECT outcome FROM alert_events WHERE id = \(id)")
@@ -169,7 +169,7 @@ struct AlertRoutes: Sendable {
         let rows = try await database.query("""
             SELECT a.id, d.id, d.kind, d.receiver, d.target, d.channel, d.status, d.attempts, d.last_error, d.provider_id,
                    d.fallback_of, d.created_at, d.finished_at,
-                   EXTRACT(EPOCH FROM d.finished_at - d.created_at) * 1000
+                   (EXTRACT(EPOCH FROM d.finished_at - d.created_at) * 1000)::double precision
             FROM unnest(\(alerts)::uuid[]) AS a (id) JOIN alert_deliveries d ON d.alert_ids @> ARRAY[a.id]
             ORDER BY d.created_at, d.id
             """)

@@ -72,10 +72,11 @@ public final class Cluster: @unchecked Sendable {
         return cluster
     }
 
-    /// Starts one more payments worker.
+    /// Starts one more worker (a payments worker unless another executable is named).
     @discardableResult
-    public func startWorker(environment extra: [String: String] = [:], bin: URL? = nil) throws -> WorkerProcess {
-        let worker = try WorkerProcess("mingus-payments-worker", environment: environment.merging(extra) { _, new in new }, bin: bin)
+    public func startWorker(_ executable: String = "mingus-payments-worker", environment extra: [String: String] = [:],
+                            bin: URL? = nil) throws -> WorkerProcess {
+        let worker = try WorkerProcess(executable, environment: environment.merging(extra) { _, new in new }, bin: bin)
         workers.append(worker)
         return worker
     }

@@ -30,3 +30,13 @@ public func loggedPort(_ process: WorkerProcess, message: String) async throws -
     }
     return port
 }
+
+/// The port a test peer printed as its `listening <port>` line, waiting up to 30 s for it.
+public func listeningPort(_ process: WorkerProcess) async throws -> Int? {
+    var port: Int?
+    _ = try await eventually {
+        port = process.output.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) }
+        return port != nil
+    }
+    return port
+}
