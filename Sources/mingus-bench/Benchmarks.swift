@@ -42,9 +42,19 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the end-to-end payments benchmarks.")
     var onlyPayments = false
 
+    @Option(help: "Alerts per end-to-end alerts run.")
+    var alerts = 300
+
+    @Flag(help: "Run only the end-to-end alerts benchmarks.")
+    var onlyAlerts = false
+
     mutating func run() async throws {
         if onlyPayments {
             try await runPayments()
+            return
+        }
+        if onlyAlerts {
+            try await runAlerts()
             return
         }
         let configuration = try MingusConfiguration()
@@ -153,6 +163,7 @@ struct Benchmarks: AsyncParsableCommand {
         guard !skipRuntime else { return }
 
         try await runPayments()
+        try await runAlerts()
 
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
@@ -169,6 +180,17 @@ struct Benchmarks: AsyncParsableCommand {
         }
         print("  enqueue → commit at \(String(format: "%.0f", insert.rate / 2)) jobs/s (half the insert rate, \(latency.jobs) jobs): p50 \(String(format: "%.1f", latency.p50)) ms, p99 \(String(format: "%.1f", latency.p99)) ms")
         print("  idle worker RSS: \(megabytes(idle))")
+    }
+
+    /// End-to-end alerts: fan-out to the nine local sinks, then latency with one sink slowed to 2 s.
+    func runAlerts() async throws {
+        let figures = try await AlertsBenchmarks.run(alerts: alerts, concurrency: 16)
+        let slow = figures.slow
+        print("")
+        print("alerts end to end (release processes; gateway + 1 alerts worker; local provider stand-ins, SMTP with STARTTLS and AUTH)")
+        print("  fan-out to all nine sinks:  \(String(format: "%8.1f", figures.alertsPerSecond)) alerts/s = \(String(format: "%.0f", figures.deliveriesPerSecond)) deliveries/s (\(figures.alerts) alerts, 16 concurrent HTTP clients)")
+        print("  POST → last delivery, Teams sink slowed to 2 s, \(slow.alerts) alerts at \(slow.rate)/s: p50 \(String(format: "%.0f", slow.p50)) ms, p99 \(String(format: "%.0f", slow.p99)) ms")
+        print("    the other eight channels meanwhile: p50 \(String(format: "%.0f", slow.othersP50)) ms, p99 \(String(format: "%.0f", slow.othersP99)) ms")
     }
 
     /// End-to-end payments: the gateway alone, then gateway and 1 or 2 workers, then latency.
