@@ -1,5 +1,5 @@
 public import Foundation
-public import MingusCore
+import MingusCore
 
 /// How urgent an alert is.
 public enum AlertSeverity: String, Codable, Sendable, CaseIterable, Comparable {

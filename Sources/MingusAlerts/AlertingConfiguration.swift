@@ -1,5 +1,5 @@
 public import Foundation
-public import MingusCore
+import MingusCore
 
 /// The alert routing file (`MINGUS_ALERTING_CONFIG`): receivers and their channel targets, the
 /// routing tree, and inhibition rules, in Alertmanager's shape. Secrets are never in the file:

@@ -2,7 +2,7 @@ import AsyncHTTPClient
 import CoreMetrics
 import Crypto
 public import Foundation
-public import Logging
+import Logging
 public import MingusCore
 public import MingusPostgres
 public import MingusRuntime
@@ -291,7 +291,19 @@ public struct AlertsWorker: Sendable {
             SELECT status, created_at, fallback_of FROM alert_deliveries WHERE id = \(job.deliveryId)
             """)
         guard let row = rows.first else { throw PermanentJobError("delivery \(job.deliveryId) is not recorded") }
-        guard try row.decode(String.self, at: 0) == "pending" else { return }
+        switch try row.decode(String.self, at: 0) {
+        case "pending":
+            break
+        case "failed" where context.attempt == 1:
+            // Replayed from the dead-letter queue (replays start again at attempt 1): try it again.
+            // Committed at once: attempts are recorded on another connection, which must not wait
+            // for this job's lock on the row.
+            try await attemptLog.execute("""
+                UPDATE alert_deliveries SET status = 'pending', finished_at = NULL WHERE id = \(job.deliveryId)
+                """)
+        default:
+            return
+        }
         let created = try row.decode(Date.self, at: 1)
         let isFallback = try row.decode(UUID?.self, at: 2) != nil
         let configuration = self.configuration.current

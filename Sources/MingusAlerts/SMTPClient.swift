@@ -60,8 +60,11 @@ struct SMTPClient: Sendable {
                     throw SMTPReplyError(code: 554, text: "the server does not offer STARTTLS", command: "EHLO")
                 }
                 try await session.expect(220, after: "STARTTLS")
-                let handler = try NIOSSLClientHandler(context: tls!, serverHostname: serverName)
-                try await channel.pipeline.addHandler(handler, position: .first).get()
+                let context = tls!
+                try await channel.eventLoop.submit {
+                    let handler = try NIOSSLClientHandler(context: context, serverHostname: serverName)
+                    try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+                }.get()
                 capabilities = try await session.expect(250, after: "EHLO \(settings.hello)")
             }
             if let username = settings.username, let password = settings.password {

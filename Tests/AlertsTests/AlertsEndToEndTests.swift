@@ -183,6 +183,18 @@ struct AlertsEndToEndTests {
             #expect(attempts == ["discord 1 retryable 503", "discord 2 delivered -", "slack 1 throttled 429", "slack 2 delivered -",
                                  "telegram 1 permanent 400", "webhook 1 delivered -"])
             #expect(try await sinks.violations() == [])
+
+            // Once the chat exists, replaying the dead-lettered delivery sends it.
+            let telegram = try #require(try await alerts.cluster.database.query(
+                "SELECT id FROM alert_deliveries WHERE channel = 'telegram'").first?.decode(UUID.self, at: 0))
+            let replay = try WorkerProcess("mingusctl", arguments: ["dlq", "replay", "alerts", "--id", "deliver/\(telegram.uuidString.lowercased())"],
+                                           environment: alerts.cluster.environment)
+            #expect(try await replay.wait(timeout: .seconds(30)) == 0, "\(replay.output)")
+            let replayed = try await eventually(timeout: .seconds(30)) {
+                try await alerts.deliveries().first { $0.channel == "telegram" }?.status == "delivered"
+            }
+            #expect(replayed, "\(replay.output)")
+            #expect(try await alerts.deliveries().first { $0.channel == "telegram" }?.attempts == 2)
         } catch {
             Issue.record("\(error)\n\(alerts.worker.output.suffix(3000))")
         }
