@@ -323,15 +323,19 @@ public struct AlertsWorker: Sendable {
             let started = Date()
             let result = await send(job, to: target)
             let elapsed = Date().timeIntervalSince(started)
-            try await recordAttempt(job.deliveryId, started: started, seconds: elapsed, result: result)
+            // A success commits with the job; any other outcome is written at once, as the job's
+            // transaction may roll back (a retry) and the attempt must stay on record.
+            if case .delivered = result {
+                try await recordAttempt(job.deliveryId, started: started, seconds: elapsed, result: result, on: context.database)
+            } else {
+                try await attemptLog.withConnection { connection in
+                    try await recordAttempt(job.deliveryId, started: started, seconds: elapsed, result: result, on: connection)
+                }
+            }
             Counter(label: "mingus_alert_deliveries_total",
                     dimensions: [("channel", target.channel.rawValue), ("outcome", result.outcome)]).increment()
             switch result {
-            case .delivered(let providerID):
-                try await context.database.execute("""
-                    UPDATE alert_deliveries SET status = 'delivered', provider_id = \(providerID), last_error = NULL,
-                        finished_at = now() WHERE id = \(job.deliveryId)
-                    """)
+            case .delivered:
                 Recorder(label: "mingus_alert_delivery_latency_seconds", dimensions: [("channel", target.channel.rawValue)])
                     .record(Date().timeIntervalSince(created))
                 return
@@ -381,10 +385,18 @@ public struct AlertsWorker: Sendable {
     }
 
     /// Writes one attempt, committed at once so that a retried or failed job keeps it.
-    private func recordAttempt(_ delivery: UUID, started: Date, seconds: Double, result: AttemptResult) async throws {
-        try await attemptLog.execute("""
+    /// Counts an attempt on the delivery (finishing it when delivered) and writes its row.
+    private func recordAttempt(_ delivery: UUID, started: Date, seconds: Double, result: AttemptResult,
+                               on connection: PostgresConnection) async throws {
+        var providerID: String?
+        if case .delivered(let id) = result { providerID = id }
+        let delivered = result.outcome == "delivered"
+        try await connection.execute("""
             WITH counted AS (
-                UPDATE alert_deliveries SET attempts = attempts + 1, last_error = \(result.detail)
+                UPDATE alert_deliveries SET attempts = attempts + 1, last_error = \(result.detail),
+                    status = CASE WHEN \(delivered)::boolean THEN 'delivered' ELSE status END,
+                    provider_id = COALESCE(\(providerID)::text, provider_id),
+                    finished_at = CASE WHEN \(delivered)::boolean THEN clock_timestamp() ELSE finished_at END
                 WHERE id = \(delivery) RETURNING attempts)
             INSERT INTO alert_delivery_attempts (delivery_id, attempt, started_at, duration_ms, outcome, http_status, error)
             SELECT \(delivery)::uuid, attempts, \(started)::timestamptz, \(seconds * 1000)::double precision,
@@ -398,7 +410,7 @@ public struct AlertsWorker: Sendable {
     private func fail(_ job: DeliveryJob, reason: String, isFallback: Bool, configuration: AlertingConfiguration,
                       _ context: JobContext) async throws -> Never {
         try await context.database.execute("""
-            UPDATE alert_deliveries SET status = 'failed', last_error = \(reason), finished_at = now() WHERE id = \(job.deliveryId)
+            UPDATE alert_deliveries SET status = 'failed', last_error = \(reason), finished_at = clock_timestamp() WHERE id = \(job.deliveryId)
             """)
         var handedTo: [String] = []
         if !isFallback, let fallback = configuration.receivers[job.receiver]?.fallback, let receiver = configuration.receivers[fallback] {

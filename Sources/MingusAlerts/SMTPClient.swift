@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Synchronization
 
 /// Sends one message over SMTP (RFC 5321): EHLO, STARTTLS or implicit TLS, AUTH PLAIN or LOGIN,
 /// MAIL FROM, RCPT TO, DATA, QUIT. A 4yz reply or a lost connection is worth retrying; a 5yz is not.
@@ -95,10 +96,28 @@ struct SMTPClient: Sendable {
 
     private func makeTLSContext() throws -> NIOSSLContext? {
         guard settings.security != .none else { return nil }
-        var configuration = TLSConfiguration.makeClientConfiguration()
-        configuration.minimumTLSVersion = .tlsv12
-        if let caFile = settings.caFile { configuration.trustRoots = .file(caFile) }
-        return try NIOSSLContext(configuration: configuration)
+        return try Self.contexts.context(trusting: settings.caFile)
+    }
+
+    /// TLS contexts by trusted CA file (nil: the system's), made once: making one reads and
+    /// parses the trust roots, which costs more than a handshake.
+    private static let contexts = TLSContextCache()
+}
+
+/// Client TLS contexts (TLS 1.2 or later, peer verified), one per set of trust roots.
+private final class TLSContextCache: Sendable {
+    private let contexts = Mutex<[String: NIOSSLContext]>([:])
+
+    func context(trusting caFile: String?) throws -> NIOSSLContext {
+        try contexts.withLock { contexts in
+            if let context = contexts[caFile ?? ""] { return context }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            configuration.minimumTLSVersion = .tlsv12
+            if let caFile { configuration.trustRoots = .file(caFile) }
+            let context = try NIOSSLContext(configuration: configuration)
+            contexts[caFile ?? ""] = context
+            return context
+        }
     }
 }
 

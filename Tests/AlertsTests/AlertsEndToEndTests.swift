@@ -103,6 +103,15 @@ struct AlertsEndToEndTests {
                 #expect(delivery["attempts"] as? Int == 1)
                 #expect(delivery["latency_ms"] is Double)
             }
+            // A delivery is finished when the provider has answered, not when its job began.
+            for provider in ["slack", "pagerduty", "telegram"] {
+                let received = try #require(try await sinks.requests(provider).first?["time"] as? Double)
+                let finished = try #require(try await alerts.cluster.database.query("""
+                    SELECT extract(epoch FROM finished_at)::double precision FROM alert_deliveries
+                    WHERE channel = \(provider) AND kind = 'firing'
+                    """).first?.decode(Double.self, at: 0))
+                #expect(finished >= received - 0.001, "\(provider): finished \(finished), provider received \(received)")
+            }
             let providerIDs = Dictionary(uniqueKeysWithValues: deliveries.map { ($0["channel"] as! String, $0["provider_id"]) })
             #expect((providerIDs["sms"] as? String)?.hasPrefix("SM") == true)
             #expect((providerIDs["pagerduty"] as? String)?.hasPrefix("mingus-") == true)
