@@ -1,6 +1,9 @@
 public import Logging
 import Foundation
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A swift-log handler that writes one JSON object per line to standard error:
 /// `{"ts":"…","level":"info","label":"…","msg":"…", …metadata}`.
@@ -35,7 +38,8 @@ public struct JSONLogHandler: LogHandler {
         fields["msg"] = event.message.description
         guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
         line.append(0x0A)
-        Self.output.withLock { _ in FileHandle.standardError.write(line) }
+        // A closed or broken standard error (its reader gone) loses the line, never the process.
+        Self.output.withLock { _ in try? FileHandle.standardError.write(contentsOf: line) }
     }
 
     private static let output = Mutex(())
@@ -61,6 +65,8 @@ public enum MingusLogging {
     /// Installs the JSON handler at `level`, first thing in `main`; later calls do nothing.
     public static func bootstrap(level: Logger.Level) {
         guard installed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        // Writing to a pipe whose reader has gone must fail the write, not kill the process.
+        signal(SIGPIPE, SIG_IGN)
         LoggingSystem.bootstrap { label in JSONLogHandler(label: label, level: level) }
     }
 }
