@@ -17,7 +17,17 @@ enum AlertsBenchmarks {
 
     static func run(alerts count: Int, concurrency: Int) async throws -> Figures {
         let sinks = try await ProviderSinks()
-        defer { Task { try? await sinks.stop() } }
+        do {
+            let figures = try await measure(alerts: count, concurrency: concurrency, sinks: sinks)
+            try await sinks.stop()
+            return figures
+        } catch {
+            try? await sinks.stop()
+            throw error
+        }
+    }
+
+    private static func measure(alerts count: Int, concurrency: Int, sinks: ProviderSinks) async throws -> Figures {
         // One group per alert (grouped by every label, each alert its own title), sent at once,
         // rate limits lifted: the figure is the pipeline's, not the providers' limits.
         let config = """
@@ -98,7 +108,7 @@ enum AlertsBenchmarks {
             try await cluster.stop()
             return result
         } catch {
-            try? await cluster.stop()
+            _ = try? await cluster.stop()
             throw error
         }
     }
