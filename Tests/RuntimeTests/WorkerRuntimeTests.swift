@@ -312,3 +312,23 @@ func httpGet(_ url: String) async throws -> (status: Int, body: String) {
     let response = try await httpRequest(url)
     return (response.status, response.body)
 }
+
+@Suite("Worker logs")
+struct WorkerLogTests {
+    @Test("a worker whose log reader has gone keeps running and stops cleanly on SIGTERM")
+    func brokenLogPipe() async throws {
+        let worker = try await TestWorker.make("pipe")
+        let environment = [
+            "MINGUS_TEST_WORKER_NAME": worker.name, "MINGUS_TEST_FIXTURES_DIR": TestEnvironment.fixturesDirectory.path,
+            "MINGUS_METRICS_PORT": "0", "MINGUS_LOG_LEVEL": "info",
+            "MINGUS_MIGRATIONS_DIR": TestEnvironment.migrationsDirectory.path,
+        ]
+        let runner = try WorkerProcess(
+            "python",
+            arguments: [TestEnvironment.fixturesDirectory.appendingPathComponent("broken_log_pipe.py").path,
+                        WorkerProcess.binDirectory.appendingPathComponent("mingus-test-worker").path],
+            environment: environment, bin: TestEnvironment.repositoryRoot.appendingPathComponent(".services/python/bin"))
+        #expect(try await runner.wait(timeout: .seconds(60)) == 0)
+        #expect(runner.output.contains("exit 0"), "\(runner.output)")
+    }
+}
