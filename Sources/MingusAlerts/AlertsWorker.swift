@@ -100,13 +100,11 @@ public struct AlertsWorker: Sendable {
                 """)
             return
         }
-        let configuration = self.configuration.current
-        let suppressed = try await suppression(labels, alertID: eventID, configuration: configuration, on: db)
         let rows = try await db.query("""
             INSERT INTO alerts (id, fingerprint, status, severity, title, description, labels, source, dedup_key,
-                                starts_at, last_received_at, suppressed_by)
+                                starts_at, last_received_at)
             VALUES (\(eventID), \(fingerprint), 'firing', \(job.severity.rawValue), \(job.title), \(job.description),
-                    \(labelsJSON)::jsonb, \(job.source), \(job.dedupKey), \(job.receivedAt), \(job.receivedAt), \(suppressed))
+                    \(labelsJSON)::jsonb, \(job.source), \(job.dedupKey), \(job.receivedAt), \(job.receivedAt))
             ON CONFLICT (fingerprint) WHERE status = 'firing' DO UPDATE SET
                 received_count = alerts.received_count + 1, last_received_at = EXCLUDED.last_received_at,
                 description = EXCLUDED.description, updated_at = now()
@@ -119,6 +117,12 @@ public struct AlertsWorker: Sendable {
             VALUES (\(eventID), \(alertID), 'firing', \(isNew ? "new" : "deduplicated")) ON CONFLICT (id) DO NOTHING
             """)
         guard isNew else { return }
+        // Recorded for the history; flushes check silences and inhibition again.
+        let configuration = self.configuration.current
+        if let suppressed = try await suppression(labels, alertID: alertID, configuration: configuration,
+                                                  silences: try await activeSilences(on: db), on: db) {
+            try await db.execute("UPDATE alerts SET suppressed_by = \(suppressed) WHERE id = \(alertID)")
+        }
         for route in configuration.routes(for: labels) {
             try await join(alertID, labels: labels, route: route, context)
         }
@@ -158,8 +162,8 @@ public struct AlertsWorker: Sendable {
 
     /// Why an alert with `labels` is muted now: `silence:<id>`, `inhibited`, or nil.
     func suppression(_ labels: [String: String], alertID: UUID, configuration: AlertingConfiguration,
-                     on db: PostgresConnection) async throws -> String? {
-        for (id, matchers) in try await activeSilences(on: db) where matchers.matchAll(labels) {
+                     silences: [(UUID, [LabelMatcher])], on db: PostgresConnection) async throws -> String? {
+        for (id, matchers) in silences where matchers.matchAll(labels) {
             return "silence:\(id.uuidString.lowercased())"
         }
         for rule in configuration.inhibitRules where rule.targetMatchers.matchAll(labels) {
@@ -192,13 +196,15 @@ public struct AlertsWorker: Sendable {
     func flush(_ job: FlushJob, _ context: JobContext) async throws {
         let db = context.database
         let groups = try await db.query("""
-            SELECT route, receiver, group_labels::text, last_notified_at FROM alert_groups WHERE id = \(job.groupId) FOR UPDATE
+            SELECT route, receiver, group_labels::text, last_notified_at, group_key FROM alert_groups
+            WHERE id = \(job.groupId) FOR UPDATE
             """)
         guard let group = groups.first else { return }
         let routeID = try group.decode(String.self, at: 0)
         let receiverName = try group.decode(String.self, at: 1)
         let groupLabels = try JSONDecoder().decode([String: String].self, from: Data(try group.decode(String.self, at: 2).utf8))
         let lastNotified = try group.decode(Date?.self, at: 3)
+        let groupKey = try group.decode(String.self, at: 4)
         let configuration = self.configuration.current
         let route = configuration.route.find(routeID)
         let groupInterval = route?.groupInterval ?? .seconds(300)
@@ -210,6 +216,7 @@ public struct AlertsWorker: Sendable {
             FROM alert_group_members m JOIN alerts a ON a.id = m.alert_id WHERE m.group_id = \(job.groupId)
             ORDER BY a.starts_at, a.id
             """)
+        let silences = try await activeSilences(on: db)
         var firing: [NotifiedAlert] = []
         var newlyFiring = false
         var resolved: [NotifiedAlert] = []
@@ -226,7 +233,7 @@ public struct AlertsWorker: Sendable {
             if alert.status == .resolved {
                 finished.append(alert.id)
                 if notified == "firing" { resolved.append(alert) }
-            } else if try await suppression(labels, alertID: alert.id, configuration: configuration, on: db) == nil {
+            } else if try await suppression(labels, alertID: alert.id, configuration: configuration, silences: silences, on: db) == nil {
                 firing.append(alert)
                 if notified != "firing" { newlyFiring = true }
             }
@@ -237,8 +244,7 @@ public struct AlertsWorker: Sendable {
         if notify, !firing.isEmpty || !resolved.isEmpty, let receiver = configuration.receivers[receiverName] {
             let notification = AlertNotification(
                 status: firing.isEmpty ? .resolved : .firing, receiver: receiverName, groupLabels: groupLabels,
-                groupKey: "mingus-" + sha256Hex(routeID + "|" + receiverName + "|" + groupLabels.sorted { $0.key < $1.key }
-                    .map { "\($0.key)=\($0.value)" }.joined(separator: ",")).prefix(32),
+                groupKey: "mingus-" + sha256Hex(groupKey + "|" + receiverName).prefix(32),
                 alerts: firing + resolved)
             for target in receiver.targets where notification.status == .firing || target.sendResolved {
                 try await createDelivery(notification, groupID: job.groupId, target: target, receiver: receiverName,

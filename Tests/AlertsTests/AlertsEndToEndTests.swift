@@ -292,15 +292,12 @@ struct AlertsEndToEndTests {
         let receivers = "  - name: everyone\n" + sinks.allTargets(timeout: "40s")
         let alerts = try await AlertsCluster.start(config: Self.config(receivers: receivers), environment: sinks.workerEnvironment)
         do {
-            let started = ContinuousClock.now
             #expect(try await alerts.post(["severity": "critical", "title": "Everything is on fire", "source": "monitor"]).status == 202)
             let others = try await eventually(timeout: .seconds(25)) {
                 try await alerts.deliveries().filter { $0.status == "delivered" }.count == 8
             }
-            let elapsed = ContinuousClock.now - started
             let all = try await alerts.deliveries()
             #expect(others, "\(all)")
-            #expect(elapsed < .seconds(25))
             #expect(all.first { $0.channel == "teams" }?.status == "pending")
             #expect(try await sinks.requests("teams").count == 1)
         } catch {
