@@ -34,8 +34,8 @@ release: up
 # python-tools installs the independent peers some tests check against (Standard Webhooks).
 test: up python-tools
 	$(SWIFT) build --build-tests
-	$(SWIFT) test --skip-build --skip '^FaultTests\.'
-	$(SWIFT) test --skip-build --no-parallel --filter '^FaultTests\.'
+	@SWIFT=$(SWIFT) Deploy/local/run-tests.sh --skip-build --skip '^FaultTests\.'
+	@SWIFT=$(SWIFT) Deploy/local/run-tests.sh --skip-build --no-parallel --filter '^FaultTests\.'
 
 migrate: release
 	$(RELEASE_BIN)/mingusctl migrate
