@@ -26,6 +26,7 @@ public struct AlertsWorker: Sendable {
     /// Attempts are written here, outside the job's transaction, so they outlive its retries.
     let attemptLog: PostgresClient
     let limiter = RateLimiter()
+    let metrics = MetricHandles()
     let maxAttempts: Int
 
     public init(configuration: AlertingConfigurationStore, attemptLog: PostgresClient, maxAttempts: Int) {
@@ -133,7 +134,7 @@ public struct AlertsWorker: Sendable {
     private func join(_ alertID: UUID, labels: [String: String], route: AlertRoute, _ context: JobContext) async throws {
         let groupLabels = route.groupLabels(labels)
         let key = route.id + "|" + groupLabels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
-        let firstFlush = Date().addingTimeInterval(route.groupWait.seconds)
+        let firstFlush = Date().addingTimeInterval(route.groupWait.inSeconds)
         let rows = try await context.database.query("""
             INSERT INTO alert_groups (route, group_key, receiver, group_labels, next_flush_at)
             VALUES (\(route.id), \(key), \(route.receiver), \(try jsonText(groupLabels))::jsonb, \(firstFlush))
@@ -239,7 +240,7 @@ public struct AlertsWorker: Sendable {
             }
         }
         let now = Date()
-        let repeatDue = lastNotified.map { now.timeIntervalSince($0) >= repeatInterval.seconds - 0.5 } ?? true
+        let repeatDue = lastNotified.map { now.timeIntervalSince($0) >= repeatInterval.inSeconds - 0.5 } ?? true
         let notify = newlyFiring || !resolved.isEmpty || (!firing.isEmpty && repeatDue)
         if notify, !firing.isEmpty || !resolved.isEmpty, let receiver = configuration.receivers[receiverName] {
             let notification = AlertNotification(
@@ -265,7 +266,7 @@ public struct AlertsWorker: Sendable {
             try await db.execute("DELETE FROM alert_groups WHERE id = \(job.groupId)")
             return
         }
-        let next = now.addingTimeInterval(groupInterval.seconds)
+        let next = now.addingTimeInterval(groupInterval.inSeconds)
         try await db.execute("UPDATE alert_groups SET next_flush_at = \(next) WHERE id = \(job.groupId)")
         try await scheduleFlush(job.groupId, at: next, immediately: false, context)
     }
@@ -321,9 +322,9 @@ public struct AlertsWorker: Sendable {
         while true {
             let wait = limiter.reserve(target.name, target.rateLimit)
             if wait > .zero {
-                Counter(label: "mingus_alert_rate_limit_waits_total", dimensions: [("channel", target.channel.rawValue)]).increment()
-                Recorder(label: "mingus_alert_rate_limit_wait_seconds", dimensions: [("channel", target.channel.rawValue)])
-                    .record(wait.seconds)
+                metrics.counter("mingus_alert_rate_limit_waits_total", [("channel", target.channel.rawValue)]).increment()
+                metrics.histogram("mingus_alert_rate_limit_wait_seconds", [("channel", target.channel.rawValue)])
+                    .record(wait.inSeconds)
                 try await Task.sleep(for: wait)
             }
             let started = Date()
@@ -338,11 +339,11 @@ public struct AlertsWorker: Sendable {
                     try await recordAttempt(job.deliveryId, started: started, seconds: elapsed, result: result, on: connection)
                 }
             }
-            Counter(label: "mingus_alert_deliveries_total",
-                    dimensions: [("channel", target.channel.rawValue), ("outcome", result.outcome)]).increment()
+            metrics.counter("mingus_alert_deliveries_total",
+                            [("channel", target.channel.rawValue), ("outcome", result.outcome)]).increment()
             switch result {
             case .delivered:
-                Recorder(label: "mingus_alert_delivery_latency_seconds", dimensions: [("channel", target.channel.rawValue)])
+                metrics.histogram("mingus_alert_delivery_latency_seconds", [("channel", target.channel.rawValue)])
                     .record(Date().timeIntervalSince(created))
                 return
             case .throttled(let retryAfter, let detail):
@@ -378,7 +379,7 @@ public struct AlertsWorker: Sendable {
             for header in request.headers { http.headers.add(name: header.name, value: header.value) }
             http.headers.add(name: "user-agent", value: "mingus-alerts/1")
             http.body = .bytes(ByteBuffer(bytes: request.body))
-            let timeout = TimeAmount.nanoseconds(Int64(target.timeout.seconds * 1e9))
+            let timeout = TimeAmount.nanoseconds(Int64(target.timeout.inSeconds * 1e9))
             let response = try await HTTPClient.shared.execute(http, timeout: timeout)
             let body = try await response.body.collect(upTo: 64 * 1024)
             return ChannelRequests.classify(target.channel, status: Int(response.status.code),
@@ -483,12 +484,8 @@ extension AlertRoute {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
-
 func sha256Hex(_ text: String) -> String {
-    SHA256.hash(data: Data(text.utf8)).map { String(format: "%02x", $0) }.joined()
+    Hex.encode(SHA256.hash(data: Data(text.utf8)))
 }
 
 /// A UUID that is the same for the same inputs (for ids a retried handler must reproduce).

@@ -1,4 +1,5 @@
 public import Foundation
+import MingusCore
 
 /// One Alertmanager-style label matcher: `name="value"`, `name!="value"`, `name=~"regex"` or
 /// `name!~"regex"`. A missing label matches as the empty string; regexes are anchored.
@@ -121,7 +122,7 @@ public enum DurationText {
 
     /// `1h30m`-style text for a duration (whole milliseconds).
     public static func format(_ duration: Duration) -> String {
-        var milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        var milliseconds = duration.inMilliseconds
         if milliseconds == 0 { return "0s" }
         var text = ""
         for (unit, size) in [("h", Int64(3_600_000)), ("m", 60_000), ("s", 1000), ("ms", 1)] where milliseconds >= size {

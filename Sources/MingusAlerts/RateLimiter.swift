@@ -1,4 +1,5 @@
 import Foundation
+import MingusCore
 import Synchronization
 
 /// Token buckets per channel target, in this process. A request reserves a token and waits
@@ -18,7 +19,7 @@ final class RateLimiter: Sendable {
         return buckets.withLock { buckets in
             var bucket = buckets[target] ?? Bucket(tokens: Double(limit.burst), updated: now, pausedUntil: now)
             let elapsed = now - bucket.updated
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             bucket.tokens = min(Double(limit.burst), bucket.tokens + seconds * limit.perSecond)
             bucket.updated = now
             bucket.tokens -= 1

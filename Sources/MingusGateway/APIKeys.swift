@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import MingusCore
 public import MingusPostgres
 
 /// A permission an API key can hold.
@@ -38,7 +39,7 @@ public struct APIKeyStore: Sendable {
 
     /// Creates a key; the returned text is the only time the secret exists outside the caller.
     public func create(name: String, roles: Set<Role>) async throws -> (identity: APIKeyIdentity, key: String) {
-        let id = Self.randomHex(6)
+        let id = Hex.random(bytes: 6)
         let secret = Self.randomSecret()
         try await database.execute("""
             INSERT INTO mingus_api_keys (id, name, secret_hash, roles)
@@ -86,10 +87,6 @@ public struct APIKeyStore: Sendable {
         try await database.execute("""
             UPDATE mingus_api_keys SET revoked_at = now() WHERE (id = \(idOrName) OR name = \(idOrName)) AND revoked_at IS NULL
             """)
-    }
-
-    private static func randomHex(_ bytes: Int) -> String {
-        (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
     }
 
     private static func randomSecret() -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import MingusCore
 public import MingusPostgres
 
 /// The token vault (`card_tokens`): one random token per distinct card, found again through a
@@ -18,7 +19,7 @@ public enum CardVault {
                 """)
             if let row = rows.first { return try row.decode(String.self, at: 0) }
         }
-        let token = "tok_" + randomHex(bytes: 16)
+        let token = "tok_" + Hex.random(bytes: 16)
         let sealed = try keyring.seal(Array(pan.digits.utf8), purpose: .pan, context: storageContext(token))
         let inserted = try await db.query("""
             INSERT INTO card_tokens (token, fingerprint, fingerprint_version, pan_ciphertext, pan_key_version, card_brand, masked_pan)
@@ -71,10 +72,4 @@ public enum CardVault {
 
     /// The authenticated context of a vaulted number: ciphertext copied to another token does not open.
     static func storageContext(_ token: String) -> String { "card_token:\(token)" }
-}
-
-/// `bytes` random bytes as lowercase hex.
-func randomHex(bytes: Int) -> String {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<bytes).map { _ in String(format: "%02x", UInt8.random(in: .min ... .max, using: &generator)) }.joined()
 }

@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import MingusCore
 public import MingusPostgres
 
 /// What a data key protects. Each purpose has its own versioned keys.
@@ -53,7 +54,7 @@ public struct KeyEncryptingKey: Sendable {
 
     init(key: SymmetricKey) {
         self.key = key
-        id = key.withUnsafeBytes { SHA256.hash(data: Data($0)) }.map { String(format: "%02x", $0) }.joined().prefix(16).description
+        id = String(Hex.encode(key.withUnsafeBytes { SHA256.hash(data: Data($0)) }).prefix(16))
     }
 
     /// Reads the key file; refuses a file others can read.

@@ -1,5 +1,6 @@
 import Crypto
 public import Foundation
+import MingusCore
 
 /// What a processor is asked to authorize. The card values are sensitive and live only in memory.
 public struct AuthorizationRequest: Sendable {
@@ -74,7 +75,7 @@ public struct SandboxProcessor: PaymentProcessor {
             throw ProcessorUnavailable("sandbox outage for this card")
         default:
             let digest = SHA256.hash(data: Data(request.transactionID.utf8))
-            return .authorized(code: digest.prefix(3).map { String(format: "%02X", $0) }.joined())
+            return .authorized(code: Hex.encode(digest.prefix(3)).uppercased())
         }
     }
 }

@@ -1,5 +1,6 @@
 public import Crypto
 public import Foundation
+import MingusCore
 public import MingusPostgres
 
 /// One audit event: who did what to which resource, with what outcome, from where (PCI DSS 10.2).
@@ -179,7 +180,7 @@ public struct AuditVerifier: Sendable {
                 }
                 let found = try await database.query("SELECT hash FROM audit_events WHERE stream = \(stream) AND seq = \(seq)")
                 let hash = try found.first.map { try $0.decode([UInt8].self, at: 0) }
-                guard let hash, hexString(hash) == fields[2] else {
+                guard let hash, Hex.encode(hash) == fields[2] else {
                     return broken(stream, seq, "checkpoint \(id) signed a different entry here (chain rewritten)")
                 }
             }
@@ -237,7 +238,7 @@ public struct AuditSigner: Sendable {
 
     /// A short name for a key: the first 16 hex digits of the SHA-256 of its public key.
     public static func keyID(_ key: Curve25519.Signing.PublicKey) -> String {
-        String(hexString(Array(SHA256.hash(data: key.rawRepresentation))).prefix(16))
+        String(Hex.encode(SHA256.hash(data: key.rawRepresentation)).prefix(16))
     }
 
     /// Signs the current head of every stream and stores the checkpoint; returns its id and how
@@ -246,7 +247,7 @@ public struct AuditSigner: Sendable {
         try await database.withTransaction(isolation: .repeatableRead) { db in
             let heads = try await db.query("SELECT stream, head_seq, head_hash FROM audit_streams WHERE head_seq > 0 ORDER BY stream")
             let text = try heads.map {
-                "\(try $0.decode(String.self, at: 0)) \(try $0.decode(Int64.self, at: 1)) \(hexString(try $0.decode([UInt8].self, at: 2)))"
+                "\(try $0.decode(String.self, at: 0)) \(try $0.decode(Int64.self, at: 1)) \(Hex.encode(try $0.decode([UInt8].self, at: 2)))"
             }.joined(separator: "\n")
             let signature = Array(try key.signature(for: Array(text.utf8)))
             let id = try await db.query("""
@@ -258,6 +259,3 @@ public struct AuditSigner: Sendable {
     }
 }
 
-private func hexString(_ bytes: [UInt8]) -> String {
-    bytes.map { String(format: "%02x", $0) }.joined()
-}

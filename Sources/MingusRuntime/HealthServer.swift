@@ -72,10 +72,14 @@ public func readinessProblems(broker: BrokerLink, database: PostgresClient) asyn
 
 /// Runs a process's services until SIGTERM or SIGINT (draining within `drainTimeout`), then
 /// closes the broker connection and the database pool, whether the group ended well or not.
+/// A process still stopping 15 s after the drain timeout exits (``ShutdownDeadline``).
 public func runUntilStopped(
     _ services: [any Service], drainTimeout: Duration, broker: BrokerLink, database: PostgresClient, logger: Logger
 ) async throws {
-    var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    // Last in the list, so the first to hear of the shutdown (services stop in reverse order).
+    let deadline = ShutdownDeadline(deadline: drainTimeout + .seconds(15), logger: logger)
+    var configuration = ServiceGroupConfiguration(services: services + [deadline],
+                                                  gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = drainTimeout
     do {
         try await ServiceGroup(configuration: configuration).run()

@@ -219,7 +219,7 @@ public final class JobConsumer: Service, Sendable {
             }
             let elapsed = ContinuousClock.now - started
             metrics.duration(queue: queue, type: envelope.type,
-                             seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                             seconds: elapsed.inSeconds)
             settle(delivery, logger: logger) { try $0.ack() }
             metrics.processed(queue: queue, type: envelope.type, outcome: outcome == .applied ? "ok" : "duplicate")
             if outcome == .duplicate {
@@ -282,7 +282,7 @@ public final class JobConsumer: Service, Sendable {
             return
         }
         let elapsed = ContinuousClock.now - started
-        let seconds = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) / Double(jobs.count)
+        let seconds = elapsed.inSeconds / Double(jobs.count)
         for job in jobs {
             settle(job.delivery, logger: job.logger) { try $0.ack() }
             let applied = fresh.contains(job.envelope.id)

@@ -32,6 +32,6 @@ public struct RetryPolicy: Sendable, Equatable {
     }
 
     static func milliseconds(_ duration: Duration) -> Int {
-        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
+        Int(duration.inMilliseconds)
     }
 }

@@ -1,30 +1,20 @@
 public import CoreMetrics
 import Foundation
-import Synchronization
 
 /// The runtime's metrics, created from one factory (Prometheus in the executables). Names follow
 /// Prometheus conventions; dimensions stay low-cardinality (queue, type, outcome, never job ids).
-/// Metric handles are made once per label set and cached: making one costs a registry lookup.
+/// Handles are cached in ``MetricHandles``.
 public final class RuntimeMetrics: Sendable {
-    private let factory: any MetricsFactory
-    private let counters = Mutex<[[String]: Counter]>([:])
-    private let recorders = Mutex<[[String]: Recorder]>([:])
-    private let gauges = Mutex<[[String]: Gauge]>([:])
+    private let handles: MetricHandles
     let jobsInFlight: Meter
 
     public init(factory: any MetricsFactory) {
-        self.factory = factory
+        handles = MetricHandles(factory: factory)
         jobsInFlight = Meter(label: "mingus_jobs_in_flight", factory: factory)
     }
 
     private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
-        return counters.withLock { cache in
-            if let counter = cache[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = counter
-            return counter
-        }
+        handles.counter(label, dimensions)
     }
 
     /// Outcomes of a delivery: `ok`, `duplicate` (already applied), `retried`, `dead_lettered`, `requeued`.
@@ -33,25 +23,11 @@ public final class RuntimeMetrics: Sendable {
     }
 
     func duration(queue: String, type: String, seconds: Double) {
-        let key = [queue, type]
-        let recorder = recorders.withLock { cache in
-            if let recorder = cache[key] { return recorder }
-            let recorder = Recorder(label: "mingus_job_duration_seconds", dimensions: [("queue", queue), ("type", type)],
-                                    aggregate: true, factory: factory)
-            cache[key] = recorder
-            return recorder
-        }
-        recorder.record(seconds)
+        handles.histogram("mingus_job_duration_seconds", [("queue", queue), ("type", type)]).record(seconds)
     }
 
     func lag(queue: String, seconds: Double) {
-        let gauge = gauges.withLock { cache in
-            if let gauge = cache[[queue]] { return gauge }
-            let gauge = Gauge(label: "mingus_queue_lag_seconds", dimensions: [("queue", queue)], factory: factory)
-            cache[[queue]] = gauge
-            return gauge
-        }
-        gauge.record(max(0, seconds))
+        handles.gauge("mingus_queue_lag_seconds", [("queue", queue)]).record(max(0, seconds))
     }
 
     func retried(queue: String, type: String) {

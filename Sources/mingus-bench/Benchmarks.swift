@@ -218,7 +218,7 @@ struct Measurement {
         let start = ContinuousClock.now
         try await body()
         let elapsed = ContinuousClock.now - start
-        let wall = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        let wall = elapsed.inSeconds
         return Measurement(name: name, operations: operations, wall: wall, cpu: cpuSeconds() - cpuStart)
     }
 

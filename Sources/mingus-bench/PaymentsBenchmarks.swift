@@ -90,7 +90,7 @@ enum PaymentsBenchmarks {
             try await group.waitForAll()
         }
         let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return elapsed.inSeconds
     }
 
     /// Sends `count` payments at `rate` per second; returns each transaction id's send time.

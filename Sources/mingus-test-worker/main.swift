@@ -1,6 +1,7 @@
 // A worker for the runtime's integration tests and benchmarks. Its name (and so its queue,
 // `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
-// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow` and `<name>.emit`. Effects go to
+// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.stuck` and
+// `<name>.emit`. Effects go to
 // `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
 // failed attempts are recorded too). Both tables and the schemas come from
 // MINGUS_TEST_FIXTURES_DIR (default `Tests/Fixtures` under the working directory).
@@ -62,6 +63,13 @@ registry.register("\(name).slow", as: KeyedJob.self, batchable: false) { job, co
     try await recordAttempt(job, context)
     try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
     try await recordEffect(job, context)
+}
+registry.register("\(name).stuck", as: KeyedJob.self, batchable: false) { job, context in
+    try await recordAttempt(job, context)
+    // Takes a lock in the job's transaction, then waits for the same lock on another connection:
+    // a database call that never returns and does not answer cancellation.
+    try await context.database.execute("SELECT pg_advisory_xact_lock(hashtext(\(job.key)))")
+    try await sideChannel.execute("SELECT pg_advisory_lock(hashtext(\(job.key)))")
 }
 registry.register("\(name).emit", as: KeyedJob.self) { job, context in
     try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child", value: job.value))

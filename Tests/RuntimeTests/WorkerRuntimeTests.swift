@@ -127,6 +127,35 @@ struct WorkerRuntimeTests {
     }
 }
 
+@Suite("Worker runtime: shutdown deadline")
+struct ShutdownDeadlineTests {
+    @Test("a job stuck in a database call that ignores cancellation cannot keep a stopping worker alive; the job is delivered again")
+    func stuckJobCannotBlockExit() async throws {
+        let worker = try await TestWorker.make()
+        let process = try worker.start(["MINGUS_DRAIN_TIMEOUT": "1"])
+        try await worker.publish("stuck", json: #"{"key":"\#(worker.name)"}"#)
+        let waiting = try await eventually {
+            try await worker.database.query("""
+                SELECT count(*) FROM pg_stat_activity
+                WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT pg_advisory_lock(hashtext(%'
+                """)[0].decode(Int.self, at: 0) == 1
+        }
+        #expect(waiting, "\(process.output.suffix(2000))")
+        process.signal(SIGTERM)
+        let code = try await process.wait(timeout: .seconds(90))
+        #expect(code == ShutdownDeadline.exitCode, "\(process.output.suffix(2000))")
+        #expect(process.output.contains("still stopping after the shutdown deadline"))
+        // Never acknowledged, so the broker has it again; the worker's locks went with its connections.
+        #expect(try await eventually { try await worker.depth(worker.queues.queue) == 1 })
+        #expect(try await eventually {
+            try await worker.database.query("""
+                SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_lock(hashtext(%'
+                """)[0].decode(Int.self, at: 0) == 0
+        })
+        await worker.cleanUp()
+    }
+}
+
 /// Runs `mingusctl` with arguments and returns its exit code and output.
 func mingusctl(_ arguments: String...) async throws -> (code: Int32?, output: String) {
     let process = try WorkerProcess("mingusctl", arguments: arguments, environment: [:])
