@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import MingusCore
 
 /// One Alertmanager-style label matcher: `name="value"`, `name!="value"`, `name=~"regex"` or

@@ -1,5 +1,5 @@
 import Crypto
-public import Foundation
+import Foundation
 import MingusCore
 
 /// What a processor is asked to authorize. The card values are sensitive and live only in memory.

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import MingusCore
 public import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
