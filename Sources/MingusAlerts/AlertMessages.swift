@@ -125,6 +125,20 @@ public struct NotifiedAlert: Codable, Sendable, Equatable {
     public var source: String
     public var startsAt: Date
     public var endsAt: Date?
+
+    /// As the synthesized encoding, but with the id in lower case, as the HTTP API writes it.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id.uuidString.lowercased(), forKey: .id)
+        try container.encode(status, forKey: .status)
+        try container.encode(severity, forKey: .severity)
+        try container.encode(title, forKey: .title)
+        try container.encode(description, forKey: .description)
+        try container.encode(labels, forKey: .labels)
+        try container.encode(source, forKey: .source)
+        try container.encode(startsAt, forKey: .startsAt)
+        try container.encodeIfPresent(endsAt, forKey: .endsAt)
+    }
 }
 
 /// What a receiver is told: the alerts of one group, firing or all resolved.

@@ -112,6 +112,10 @@ struct AlertsEndToEndTests {
                     """).first?.decode(Double.self, at: 0))
                 #expect(finished >= received - 0.001, "\(provider): finished \(finished), provider received \(received)")
             }
+            // The webhook names the alert by the id the API gave.
+            let webhookBody = try #require(try await sinks.requests("webhook").first?["body"] as? [String: Any])
+            let webhookAlerts = ((webhookBody["data"] as? [String: Any])?["alerts"] as? [[String: Any]]) ?? []
+            #expect(webhookAlerts.compactMap { $0["id"] as? String } == [id], "\(webhookBody)")
             let providerIDs = Dictionary(uniqueKeysWithValues: deliveries.map { ($0["channel"] as! String, $0["provider_id"]) })
             #expect((providerIDs["sms"] as? String)?.hasPrefix("SM") == true)
             #expect((providerIDs["pagerduty"] as? String)?.hasPrefix("mingus-") == true)
