@@ -45,7 +45,8 @@ public enum GatewayServer {
         // Connect in the background: readiness reports the broker until it answers.
         let connecting = Task { _ = try? await broker.connection() }
         defer { connecting.cancel() }
-        try await runUntilStopped([application], drainTimeout: configuration.drainTimeout,
+        let purger = IdempotencyKeyPurger(database: database, logger: logger)
+        try await runUntilStopped([application, purger], drainTimeout: configuration.drainTimeout,
                                   broker: broker, database: database, logger: logger)
     }
 }

@@ -2,7 +2,9 @@ import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
+import Logging
 import MingusPostgres
+import ServiceLifecycle
 
 /// `Idempotency-Key` handling as Stripe documents it: per API key, kept 24 hours; the same key
 /// with the same request answers the first response again; with another request, 422; while the
@@ -85,8 +87,46 @@ struct IdempotencyStore: Sendable {
             """)
     }
 
+    /// Deletes keys past their 24 hours, `batch` rows per statement so that no statement holds
+    /// many row locks for long; returns how many went. Gateways purging at once skip each
+    /// other's rows.
+    static func purgeExpired(on database: PostgresClient, batch: Int = 5000) async throws -> Int {
+        var total = 0
+        while true {
+            let deleted = try await database.execute("""
+                DELETE FROM gateway_idempotency_keys WHERE ctid IN (
+                    SELECT ctid FROM gateway_idempotency_keys WHERE expires_at < now()
+                    LIMIT \(batch) FOR UPDATE SKIP LOCKED)
+                """)
+            total += deleted
+            if deleted < batch { return total }
+        }
+    }
+
     /// SHA-256 over method, path and body.
     static func hash(_ request: Request, body: [UInt8]) -> [UInt8] {
         Array(SHA256.hash(data: Array("\(request.method.rawValue) \(request.uri.path)\n".utf8) + body))
+    }
+}
+
+/// Purges expired idempotency keys when the gateway starts and every `interval` after (ten
+/// minutes by default); without it the table would keep every key ever sent.
+struct IdempotencyKeyPurger: Service {
+    let database: PostgresClient
+    var interval: Duration = .seconds(600)
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            do {
+                let purged = try await IdempotencyStore.purgeExpired(on: database)
+                if purged > 0 {
+                    logger.info("purged expired idempotency keys", metadata: ["mingus.idempotency.purged": "\(purged)"])
+                }
+            } catch {
+                logger.warning("purging expired idempotency keys failed; will retry", metadata: ["mingus.error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
     }
 }

@@ -4,6 +4,7 @@ import MingusPayments
 import MingusPostgres
 import TestSupport
 import Testing
+import Glibc
 
 /// A valid payment request body; `changes` replace or (with NSNull) remove fields.
 func paymentBody(card: String = "4242424242424242", _ changes: [String: Any] = [:]) -> [String: Any] {
@@ -157,6 +158,30 @@ struct PaymentAPITests {
         let pending = try await gateway.database.query(
             "SELECT count(*) FROM gateway_idempotency_keys WHERE idempotency_key = 'outage-1' AND (locked_until IS NULL OR response_status IS NOT NULL)")
         #expect(try pending[0].decode(Int.self, at: 0) == 1, "the key is released for a retry, with no answer stored")
+        try await gateway.stopCleanly()
+    }
+
+    @Test("a gateway purges idempotency keys past their 24 hours when it starts, and keeps the others")
+    func purgesExpiredIdempotencyKeys() async throws {
+        let gateway = try await Gateway.start()
+        try await gateway.database.execute("""
+            INSERT INTO gateway_idempotency_keys (api_key_id, idempotency_key, request_hash, resource_id, expires_at)
+            SELECT 'purge-test', 'key-' || n, '\\x00'::bytea, gen_random_uuid(),
+                   CASE WHEN n <= 3 THEN now() - interval '1 minute' ELSE now() + interval '1 hour' END
+            FROM generate_series(1, 5) AS n
+            """)
+        // A second gateway on the same database purges as it starts.
+        let second = try WorkerProcess("mingus-gateway", environment: gateway.environment)
+        let purged = try await eventually {
+            try await gateway.database.query("SELECT count(*) FROM gateway_idempotency_keys")[0].decode(Int.self, at: 0) == 2
+        }
+        #expect(purged, "\(second.output.suffix(2000))")
+        let kept = try await gateway.database.query(
+            "SELECT idempotency_key FROM gateway_idempotency_keys ORDER BY idempotency_key").map { try $0.decode(String.self, at: 0) }
+        #expect(kept == ["key-4", "key-5"])
+        #expect(second.output.contains("purged expired idempotency keys"))
+        second.signal(SIGTERM)
+        #expect(try await second.wait(timeout: .seconds(30)) == 0)
         try await gateway.stopCleanly()
     }
 }
