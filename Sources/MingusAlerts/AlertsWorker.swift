@@ -23,15 +23,17 @@ public struct AlertsWorker: Sendable {
     public static let defaultMetricsPort = 9103
 
     let configuration: AlertingConfigurationStore
-    /// Attempts are written here, outside the job's transaction, so they outlive its retries.
-    let attemptLog: PostgresClient
-    let limiter = RateLimiter()
+    /// Statements that must not wait for the job's commit: attempts (they outlive the job's
+    /// retries) and rate-limit slots (shared at once with the other workers).
+    let sideChannel: PostgresClient
+    let limiter: RateLimiter
     let metrics = MetricHandles()
     let maxAttempts: Int
 
-    public init(configuration: AlertingConfigurationStore, attemptLog: PostgresClient, maxAttempts: Int) {
+    public init(configuration: AlertingConfigurationStore, sideChannel: PostgresClient, maxAttempts: Int) {
         self.configuration = configuration
-        self.attemptLog = attemptLog
+        self.sideChannel = sideChannel
+        limiter = RateLimiter(database: sideChannel)
         self.maxAttempts = maxAttempts
     }
 
@@ -50,15 +52,15 @@ public struct AlertsWorker: Sendable {
             throw error
         }
         let channelConcurrency = Int(ProcessInfo.processInfo.environment["MINGUS_ALERTS_CHANNEL_CONCURRENCY"] ?? "") ?? 4
-        let attemptLog = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 4))
-        let worker = AlertsWorker(configuration: store, attemptLog: attemptLog, maxAttempts: configuration.maxAttempts)
+        let sideChannel = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 8))
+        let worker = AlertsWorker(configuration: store, sideChannel: sideChannel, maxAttempts: configuration.maxAttempts)
         try await WorkerRuntime.run(
             name: name, defaultMetricsPort: defaultMetricsPort,
             registry: try worker.registry(schemas: try configuration.resolvedSchemasDirectory()),
             configuration: configuration,
             extraQueues: AlertChannel.allCases.map { .init(MingusTopology.alertDelivery($0), concurrency: channelConcurrency) },
             services: [ConfigurationReloader(store: store, path: path, logger: logger)])
-        await attemptLog.shutdown()
+        await sideChannel.shutdown()
     }
 
     /// The worker's job types; `alerts.ingest` bodies are checked against their schema.
@@ -305,7 +307,7 @@ public struct AlertsWorker: Sendable {
             // Replayed from the dead-letter queue (replays start again at attempt 1): try it again.
             // Committed at once: attempts are recorded on another connection, which must not wait
             // for this job's lock on the row.
-            try await attemptLog.execute("""
+            try await sideChannel.execute("""
                 UPDATE alert_deliveries SET status = 'pending', finished_at = NULL WHERE id = \(job.deliveryId)
                 """)
         default:
@@ -320,7 +322,7 @@ public struct AlertsWorker: Sendable {
         }
         var throttles = 0
         while true {
-            let wait = limiter.reserve(target.name, target.rateLimit)
+            let wait = try await limiter.reserve(target.name, target.rateLimit)
             if wait > .zero {
                 metrics.counter("mingus_alert_rate_limit_waits_total", [("channel", target.channel.rawValue)]).increment()
                 metrics.histogram("mingus_alert_rate_limit_wait_seconds", [("channel", target.channel.rawValue)])
@@ -335,7 +337,7 @@ public struct AlertsWorker: Sendable {
             if case .delivered = result {
                 try await recordAttempt(job.deliveryId, started: started, seconds: elapsed, result: result, on: context.database)
             } else {
-                try await attemptLog.withConnection { connection in
+                try await sideChannel.withConnection { connection in
                     try await recordAttempt(job.deliveryId, started: started, seconds: elapsed, result: result, on: connection)
                 }
             }
@@ -347,7 +349,7 @@ public struct AlertsWorker: Sendable {
                     .record(Date().timeIntervalSince(created))
                 return
             case .throttled(let retryAfter, let detail):
-                limiter.pause(target.name, for: retryAfter)
+                try await limiter.pause(target.name, target.rateLimit, for: retryAfter)
                 throttles += 1
                 if throttles > 5 || retryAfter > .seconds(120) {
                     throw DeliveryFailure("\(detail); still throttled after \(throttles) tries")

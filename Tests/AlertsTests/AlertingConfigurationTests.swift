@@ -164,19 +164,6 @@ struct AlertingConfigurationTests {
         #expect(classify(.sms, 201, #"{"sid":"SM123"}"#) == .delivered(providerID: "SM123"))
     }
 
-    @Test("a token bucket lets a burst through, then spaces requests; a 429 pauses the target")
-    func rateLimiter() {
-        let limiter = RateLimiter()
-        let limit = RateLimit(perSecond: 2, burst: 2)
-        #expect(limiter.reserve("t", limit) == .zero)
-        #expect(limiter.reserve("t", limit) == .zero)
-        let third = limiter.reserve("t", limit)
-        #expect(third > .milliseconds(400) && third <= .milliseconds(500))
-        #expect(limiter.reserve("other", limit) == .zero)
-        limiter.pause("other", for: .seconds(5))
-        #expect(limiter.reserve("other", limit) > .seconds(4))
-    }
-
     @Test("an email has Date, From, To, Subject, a Message-ID per delivery, and text and HTML parts")
     func email() throws {
         let settings = EmailSettings(host: "mail.test", port: 587, security: .starttls, username: nil, password: nil,
