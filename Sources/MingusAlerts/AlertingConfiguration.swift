@@ -48,7 +48,7 @@ public struct AlertingConfiguration: Sendable {
             }
         }
         guard let routeNode = top["route"] else { throw reader.error(document, "", "route is required") }
-        route = try AlertRoute(routeNode.value, path: "route", id: "root", parent: nil, reader: reader, receivers: receivers)
+        route = try AlertRoute(routeNode.value, path: "route", parent: nil, reader: reader, receivers: receivers)
         self.receivers = receivers
         inhibitRules = []
         if let rules = top["inhibit_rules"] {
@@ -72,7 +72,9 @@ public struct AlertingConfiguration: Sendable {
 
 /// A node of the routing tree. Unset settings are inherited from the parent.
 public struct AlertRoute: Sendable {
-    /// Its place in the tree: `root`, `root.0`, `root.0.2`; routing groups are keyed by it.
+    /// Its matchers and its parents', as Alertmanager names routes: `{}`, `{}/{team="db"}`;
+    /// a sibling with the same matchers as an earlier one gets `#<position>`. Routing groups are
+    /// keyed by it, so reordering routes on a reload keeps their groups.
     public var id: String
     public var receiver: String
     public var matchers: [LabelMatcher]
@@ -85,12 +87,11 @@ public struct AlertRoute: Sendable {
     public var repeatInterval: Duration
     public var routes: [AlertRoute]
 
-    init(_ node: YAMLNode, path: String, id: String, parent: AlertRoute?, reader: ConfigurationReader,
+    init(_ node: YAMLNode, path: String, parent: AlertRoute?, duplicateOf position: Int? = nil, reader: ConfigurationReader,
          receivers: [String: AlertReceiver]) throws(AlertingConfigurationError) {
         let fields = try reader.mapping(node, path, allowed: [
             "receiver", "matchers", "continue", "group_by", "group_wait", "group_interval", "repeat_interval", "routes",
         ])
-        self.id = id
         if let entry = fields["receiver"] {
             receiver = try reader.string(entry.value, "\(path).receiver")
             guard receivers[receiver] != nil else { throw reader.error(entry.value, "\(path).receiver", "no receiver named '\(receiver)'") }
@@ -103,6 +104,8 @@ public struct AlertRoute: Sendable {
             try reader.matchers(entry.value, "\(path).matchers")
         } ?? []
         if parent == nil && !matchers.isEmpty { throw reader.error(node, "\(path).matchers", "the root route matches every alert; it takes no matchers") }
+        let ownKey = "{" + matchers.map(\.description).sorted().joined(separator: ",") + "}" + (position.map { "#\($0)" } ?? "")
+        id = parent.map { $0.id + "/" + ownKey } ?? ownKey
         continueMatching = try fields["continue"].map { entry throws(AlertingConfigurationError) in try reader.bool(entry.value, "\(path).continue") } ?? false
         if let entry = fields["group_by"] {
             let labels = try reader.strings(entry.value, "\(path).group_by")
@@ -128,9 +131,15 @@ public struct AlertRoute: Sendable {
         }
         routes = []
         if let entry = fields["routes"] {
+            var ids: Set<String> = []
             for (index, child) in try reader.sequence(entry.value, "\(path).routes").enumerated() {
-                routes.append(try AlertRoute(child, path: "\(path).routes[\(index)]", id: "\(id).\(index)", parent: self,
-                                             reader: reader, receivers: receivers))
+                let childPath = "\(path).routes[\(index)]"
+                var route = try AlertRoute(child, path: childPath, parent: self, reader: reader, receivers: receivers)
+                if ids.contains(route.id) {
+                    route = try AlertRoute(child, path: childPath, parent: self, duplicateOf: index, reader: reader, receivers: receivers)
+                }
+                ids.insert(route.id)
+                routes.append(route)
             }
         }
     }

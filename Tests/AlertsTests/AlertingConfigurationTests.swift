@@ -60,7 +60,7 @@ struct AlertingConfigurationTests {
         #expect(receivers(["severity": "critical", "team": "web"]) == ["pager", "ops"])
         #expect(receivers(["severity": "low", "team": "cache"]) == ["db"])
         #expect(receivers(["severity": "low", "team": "dbx"]) == ["ops"])
-        #expect(configuration.routes(for: ["severity": "critical"]).map(\.id) == ["root.0"])
+        #expect(configuration.routes(for: ["severity": "critical"]).map(\.id) == [#"{}/{severity="critical"}"#])
         let db = try #require(configuration.routes(for: ["team": "db"]).first)
         #expect(db.groupBy == ["service"])
         #expect(db.groupWait == .seconds(10))
@@ -162,6 +162,25 @@ struct AlertingConfigurationTests {
         #expect(classify(.pagerduty, 202, #"{"status":"success","dedup_key":"k1"}"#) == .delivered(providerID: "k1"))
         #expect(classify(.telegram, 200, #"{"ok":true,"result":{"message_id":42}}"#) == .delivered(providerID: "42"))
         #expect(classify(.sms, 201, #"{"sid":"SM123"}"#) == .delivered(providerID: "SM123"))
+    }
+
+    @Test("routes are named by their matchers, so reordering them keeps their groups; equal siblings get their position")
+    func routeIDs() throws {
+        func ids(_ routes: String) throws -> [String] {
+            let yaml = "route:\n  receiver: ops\n  routes:\n" + routes + """
+                receivers:
+                  - name: ops
+                    webhook_configs: [{url: "http://127.0.0.1:9/ops", secret_env: HOOK_SECRET}]
+                """
+            let configuration = try AlertingConfiguration(yaml: yaml, environment: ["HOOK_SECRET": WebhookSignerSecret.value])
+            return configuration.route.routes.map(\.id)
+        }
+        let web = "    - matchers: ['team=\"web\"', 'env=\"prod\"']\n"
+        let db = "    - matchers: ['team=\"db\"']\n      routes:\n        - matchers: ['severity=\"critical\"']\n"
+        let forward = try ids(web + db)
+        #expect(forward == [#"{}/{env="prod",team="web"}"#, #"{}/{team="db"}"#])
+        #expect(Set(try ids(db + web)) == Set(forward))
+        #expect(try ids(web + web) == [#"{}/{env="prod",team="web"}"#, #"{}/{env="prod",team="web"}#1"#])
     }
 
     @Test("an email has Date, From, To, Subject, a Message-ID per delivery, and text and HTML parts")
