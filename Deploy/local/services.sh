@@ -144,7 +144,7 @@ start_postgres() {
     as_pg "$pg_bin/initdb" -D "$dir" -U mingus --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$dir/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
-port = $pg_port
+# The port is given at each start (pg_ctl -o -p), so MINGUS_LOCAL_PG_PORT can move it later.
 unix_socket_directories = ''
 max_connections = 200
 logging_collector = off
@@ -154,7 +154,7 @@ CONF
     say "postgres already running on 127.0.0.1:$pg_port"
   else
     port_open "$pg_port" && die "port $pg_port is taken by another process (set MINGUS_LOCAL_PG_PORT)"
-    (close_inherited_fds && as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 start >/dev/null </dev/null) \
+    (close_inherited_fds && as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "-p $pg_port" -w -t 60 start >/dev/null </dev/null) \
       || { tail -n 30 "$dir/server.log" >&2; die "postgres did not start"; }
   fi
   local exists

@@ -196,6 +196,33 @@ struct AlertRoutes: Sendable {
 
     // MARK: - Silences
 
+    /// Alertmanager's matcher object: `name`, `value`, `isRegex` and `isEqual` (true when absent).
+    private static func alertmanagerMatcher(_ fields: [String: JSONValue], field: String) throws -> LabelMatcher {
+        if let unknown = fields.keys.sorted().first(where: { !["name", "value", "isRegex", "isEqual"].contains($0) }) {
+            throw invalidField("\(field).\(unknown)", rule: "unknown", "\(unknown) is not a matcher field (name, value, isRegex, isEqual)")
+        }
+        guard case .string(let name)? = fields["name"] else {
+            throw invalidField("\(field).name", rule: "required", "name must be a label name")
+        }
+        guard case .string(let value)? = fields["value"] else {
+            throw invalidField("\(field).value", rule: "required", "value must be a string")
+        }
+        func flag(_ key: String, default fallback: Bool) throws -> Bool {
+            switch fields[key] {
+            case nil: return fallback
+            case .bool(let flag)?: return flag
+            default: throw invalidField("\(field).\(key)", rule: "type", "\(key) must be true or false")
+            }
+        }
+        let op: LabelMatcher.Operator = switch (try flag("isRegex", default: false), try flag("isEqual", default: true)) {
+        case (false, true): .equal
+        case (false, false): .notEqual
+        case (true, true): .matchesRegex
+        case (true, false): .notMatchesRegex
+        }
+        return try LabelMatcher(name: name, op: op, value: value)
+    }
+
     private func createSilence(_ request: Request, identity: APIKeyIdentity) async throws -> Response {
         let body = try await JSONRequestBody.read(request, limit: 16 * 1024, allowed: ["matchers", "starts_at", "ends_at", "comment"])
         guard case .array(let items)? = body.value("matchers"), !items.isEmpty, items.count <= 32 else {
@@ -203,12 +230,17 @@ struct AlertRoutes: Sendable {
         }
         var matchers: [String] = []
         for (index, item) in items.enumerated() {
-            guard case .string(let text) = item else {
-                throw invalidField("matchers[\(index)]", rule: "type", "each matcher is a string such as team=\"db\"")
-            }
             do {
-                matchers.append(try LabelMatcher(parsing: text).description)
-            } catch {
+                switch item {
+                case .string(let text):
+                    matchers.append(try LabelMatcher(parsing: text).description)
+                case .object(let fields):
+                    matchers.append(try Self.alertmanagerMatcher(fields, field: "matchers[\(index)]").description)
+                default:
+                    throw invalidField("matchers[\(index)]", rule: "type",
+                                       "each matcher is a string such as team=\"db\" or an object {name, value, isRegex, isEqual}")
+                }
+            } catch let error as LabelMatcherError {
                 throw invalidField("matchers[\(index)]", rule: "format", error.description)
             }
         }
