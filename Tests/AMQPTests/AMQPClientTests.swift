@@ -174,14 +174,14 @@ struct AMQPClientTests {
     func badCredentials() async throws {
         let error = await #expect(throws: AMQPError.self) {
             _ = try await AMQPConnection.connect(
-                try AMQPConfiguration(url: "amqp://guest:wrong@127.0.0.1:5673/"), logger: Logger(label: "test"))
+                try AMQPConfiguration(url: "amqp://guest:wrong@127.0.0.1:\(TestEnvironment.amqpPort)/"), logger: Logger(label: "test"))
         }
         #expect(error?.kind == .authenticationFailed)
         #expect(error?.isRecoverable == false)
         let text = try #require(error?.description)
         #expect(!text.contains("\n"))
         #expect(!text.contains("wrong"), "the password never appears in errors")
-        #expect(text.contains("127.0.0.1:5673"))
+        #expect(text.contains("127.0.0.1:\(TestEnvironment.amqpPort)"))
     }
 
     @Test("a closed port gives one clear, recoverable error line")

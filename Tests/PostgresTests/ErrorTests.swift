@@ -41,7 +41,7 @@ struct ErrorTests {
     }
 
     @Test(arguments: [
-        "postgresql://nobody@127.0.0.1:5433/mingus",
+        "postgresql://nobody@127.0.0.1:\(TestEnvironment.databasePort)/mingus",
         "postgresql://mingus@127.0.0.1:1/mingus",
         "not a url ://",
     ])
@@ -56,7 +56,7 @@ struct ErrorTests {
         #expect(!failure.description.contains("\n"))
         switch url {
         case let url where url.contains("nobody"):
-            #expect(failure.description == #"cannot connect to PostgreSQL at 127.0.0.1:5433: FATAL: role "nobody" does not exist"#)
+            #expect(failure.description == "cannot connect to PostgreSQL at 127.0.0.1:\(TestEnvironment.databasePort): FATAL: role \"nobody\" does not exist")
         case let url where url.contains(":1/"):
             #expect(failure.description.hasPrefix("cannot connect to PostgreSQL at 127.0.0.1:1: Connection refused"))
         default:

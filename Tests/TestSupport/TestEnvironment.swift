@@ -15,6 +15,12 @@ public enum TestEnvironment {
         ProcessInfo.processInfo.environment["MINGUS_DATABASE_URL"] ?? "postgresql://mingus@127.0.0.1:5433/mingus"
     }
 
+    /// The port of ``databaseURL``, for tests that build URLs of their own.
+    public static var databasePort: Int { URLComponents(string: databaseURL)?.port ?? 5432 }
+
+    /// The port of ``amqpURL``.
+    public static var amqpPort: Int { URLComponents(string: amqpURL)?.port ?? 5672 }
+
     /// The repository's top folder, found from this file's own path.
     public static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent()  // TestSupport
