@@ -308,13 +308,16 @@ public final class JobConsumer: Service, Sendable {
         retry.attempt += 1
         let tier = MingusTopology.retryTier(policy.tier(afterAttempt: envelope.attempt))
         var message = retry.message(extraHeaders: [JobEnvelope.errorHeader: .string(errorText)])
-        message.properties.expiration = String(policy.expirationMilliseconds(afterAttempt: envelope.attempt))
+        let delay = policy.expirationMilliseconds(afterAttempt: envelope.attempt)
+        message.properties.expiration = String(delay)
         do {
             try await broker.publish(message, exchange: tier, routingKey: delivery.routingKey)
             settle(delivery, logger: logger) { try $0.ack() }
             metrics.retried(queue: queue, type: envelope.type)
             metrics.processed(queue: queue, type: envelope.type, outcome: "retried")
-            logger.warning("job failed; retrying", metadata: ["mingus.error": "\(errorText)", "mingus.retry.tier": "\(tier)"])
+            logger.warning("job failed; retrying", metadata: [
+                "mingus.error": "\(errorText)", "mingus.retry.tier": "\(tier)", "mingus.retry.delay_ms": "\(delay)",
+            ])
         } catch {
             logger.error("cannot publish the retry; requeueing", metadata: ["mingus.error": "\(error)"])
             settle(delivery, logger: logger) { try $0.nack(requeue: true) }

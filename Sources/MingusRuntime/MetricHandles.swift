@@ -37,7 +37,12 @@ public final class MetricHandles: Sendable {
 
     private func cached<Handle>(_ cache: inout [[String]: Handle], _ label: String, _ dimensions: [(String, String)],
                                 make: (any MetricsFactory) -> Handle) -> Handle {
-        let key = [label] + dimensions.flatMap { [$0.0, $0.1] }
+        var key = [label]
+        key.reserveCapacity(1 + dimensions.count * 2)
+        for (name, value) in dimensions {
+            key.append(name)
+            key.append(value)
+        }
         if let handle = cache[key] { return handle }
         let handle = make(factory ?? MetricsSystem.factory)
         cache[key] = handle

@@ -97,9 +97,20 @@ struct WorkerRuntimeTests {
         let secondDelay = attempts[2].at.timeIntervalSince(attempts[1].at)
         // Tier delays are 1 s then 2 s, each with up to 25 % jitter (plus however long a busy
         // machine takes to deliver: the upper bounds are loose, the lower ones are not).
+        // The planned delays, as the worker logged them: the 1 s tier then the 2 s tier, each with
+        // up to 25 % jitter. What a busy machine adds to the actual gaps cannot shrink them.
+        let planned = process.output.split(separator: "\n").compactMap { line -> (tier: String, delay: Int)? in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  object["msg"] as? String == "job failed; retrying",
+                  let tier = object["mingus.retry.tier"] as? String,
+                  let delay = (object["mingus.retry.delay_ms"] as? String).flatMap({ Int($0) }) else { return nil }
+            return (tier, delay)
+        }
+        #expect(planned.map(\.tier) == ["mingus.retry.1s", "mingus.retry.2s"], "\(process.output.suffix(2000))")
+        #expect(planned.count == 2 && (1000...1250).contains(planned[0].delay) && (2000...2500).contains(planned[1].delay),
+                "\(planned)")
         #expect(firstDelay >= 0.95 && firstDelay < 4, "first delay \(firstDelay)")
         #expect(secondDelay >= 1.95 && secondDelay < 8, "second delay \(secondDelay)")
-        #expect(secondDelay > firstDelay)
         process.signal(SIGTERM)
         #expect(try await process.wait(timeout: .seconds(30)) == 0)
         await worker.cleanUp()
