@@ -123,7 +123,7 @@ public struct AlertsWorker: Sendable {
         // Recorded for the history; flushes check silences and inhibition again.
         let configuration = self.configuration.current
         if let suppressed = try await suppression(labels, alertID: alertID, configuration: configuration,
-                                                  silences: try await activeSilences(on: db), on: db) {
+                                                  silences: try await activeSilences(on: db), sources: InhibitingAlerts(), on: db) {
             try await db.execute("UPDATE alerts SET suppressed_by = \(suppressed) WHERE id = \(alertID)")
         }
         for route in configuration.routes(for: labels) {
@@ -165,21 +165,36 @@ public struct AlertsWorker: Sendable {
 
     /// Why an alert with `labels` is muted now: `silence:<id>`, `inhibited`, or nil.
     func suppression(_ labels: [String: String], alertID: UUID, configuration: AlertingConfiguration,
-                     silences: [(UUID, [LabelMatcher])], on db: PostgresConnection) async throws -> String? {
+                     silences: [(UUID, [LabelMatcher])], sources: InhibitingAlerts, on db: PostgresConnection) async throws -> String? {
         for (id, matchers) in silences where matchers.matchAll(labels) {
             return "silence:\(id.uuidString.lowercased())"
         }
         for rule in configuration.inhibitRules where rule.targetMatchers.matchAll(labels) {
             let equal = try jsonText(Dictionary(uniqueKeysWithValues: rule.equal.compactMap { name in labels[name].map { (name, $0) } }))
-            let sources = try await db.query("""
-                SELECT labels::text FROM alerts WHERE status = 'firing' AND id <> \(alertID) AND labels @> \(equal)::jsonb
-                """)
-            for row in sources {
-                let source = try JSONDecoder().decode([String: String].self, from: Data(try row.decode(String.self, at: 0).utf8))
+            for (id, source) in try await sources.firing(containing: equal, on: db) where id != alertID {
                 if rule.inhibits(labels, by: source) { return "inhibited" }
             }
         }
         return nil
+    }
+
+    /// Firing alerts by the labels they contain, each set looked up once per flush: a group's
+    /// members usually share the labels an inhibition rule compares, so one query serves them all.
+    final class InhibitingAlerts {
+        private var found: [String: [(UUID, [String: String])]] = [:]
+
+        func firing(containing labels: String, on db: PostgresConnection) async throws -> [(UUID, [String: String])] {
+            if let known = found[labels] { return known }
+            let rows = try await db.query("""
+                SELECT id, labels::text FROM alerts WHERE status = 'firing' AND labels @> \(labels)::jsonb
+                """)
+            let alerts = try rows.map { row in
+                (try row.decode(UUID.self, at: 0),
+                 try JSONDecoder().decode([String: String].self, from: Data(try row.decode(String.self, at: 1).utf8)))
+            }
+            found[labels] = alerts
+            return alerts
+        }
     }
 
     private func activeSilences(on db: PostgresConnection) async throws -> [(UUID, [LabelMatcher])] {
@@ -220,6 +235,7 @@ public struct AlertsWorker: Sendable {
             ORDER BY a.starts_at, a.id
             """)
         let silences = try await activeSilences(on: db)
+        let sources = InhibitingAlerts()
         var firing: [NotifiedAlert] = []
         var newlyFiring = false
         var resolved: [NotifiedAlert] = []
@@ -236,7 +252,8 @@ public struct AlertsWorker: Sendable {
             if alert.status == .resolved {
                 finished.append(alert.id)
                 if notified == "firing" { resolved.append(alert) }
-            } else if try await suppression(labels, alertID: alert.id, configuration: configuration, silences: silences, on: db) == nil {
+            } else if try await suppression(labels, alertID: alert.id, configuration: configuration, silences: silences,
+                                            sources: sources, on: db) == nil {
                 firing.append(alert)
                 if notified != "firing" { newlyFiring = true }
             }
