@@ -14,28 +14,30 @@ struct RateLimiter: Sendable {
     /// Reserves one request to `target`; returns how long to wait before sending it.
     func reserve(_ target: String, _ limit: RateLimit) async throws -> Duration {
         let interval = 1 / limit.perSecond
-        let rows = try await database.query("""
-            INSERT INTO alert_rate_limits AS l (target, tat)
-            VALUES (\(target), statement_timestamp() + make_interval(secs => \(interval)::double precision))
-            ON CONFLICT (target) DO UPDATE
-                SET tat = GREATEST(l.tat, statement_timestamp()) + make_interval(secs => \(interval)::double precision)
-            RETURNING extract(epoch FROM l.tat - statement_timestamp())::double precision
-            """)
+        let ahead = try await advance(target, by: interval, toAtLeast: interval)
         // The slot is due when tat, less the burst's worth of intervals, has come.
-        let ahead = try rows[0].decode(Double.self, at: 0) - interval * Double(limit.burst)
-        return ahead > 0 ? .milliseconds(Int64((ahead * 1000).rounded(.up))) : .zero
+        let wait = ahead - interval * Double(limit.burst)
+        return wait > 0 ? .milliseconds(Int64((wait * 1000).rounded(.up))) : .zero
     }
 
     /// Holds every request to `target` back for `duration` from now.
     func pause(_ target: String, _ limit: RateLimit, for duration: Duration) async throws {
-        // A slot is due once tat - (burst - 1) intervals has come; move it to now + duration.
-        let tolerance = Double(limit.burst - 1) / limit.perSecond
-        let until = duration.inSeconds + tolerance
-        try await database.execute("""
+        // A slot is due once tat - (burst - 1) intervals has come; so tat moves to at least
+        // now + duration + (burst - 1) intervals.
+        _ = try await advance(target, by: 0, toAtLeast: duration.inSeconds + Double(limit.burst - 1) / limit.perSecond)
+    }
+
+    /// Moves the target's tat to `max(tat + step, now + floor)` (a new target starts at
+    /// `now + floor`) in one statement; returns the new tat in seconds from now.
+    private func advance(_ target: String, by step: Double, toAtLeast floor: Double) async throws -> Double {
+        let rows = try await database.query("""
             INSERT INTO alert_rate_limits AS l (target, tat)
-            VALUES (\(target), statement_timestamp() + make_interval(secs => \(until)::double precision))
+            VALUES (\(target), statement_timestamp() + make_interval(secs => \(floor)::double precision))
             ON CONFLICT (target) DO UPDATE
-                SET tat = GREATEST(l.tat, statement_timestamp() + make_interval(secs => \(until)::double precision))
+                SET tat = GREATEST(l.tat + make_interval(secs => \(step)::double precision),
+                                   statement_timestamp() + make_interval(secs => \(floor)::double precision))
+            RETURNING extract(epoch FROM l.tat - statement_timestamp())::double precision
             """)
+        return try rows[0].decode(Double.self, at: 0)
     }
 }

@@ -13,13 +13,9 @@ public final class RuntimeMetrics: Sendable {
         jobsInFlight = Meter(label: "mingus_jobs_in_flight", factory: factory)
     }
 
-    private func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
-        handles.counter(label, dimensions)
-    }
-
     /// Outcomes of a delivery: `ok`, `duplicate` (already applied), `retried`, `dead_lettered`, `requeued`.
     func processed(queue: String, type: String, outcome: String) {
-        counter("mingus_jobs_processed_total", [("queue", queue), ("type", type), ("outcome", outcome)]).increment()
+        handles.counter("mingus_jobs_processed_total", [("queue", queue), ("type", type), ("outcome", outcome)]).increment()
     }
 
     func duration(queue: String, type: String, seconds: Double) {
@@ -31,22 +27,22 @@ public final class RuntimeMetrics: Sendable {
     }
 
     func retried(queue: String, type: String) {
-        counter("mingus_jobs_retried_total", [("queue", queue), ("type", type)]).increment()
+        handles.counter("mingus_jobs_retried_total", [("queue", queue), ("type", type)]).increment()
     }
 
     func deadLettered(queue: String, type: String, reason: String) {
-        counter("mingus_jobs_dead_lettered_total", [("queue", queue), ("type", type), ("reason", reason)]).increment()
+        handles.counter("mingus_jobs_dead_lettered_total", [("queue", queue), ("type", type), ("reason", reason)]).increment()
     }
 
     func reconnected(_ component: String) {
-        counter("mingus_reconnects_total", [("component", component)]).increment()
+        handles.counter("mingus_reconnects_total", [("component", component)]).increment()
     }
 
     func outboxPublished(_ count: Int) {
-        counter("mingus_outbox_published_total", []).increment(by: count)
+        handles.counter("mingus_outbox_published_total", []).increment(by: count)
     }
 
     func scheduledFired(kind: String, count: Int) {
-        counter("mingus_scheduled_jobs_fired_total", [("kind", kind)]).increment(by: count)
+        handles.counter("mingus_scheduled_jobs_fired_total", [("kind", kind)]).increment(by: count)
     }
 }
