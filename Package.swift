@@ -201,6 +201,21 @@ let package = Package(
     ]
 )
 
+/// Sources are grouped by tier: drivers (C libraries and their Swift wrappers), the shared
+/// platform, the business domains, and the executables with the libraries behind them.
+let tiers: [String: [String]] = [
+    "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
+    "Platform": ["MingusCore", "MingusRuntime"],
+    "Domains": ["MingusPayments", "MingusAlerts"],
+    "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
+                    "mingus-alerts-worker", "mingus-test-worker", "mingus-bench"],
+]
+for (tier, names) in tiers {
+    for target in package.targets where names.contains(target.name) {
+        target.path = "Sources/\(tier)/\(target.name)"
+    }
+}
+
 for target in package.targets where target.type != .system {
     target.swiftSettings = (target.swiftSettings ?? []) + swiftSettings
 }
