@@ -63,14 +63,23 @@ let package = Package(
             name: "MingusCore",
             dependencies: [
                 "MingusAMQP",
-                "MingusPostgres",
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "MingusSecurity",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
             name: "MingusRuntime",
             dependencies: [
                 "MingusCore",
+                "MingusAMQP",
+                "MingusPostgres",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -83,11 +92,31 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusHTTP",
+            dependencies: [
+                "MingusCore",
+                "MingusAMQP",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "MingusPayments",
             dependencies: [
                 "MingusCore",
                 "MingusPostgres",
                 "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -101,6 +130,10 @@ let package = Package(
                 "MingusCore",
                 "MingusPostgres",
                 "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -119,17 +152,16 @@ let package = Package(
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
                 "MingusPayments",
                 "MingusAlerts",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .target(
@@ -137,6 +169,7 @@ let package = Package(
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
+                "MingusSecurity",
                 "MingusPayments",
                 "MingusGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -149,8 +182,8 @@ let package = Package(
             dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway"]),
-        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments"]),
-        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts"]),
+        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments", "MingusRuntime"]),
+        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusRuntime"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -160,6 +193,8 @@ let package = Package(
             dependencies: [
                 "MingusCore",
                 "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
                 "MingusGateway",
                 "MingusPayments",
                 "MingusAlerts",
@@ -174,28 +209,29 @@ let package = Package(
         // Tests: unit tests need nothing; integration tests need the services `make up` starts.
         .target(
             name: "TestSupport",
-            dependencies: ["MingusCore", "MingusRuntime", "MingusAMQP", "MingusPostgres", "MingusPayments"],
+            dependencies: ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusAMQP", "MingusPostgres", "MingusPayments"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusPayments", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "TestSupport"]),
         .testTarget(
             name: "RuntimeTests",
-            dependencies: ["MingusRuntime", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["MingusRuntime", "MingusSecurity", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
         .testTarget(
-            name: "PaymentsTests",
-            dependencies: ["MingusPayments", "MingusPostgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            name: "SecurityTests",
+            dependencies: ["MingusSecurity", "MingusPayments", "MingusPostgres", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["MingusGateway", "MingusRuntime", "MingusPostgres", "MingusPayments", "MingusAMQP", "MingusCore", "TestSupport",
+            dependencies: ["MingusGateway", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres", "MingusPayments", "MingusAlerts", "MingusAMQP", "MingusCore", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
             name: "AlertsTests",
-            dependencies: ["MingusAlerts", "MingusGateway", "MingusRuntime", "MingusPostgres", "MingusCore", "TestSupport"]
+            dependencies: ["MingusAlerts", "MingusGateway", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport"]
         ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]
@@ -205,7 +241,7 @@ let package = Package(
 /// platform, the business domains, and the executables with the libraries behind them.
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
-    "Platform": ["MingusCore", "MingusRuntime"],
+    "Platform": ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP"],
     "Domains": ["MingusPayments", "MingusAlerts"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-test-worker", "mingus-bench"],

@@ -1,4 +1,6 @@
 import Foundation
+import MingusSecurity
+import MingusAlerts
 import MingusGateway
 import MingusPostgres
 import MingusRuntime

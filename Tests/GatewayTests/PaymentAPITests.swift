@@ -1,4 +1,6 @@
 import Foundation
+import MingusSecurity
+import MingusPayments
 import MingusGateway
 import MingusPayments
 import MingusPostgres
@@ -128,7 +130,7 @@ struct PaymentAPITests {
         for route in routes {
             let anonymous = try await httpRequest(gateway.base + route.path, method: route.method, body: route.method == "POST" ? Data("{}".utf8) : nil)
             #expect(anonymous.status == 401, "\(route)")
-            for other in Role.allCases where other != route.role && other != .admin {
+            for other in GatewayApplication.roles where other != route.role && other != .admin {
                 let (_, key) = try await gateway.key([other])
                 let response = try await httpRequest(gateway.base + route.path, method: route.method,
                                                      headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"],

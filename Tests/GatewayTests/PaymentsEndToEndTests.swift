@@ -1,4 +1,6 @@
 import Foundation
+import MingusSecurity
+import MingusPayments
 import MingusGateway
 import MingusPayments
 import MingusPostgres

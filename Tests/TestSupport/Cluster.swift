@@ -1,5 +1,7 @@
 public import Foundation
-public import MingusPayments
+import MingusPayments
+import MingusHTTP
+public import MingusSecurity
 import MingusRuntime
 public import MingusPostgres
 #if canImport(Glibc)
@@ -47,7 +49,7 @@ public final class Cluster: @unchecked Sendable {
         let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("keys"))
             .appendingPathComponent("financial.key")
         let kek = try KeyEncryptingKey.create(at: keyPath)
-        for purpose in KeyPurpose.allCases { try await Keyring.rotate(purpose, kek: kek, database: database) }
+        for purpose in DomainDescription.payments.keyPurposes { try await Keyring.rotate(purpose, kek: kek, database: database) }
         let secret = WebhookSigner.makeSecret()
         var environment = [
             "MINGUS_DATABASE_URL": url, "MINGUS_FINANCIAL_KEY_PATH": keyPath.path, "MINGUS_WEBHOOK_SECRET": secret,
@@ -103,4 +105,25 @@ public final class Cluster: @unchecked Sendable {
         try await TestEnvironment.dropDatabase(databaseName)
         return codes
     }
+}
+
+extension Cluster {
+    /// A new API key with `roles`, named uniquely: its name and the key to send.
+    public func key(_ roles: Set<Role>) async throws -> (name: String, key: String) {
+        let name = TestEnvironment.uniqueName("caller")
+        return (name, try await APIKeyStore(database: database).create(name: name, roles: roles).key)
+    }
+
+    /// Stops every process; throws ``UncleanExit`` unless each exited 0.
+    public func stopCleanly() async throws {
+        let codes = try await stop()
+        guard codes.allSatisfy({ $0 == 0 }) else { throw UncleanExit(codes: codes) }
+    }
+}
+
+/// A process of a cluster did not exit 0 when stopped.
+public struct UncleanExit: Error, CustomStringConvertible {
+    /// Each process's exit code (nil: killed by a signal).
+    public var codes: [Int32?]
+    public var description: String { "exit codes \(codes)" }
 }

@@ -4,6 +4,7 @@ import Crypto
 public import Foundation
 import Logging
 public import MingusCore
+import MingusSecurity
 public import MingusPostgres
 public import MingusRuntime
 import NIOCore
@@ -15,13 +16,8 @@ import UnixSignals
 /// The alerts worker: takes alerts in (`alerts.ingest`), deduplicates them, routes them into
 /// groups, notifies each group's receiver when something changed (`alerts.flush`), and delivers
 /// every notification on each channel target's own queue (`alerts.deliver`), recording every
-/// attempt. `mingus-alerts-worker` is ``run(configuration:)``.
+/// attempt. `mingus-alerts-worker` runs ``MingusRuntime/WorkerDefinition/alerts``.
 public struct AlertsWorker: Sendable {
-    /// The worker kind: queue `mingus.alerts`, routing keys `alerts.#`; delivery queues
-    /// `mingus.alerts.<channel>`.
-    public static let name = "alerts"
-    public static let defaultMetricsPort = 9103
-
     let configuration: AlertingConfigurationStore
     /// Statements that must not wait for the job's commit: attempts (they outlive the job's
     /// retries) and rate-limit slots (shared at once with the other workers).
@@ -37,36 +33,9 @@ public struct AlertsWorker: Sendable {
         self.maxAttempts = maxAttempts
     }
 
-    /// Runs the worker until SIGTERM. The routing file must be valid to start; SIGHUP reloads it,
-    /// keeping the running configuration when the new one is invalid.
-    public static func run(configuration: MingusConfiguration? = nil) async throws {
-        let configuration = try configuration ?? MingusConfiguration()
-        MingusLogging.bootstrap(level: configuration.logLevel)
-        let logger = Logger(label: "mingus.alerts-worker")
-        let path = configuration.alertingConfigPath
-        let store: AlertingConfigurationStore
-        do {
-            store = AlertingConfigurationStore(try AlertingConfiguration.load(path: path))
-        } catch {
-            logger.critical("invalid alerting configuration", metadata: ["mingus.error": "\(error)"])
-            throw error
-        }
-        let channelConcurrency = Int(ProcessInfo.processInfo.environment["MINGUS_ALERTS_CHANNEL_CONCURRENCY"] ?? "") ?? 4
-        let sideChannel = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 8))
-        let worker = AlertsWorker(configuration: store, sideChannel: sideChannel, maxAttempts: configuration.maxAttempts)
-        try await WorkerRuntime.run(
-            name: name, defaultMetricsPort: defaultMetricsPort,
-            registry: try worker.registry(schemas: try configuration.resolvedSchemasDirectory()),
-            configuration: configuration,
-            extraQueues: AlertChannel.allCases.map { .init(MingusTopology.alertDelivery($0), concurrency: channelConcurrency) },
-            services: [ConfigurationReloader(store: store, path: path, logger: logger)])
-        await sideChannel.shutdown()
-    }
-
     /// The worker's job types; `alerts.ingest` bodies are checked against their schema.
-    public func registry(schemas: URL) throws -> JobRegistry {
+    public func registry(schema: JSONSchema) -> JobRegistry {
         var registry = JobRegistry()
-        let schema = try JSONSchema(contentsOf: schemas.appendingPathComponent("\(AlertJob.type).v1.json"))
         registry.register(AlertJob.type, as: AlertJob.self, schema: schema) { job, context in
             try await ingest(job, context)
         }

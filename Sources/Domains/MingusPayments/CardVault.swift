@@ -1,5 +1,6 @@
 import Foundation
 import MingusCore
+public import MingusSecurity
 public import MingusPostgres
 
 /// The token vault (`card_tokens`): one random token per distinct card, found again through a
@@ -8,7 +9,7 @@ public enum CardVault {
     /// The token of `pan`: the existing one when the card is vaulted (under any fingerprint key
     /// version), else a new one with the number sealed under the newest `pan` key.
     public static func tokenize(_ pan: PAN, keyring: Keyring, on db: PostgresConnection) async throws -> String {
-        let fingerprints = keyring.fingerprints(Array(pan.digits.utf8))
+        let fingerprints = keyring.fingerprints(Array(pan.digits.utf8), purpose: .fingerprint)
         guard let newest = fingerprints.first else {
             throw KeyringError("no fingerprint data key: run mingusctl keys init")
         }
@@ -60,7 +61,7 @@ public enum CardVault {
             let old = SealedValue(version: try row.decode(Int.self, at: 2), combined: try row.decode([UInt8].self, at: 1))
             let digits = try keyring.open(old, purpose: .pan, context: storageContext(token))
             let sealed = try keyring.seal(digits, purpose: .pan, context: storageContext(token))
-            guard let fingerprint = keyring.fingerprints(digits).first else { throw KeyringError("no fingerprint data key") }
+            guard let fingerprint = keyring.fingerprints(digits, purpose: .fingerprint).first else { throw KeyringError("no fingerprint data key") }
             try await db.execute("""
                 UPDATE card_tokens SET pan_ciphertext = \(sealed.combined), pan_key_version = \(sealed.version),
                        fingerprint = \(fingerprint.value), fingerprint_version = \(fingerprint.version)

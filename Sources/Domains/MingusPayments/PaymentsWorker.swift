@@ -2,18 +2,15 @@ import AsyncHTTPClient
 public import Foundation
 import Logging
 public import MingusCore
+public import MingusSecurity
 public import MingusPostgres
 public import MingusRuntime
 import NIOCore
 import NIOHTTP1
 
 /// The payments worker's job handlers: card payments, financial records, merchant webhooks and
-/// key rewraps. `mingus-payments-worker` is ``run(configuration:)``.
+/// key rewraps. `mingus-payments-worker` runs ``MingusRuntime/WorkerDefinition/payments``.
 public struct PaymentsWorker: Sendable {
-    /// The worker kind: queue `mingus.payments`, routing keys `payments.#`.
-    public static let name = "payments"
-    public static let defaultMetricsPort = 9101
-
     let keys: KeyringCache
     let processor: any PaymentProcessor
     let maxAttempts: Int
@@ -26,30 +23,8 @@ public struct PaymentsWorker: Sendable {
         self.webhookSigner = webhookSigner
     }
 
-    /// Runs the worker until SIGTERM: reads the key-encrypting key, the webhook secret
-    /// (`MINGUS_WEBHOOK_SECRET` or the file named by `MINGUS_WEBHOOK_SECRET_FILE`) and the schemas.
-    public static func run(configuration: MingusConfiguration? = nil) async throws {
-        let configuration = try configuration ?? MingusConfiguration()
-        let environment = ProcessInfo.processInfo.environment
-        let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
-        var secret = environment["MINGUS_WEBHOOK_SECRET"].flatMap { $0.isEmpty ? nil : $0 }
-        if secret == nil, let file = environment["MINGUS_WEBHOOK_SECRET_FILE"], !file.isEmpty {
-            secret = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        let keyDatabase = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2))
-        let worker = PaymentsWorker(
-            keys: KeyringCache(kek: kek, database: keyDatabase), processor: SandboxProcessor(),
-            maxAttempts: configuration.maxAttempts, webhookSigner: try secret.map(WebhookSigner.init(secret:)))
-        let registry = try worker.registry(schemas: try configuration.resolvedSchemasDirectory())
-        try await WorkerRuntime.run(name: name, defaultMetricsPort: defaultMetricsPort, registry: registry, configuration: configuration)
-        await keyDatabase.shutdown()
-    }
-
-    /// Every job type of the worker, each body checked against its schema in `schemas`.
-    public func registry(schemas: URL) throws -> JobRegistry {
-        func schema(_ type: String) throws -> JSONSchema {
-            try JSONSchema(contentsOf: schemas.appendingPathComponent("\(type).v1.json"))
-        }
+    /// Every job type of the worker, each body checked against the schema `schema` gives for its type.
+    public func registry(schema: (String) throws -> JSONSchema) throws -> JobRegistry {
         var registry = JobRegistry()
         registry.register(PaymentJob.type, as: PaymentJob.self, schema: try schema(PaymentJob.type),
                           batchable: !processor.waitsOnNetwork) { job, context in
@@ -156,29 +131,11 @@ public struct PaymentsWorker: Sendable {
         case .declined(let value): decline = value
         case .failed(let value): reason = value
         }
-        let metadata = String(decoding: try JSONEncoder.mingus.encode(job.metadata ?? [:]), as: UTF8.self)
         let authorized = code != nil
-        let updated = try await context.database.query("""
-            INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_token, card_brand, masked_pan,
-                                      expiry_month, expiry_year, authorization_code, decline_code, failure_reason, processor,
-                                      metadata, callback_url, requested_by, created_at, authorized_at, retention_until)
-            SELECT \(job.transactionId)::uuid, \(job.merchantId)::text, \(outcome.status)::text, \(job.amount)::bigint,
-                   \(job.currency)::text, \(token)::text, \(card?.pan.brand.rawValue)::text, \(card?.pan.masked)::text,
-                   \(card?.expiry.month)::smallint, \(card?.expiry.year)::smallint, \(code)::text, \(decline)::text,
-                   \(reason)::text, \(processor.name)::text, \(metadata)::jsonb, \(job.callbackUrl)::text, \(job.requestedBy)::text,
-                   \(job.requestedAt)::timestamptz, CASE WHEN \(authorized)::boolean THEN now() END, now() + p.retention
-            FROM retention_policies p WHERE p.data_type = 'payment'
-            ON CONFLICT (transaction_id) DO UPDATE SET
-                status = EXCLUDED.status, card_token = EXCLUDED.card_token, card_brand = EXCLUDED.card_brand,
-                masked_pan = EXCLUDED.masked_pan, expiry_month = EXCLUDED.expiry_month, expiry_year = EXCLUDED.expiry_year,
-                authorization_code = EXCLUDED.authorization_code, decline_code = EXCLUDED.decline_code,
-                failure_reason = EXCLUDED.failure_reason, processor = EXCLUDED.processor,
-                authorized_at = EXCLUDED.authorized_at, retention_until = EXCLUDED.retention_until, updated_at = now()
-            WHERE payment_data.status = 'pending'
-            RETURNING transaction_id
-            """)
+        let decision = PaymentDecision(status: outcome.status, token: token, pan: card?.pan, expiry: card?.expiry,
+                                       authorizationCode: code, declineCode: decline, failureReason: reason, processor: processor.name)
         // A payment already decided (by an earlier job with the same id) is left as it is.
-        guard !updated.isEmpty else { return }
+        guard try await PaymentStore.recordDecision(decision, of: job, on: context.database) else { return }
         var details = ["status": outcome.status, "amount": "\(job.amount)", "currency": job.currency, "merchant_id": job.merchantId]
         details["card_type"] = card?.pan.brand.rawValue
         details["masked_pan"] = card?.pan.masked
@@ -218,23 +175,13 @@ public struct PaymentsWorker: Sendable {
             throw PermanentJobError("the sealed content does not open: altered, sealed for another record, or an unknown key")
         }
         let atRest = try keyring.seal(content, purpose: .records, context: RecordJob.storageContext(job.recordId))
-        let inserted = try await context.database.query("""
-            INSERT INTO financial_records (record_id, user_id, record_type, classification, compliance_standard,
-                                           content_ciphertext, content_key_version, requested_by, created_at, retention_until)
-            SELECT \(job.recordId)::uuid, \(job.userId)::text, p.data_type, \(job.classification.rawValue)::text,
-                   p.compliance_standard, \(atRest.combined)::bytea, \(atRest.version)::int, \(job.requestedBy)::text,
-                   \(job.requestedAt)::timestamptz, \(job.requestedAt)::timestamptz + p.retention
-            FROM retention_policies p WHERE p.data_type = \(job.recordType.rawValue)
-            ON CONFLICT (record_id) DO NOTHING
-            RETURNING compliance_standard, retention_until
-            """)
-        guard let row = inserted.first else { return }
+        guard let standard = try await RecordStore.insert(job, content: atRest, on: context.database) else { return }
         _ = try await AuditTrail.append(
             AuditEvent(actor: job.requestedBy, action: "record.stored", resource: "record/\(job.recordId)", outcome: .success,
                        origin: "payments-worker",
                        details: ["user_id": job.userId, "record_type": job.recordType.rawValue,
                                  "classification": job.classification.rawValue,
-                                 "compliance_standard": try row.decode(String.self, at: 0),
+                                 "compliance_standard": standard,
                                  "key_version": "\(atRest.version)"]),
             component: "payments", on: context.database)
     }
@@ -279,7 +226,7 @@ public struct PaymentsWorker: Sendable {
         let moved: Int
         switch job.purpose {
         case "pan": moved = try await CardVault.rewrap(limit: limit, keyring: keyring, on: context.database)
-        case "records": moved = try await RecordVault.rewrap(limit: limit, keyring: keyring, on: context.database)
+        case "records": moved = try await RecordStore.rewrap(limit: limit, keyring: keyring, on: context.database)
         default: throw PermanentJobError("purpose must be pan or records")
         }
         _ = try await AuditTrail.append(
@@ -296,27 +243,4 @@ public struct PaymentsWorker: Sendable {
 struct WebhookRejected: Error, CustomStringConvertible {
     var status: Int
     var description: String { "the receiver answered HTTP \(status)" }
-}
-
-/// Financial record contents at rest.
-public enum RecordVault {
-    /// Moves up to `limit` records sealed with an older `records` key to the newest one.
-    public static func rewrap(limit: Int, keyring: Keyring, on db: PostgresConnection) async throws -> Int {
-        let version = try keyring.currentVersion(.records)
-        let rows = try await db.query("""
-            SELECT record_id::text, content_ciphertext, content_key_version FROM financial_records
-            WHERE content_key_version < \(version) ORDER BY record_id LIMIT \(limit) FOR UPDATE SKIP LOCKED
-            """)
-        for row in rows {
-            let id = try row.decode(String.self, at: 0)
-            let old = SealedValue(version: try row.decode(Int.self, at: 2), combined: try row.decode([UInt8].self, at: 1))
-            let context = RecordJob.storageContext(id)
-            let sealed = try keyring.seal(try keyring.open(old, purpose: .records, context: context), purpose: .records, context: context)
-            try await db.execute("""
-                UPDATE financial_records SET content_ciphertext = \(sealed.combined), content_key_version = \(sealed.version)
-                WHERE record_id = \(id)::uuid
-                """)
-        }
-        return rows.count
-    }
 }

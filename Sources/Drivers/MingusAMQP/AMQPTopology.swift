@@ -84,6 +84,17 @@ public struct AMQPTopology: Sendable, Equatable {
         self.queues = queues
         self.bindings = bindings
     }
+
+    /// This topology followed by `others`' exchanges, queues and bindings, in order.
+    public func merging(_ others: [AMQPTopology]) -> AMQPTopology {
+        var merged = self
+        for other in others {
+            merged.exchanges += other.exchanges
+            merged.queues += other.queues
+            merged.bindings += other.bindings
+        }
+        return merged
+    }
 }
 
 /// A queue's depth and consumer count, from a passive declare.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MingusGateway
+import MingusSecurity
 
 extension Mingusctl {
     /// `mingusctl apikey …`: API keys of upstream services.
@@ -13,18 +14,19 @@ extension Mingusctl {
             static let configuration = CommandConfiguration(abstract: "Create a key; the key is printed once, as the last line.")
             @OptionGroup var connection: ConnectionOptions
             @Option(help: "Who the key is for (shown in the audit trail as apikey:NAME).") var name: String
-            @Option(help: "payments:write, payments:read, records:write, records:read, audit:read or admin (repeatable).")
+            @Option(help: "A role some route checks, such as payments:write or admin (repeatable; an unknown one lists them all).")
             var role: [String]
 
             func validate() throws {
                 if role.isEmpty { throw ValidationError("give at least one --role") }
-                for name in role where Role(rawValue: name) == nil {
-                    throw ValidationError("unknown role '\(name)' (\(Role.allCases.map(\.rawValue).joined(separator: ", ")))")
+                let known = Set(GatewayApplication.roles)
+                for name in role where !known.contains(Role(name)) {
+                    throw ValidationError("unknown role '\(name)' (\(known.sorted().map(\.rawValue).joined(separator: ", ")))")
                 }
             }
 
             func run() async throws {
-                let roles = Set(role.compactMap(Role.init(rawValue:)))
+                let roles = Set(role.map(Role.init(rawValue:)))
                 let (identity, key) = try await connection.withDatabase { db, _ in
                     try await APIKeyStore(database: db).create(name: name, roles: roles)
                 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MingusCore
+import MingusSecurity
 import MingusRuntime
 
 extension Mingusctl {

@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import MingusAMQP
 import MingusCore
+import MingusGateway
 import MingusPayments
 import MingusPostgres
 import MingusRuntime
+import MingusSecurity
 
 extension Mingusctl {
     /// `mingusctl keys …`: the key-encrypting key and the versioned data keys it wraps.
@@ -31,7 +33,7 @@ extension Mingusctl {
                 }
                 try await connection.withDatabase { db, _ in
                     let keyring = try await Keyring.load(kek: kek, database: db)
-                    for purpose in KeyPurpose.allCases where keyring.versions(purpose).isEmpty {
+                    for purpose in declaredPurposes where keyring.versions(purpose).isEmpty {
                         let version = try await Keyring.rotate(purpose, kek: kek, database: db)
                         print("created data key \(purpose.rawValue) v\(version)")
                     }
@@ -43,16 +45,16 @@ extension Mingusctl {
             static let configuration = CommandConfiguration(
                 abstract: "Add a new data key version: new values are sealed with it, older versions still open theirs.")
             @OptionGroup var connection: ConnectionOptions
-            @Option(help: "pan, records, transit or fingerprint (repeatable); default: pan, records and transit.")
+            @Option(help: "A data key purpose, such as pan (repeatable); default: every purpose but fingerprint.")
             var purpose: [String] = []
 
             func run() async throws {
-                let purposes = try (purpose.isEmpty ? ["pan", "records", "transit"] : purpose).map { name in
-                    guard let purpose = KeyPurpose(rawValue: name) else {
-                        throw ValidationError("unknown purpose '\(name)' (pan, records, transit, fingerprint)")
-                    }
-                    return purpose
+                // Fingerprint keys are rotated only when asked: every version is tried on each card lookup.
+                let requested: [KeyPurpose] = purpose.isEmpty ? declaredPurposes.filter { $0 != .fingerprint } : purpose.map { KeyPurpose($0) }
+                for unknown in requested where !declaredPurposes.contains(unknown) {
+                    throw ValidationError("unknown purpose '\(unknown)' (\(declaredPurposes.map(\.rawValue).joined(separator: ", ")))")
                 }
+                let purposes = requested
                 let configuration = try connection.configuration()
                 let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
                 try await connection.withDatabase { db, _ in
@@ -85,7 +87,7 @@ extension Mingusctl {
                 let envelope = JobEnvelope(id: id, type: RewrapJob.type, source: "/mingus/mingusctl",
                                            body: Array(try JSONEncoder.mingus.encode(RewrapJob(purpose: purpose, batchSize: batchSize))))
                 try await connection.withBroker { broker in
-                    try await broker.declare(MingusTopology.all)
+                    try await broker.declare(declaredTopology)
                     try await broker.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: RewrapJob.type,
                                              mandatory: true)
                 }

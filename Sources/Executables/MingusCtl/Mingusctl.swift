@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import MingusAMQP
 import MingusCore
+import MingusGateway
+import MingusSecurity
 import MingusPostgres
 
 /// `mingusctl`: the operators' command line for a Mingus cluster.
@@ -114,7 +116,7 @@ extension Mingusctl {
 
             func run() async throws {
                 try await connection.withBroker { broker in
-                    let topology = MingusTopology.all
+                    let topology = declaredTopology
                     try await broker.declare(topology)
                     print("declared \(topology.exchanges.count) exchanges, \(topology.queues.count) queues, \(topology.bindings.count) bindings")
                 }
@@ -150,7 +152,7 @@ extension Mingusctl {
             do {
                 let rows = try await connection.withBroker { broker in
                     var rows: [String] = []
-                    for queue in MingusTopology.queueNames {
+                    for queue in declaredTopology.queues.map(\.name) {
                         do {
                             let info = try await broker.queueInfo(queue)
                             rows.append("  \(queue.padding(28)) \(String(info.messageCount).padding(8, left: true)) messages  \(String(info.consumerCount).padding(3, left: true)) consumers")
@@ -189,3 +191,9 @@ extension String {
         return left ? fill + self : self + fill
     }
 }
+
+/// The data key purposes of every domain the gateway serves.
+var declaredPurposes: [KeyPurpose] { GatewayApplication.domains.flatMap(\.keyPurposes) }
+
+/// The shared topology and every domain's queues.
+var declaredTopology: AMQPTopology { MingusTopology.declaring(GatewayApplication.domains.flatMap(\.queues)) }

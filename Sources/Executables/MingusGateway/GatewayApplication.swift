@@ -1,135 +1,32 @@
-import Foundation
 public import Hummingbird
 public import Logging
+public import MingusHTTP
 public import MingusPostgres
-public import MingusPayments
 public import MingusRuntime
-import NIOCore
+public import MingusSecurity
 public import Prometheus
+import MingusAlerts
+import MingusPayments
 
-/// The request context of the gateway: the caller's identity once authenticated, and where the
-/// request came from.
-public struct GatewayContext: RequestContext {
-    public var coreContext: CoreRequestContextStorage
-    /// Set by the API access middleware for `/api/` routes.
-    public var identity: APIKeyIdentity?
-    /// The peer's IP address, for the audit trail.
-    public let origin: String
-
-    public init(source: ApplicationRequestContextSource) {
-        coreContext = .init(source: source)
-        identity = nil
-        origin = source.channel.remoteAddress?.ipAddress ?? ""
-    }
-}
-
-/// An error answered as JSON: `{"error": {"code", "message", "field"?, "rule"?}}`. Messages never
-/// carry request values.
-public struct APIError: HTTPResponseError {
-    public var status: HTTPResponse.Status
-    public var code: String
-    public var message: String
-    public var field: String?
-    public var rule: String?
-    public var headers: HTTPFields = [:]
-
-    public init(_ status: HTTPResponse.Status, code: String, message: String, field: String? = nil, rule: String? = nil) {
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-        self.rule = rule
-    }
-
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        var error: [String: String] = ["code": code, "message": message]
-        if let field { error["field"] = field }
-        if let rule { error["rule"] = rule }
-        let body = try JSONSerialization.data(withJSONObject: ["error": error], options: [.sortedKeys])
-        var headers = self.headers
-        headers[.contentType] = "application/json"
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
-    }
-}
-
-/// Guards every `/api/` route: checks `Authorization: Bearer <api key>` (401 without a valid
-/// key) and records the request in the audit trail — who, what, when, outcome, origin (PCI DSS
-/// 10.2) — whether it was allowed, denied or failed.
-struct APIAccessMiddleware: RouterMiddleware {
-    typealias Context = GatewayContext
-    let keys: APIKeyStore
-    let database: PostgresClient
-    let logger: Logger
-
-    func handle(_ request: Request, context: GatewayContext, next: (Request, GatewayContext) async throws -> Response) async throws -> Response {
-        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
-        var context = context
-        do {
-            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
-                  let identity = try await keys.verify(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
-            else {
-                var error = APIError(.unauthorized, code: "unauthorized", message: "a valid API key is required: Authorization: Bearer <key>")
-                error.headers[.wwwAuthenticate] = "Bearer"
-                throw error
-            }
-            context.identity = identity
-            let response = try await next(request, context)
-            await record(request, context, status: response.status)
-            return response
-        } catch {
-            await record(request, context, status: (error as? any HTTPResponseError)?.status ?? .internalServerError)
-            throw error
-        }
-    }
-
-    private func record(_ request: Request, _ context: GatewayContext, status: HTTPResponse.Status) async {
-        let outcome: AuditEvent.Outcome = switch status.code {
-        case 401, 403: .denied
-        case ..<400: .success
-        default: .failure
-        }
-        let event = AuditEvent(
-            actor: context.identity?.actor ?? "anonymous", action: "http.\(request.method.rawValue.lowercased())",
-            resource: request.uri.path, outcome: outcome, origin: context.origin, details: ["status": "\(status.code)"])
-        do {
-            try await database.withTransaction { db -> Void in
-                _ = try await AuditTrail.append(event, component: "gateway", on: db)
-            }
-        } catch {
-            logger.error("cannot write the audit event of a request", metadata: ["mingus.error": "\(error)", "mingus.http.path": "\(request.uri.path)"])
-        }
-    }
-}
-
-/// Builds the gateway's HTTP application: health routes, authentication, auditing, the API.
+/// Builds the gateway's HTTP application: health routes, authentication and auditing, the audit
+/// search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
+    /// The domains the gateway serves. Adding a domain is adding it here.
+    public static let domains: [DomainDescription] = [.payments, .alerts]
+
+    /// Every role some route checks, `admin` included.
+    public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }
+
     /// The router with every route and middleware; tests and the executable share it.
     public static func router(
-        database: PostgresClient, broker: BrokerLink, keys: KeyringCache, registry: PrometheusCollectorRegistry, logger: Logger,
+        services: GatewayServices, registry: PrometheusCollectorRegistry,
         readiness: @escaping @Sendable () async -> [String]
-    ) -> Router<GatewayContext> {
-        let router = Router(context: GatewayContext.self)
+    ) -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
-        router.add(middleware: APIAccessMiddleware(keys: APIKeyStore(database: database), database: database, logger: logger))
-        let publisher = JobPublisher(broker: broker)
-        AuditSearch(database: database).addRoutes(to: router.group("api/financial/audit"))
-        PaymentRoutes(database: database, keys: keys, publisher: publisher, idempotency: IdempotencyStore(database: database))
-            .addRoutes(to: router.group("api/financial/payment"))
-        RecordRoutes(database: database, keys: keys, publisher: publisher).addRoutes(to: router.group("api/financial/records"))
-        AlertRoutes(database: database, publisher: publisher).addRoutes(to: router.group("api/alerts"))
+        router.add(middleware: APIAccessMiddleware(database: services.database, logger: services.logger))
+        router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
+        for domain in domains { domain.mount(router, services) }
         return router
-    }
-}
-
-extension GatewayContext {
-    /// The caller, who must hold `role`: 403 otherwise.
-    func require(_ role: Role) throws -> APIKeyIdentity {
-        guard let identity else {
-            throw APIError(.unauthorized, code: "unauthorized", message: "a valid API key is required")
-        }
-        guard identity.has(role) else {
-            throw APIError(.forbidden, code: "forbidden", message: "this API key lacks the role \(role.rawValue)")
-        }
-        return identity
     }
 }

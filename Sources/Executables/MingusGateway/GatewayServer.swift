@@ -3,9 +3,10 @@ import Hummingbird
 import Logging
 import MingusAMQP
 public import MingusCore
+import MingusHTTP
 import MingusPostgres
-import MingusPayments
 import MingusRuntime
+import MingusSecurity
 import NIOCore
 import Prometheus
 
@@ -22,7 +23,7 @@ public enum GatewayServer {
         let database = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 16), logger: logger)
         let broker = BrokerLink(
             configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-gateway"),
-            topology: MingusTopology.all, logger: logger, metrics: metrics)
+            topology: MingusTopology.declaring(GatewayApplication.domains.flatMap(\.queues)), logger: logger, metrics: metrics)
         let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
         let keys = KeyringCache(kek: kek, database: database)
         do {
@@ -31,7 +32,9 @@ public enum GatewayServer {
             logger.warning("cannot load the data keys yet; payments and records answer 500 until they load",
                            metadata: ["mingus.error": "\(error)"])
         }
-        let router = GatewayApplication.router(database: database, broker: broker, keys: keys, registry: prometheus, logger: logger) {
+        let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker), keys: keys,
+                                       idempotency: IdempotencyStore(database: database), logger: logger)
+        let router = GatewayApplication.router(services: services, registry: prometheus) {
             await readinessProblems(broker: broker, database: database)
         }
         let host = configuration.httpHost

@@ -1,6 +1,8 @@
 import Foundation
 import MingusCore
+import MingusSecurity
 import MingusGateway
+import MingusAlerts
 import MingusPostgres
 import TestSupport
 

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MingusAMQP
 import MingusCore
+import MingusSecurity
 import MingusPostgres
 import MingusRuntime
 

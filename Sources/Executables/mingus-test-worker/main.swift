@@ -21,59 +21,63 @@ struct NoBody: Codable, Sendable {}
 
 let environment = ProcessInfo.processInfo.environment
 let name = environment["MINGUS_TEST_WORKER_NAME"] ?? "test"
-let configuration = try MingusConfiguration()
-let sideChannel = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 2))
 let fixtures = URL(fileURLWithPath: environment["MINGUS_TEST_FIXTURES_DIR"] ?? "Tests/Fixtures")
-let insertSchema = try JSONSchema(contentsOf: fixtures.appendingPathComponent("schemas/test.insert.v1.json"))
-let tables = try String(contentsOf: fixtures.appendingPathComponent("runtime_test_tables.sql"), encoding: .utf8)
-try await sideChannel.withTransaction { db in
-    try await db.execute("SELECT pg_advisory_xact_lock(424242)")
-    try await db.executeScript(tables)
-}
 
-func recordEffect(_ job: KeyedJob, _ context: JobContext) async throws {
-    try await context.database.execute("""
-        INSERT INTO runtime_test_effects (worker, key, value, job_id) VALUES (\(name), \(job.key), \(job.value ?? 0), \(context.id))
-        """)
-}
-
-func recordAttempt(_ job: KeyedJob, _ context: JobContext) async throws {
-    try await sideChannel.execute("""
-        INSERT INTO runtime_test_attempts (worker, key, attempt) VALUES (\(name), \(job.key), \(context.attempt))
-        """)
-}
-
-var registry = JobRegistry()
-registry.register("\(name).insert", as: KeyedJob.self, schema: insertSchema) { job, context in
-    try await recordEffect(job, context)
-}
-registry.register("\(name).noop", as: NoBody.self) { _, _ in }
-registry.register("\(name).flaky", as: KeyedJob.self) { job, context in
-    try await recordAttempt(job, context)
-    if context.attempt <= job.failures ?? 0 {
-        throw TestFailure(message: "planned failure \(context.attempt) of \(job.failures ?? 0)")
+/// The test worker: its tables are made (once, under a lock) before its handlers are built.
+let definition = WorkerDefinition(name: name, defaultMetricsPort: 0, sideConnections: 2) { setup in
+    let sideChannel = setup.sideDatabase
+    let insertSchema = try JSONSchema(contentsOf: fixtures.appendingPathComponent("schemas/test.insert.v1.json"))
+    let tables = try String(contentsOf: fixtures.appendingPathComponent("runtime_test_tables.sql"), encoding: .utf8)
+    try await sideChannel.withTransaction { db in
+        try await db.execute("SELECT pg_advisory_xact_lock(424242)")
+        try await db.executeScript(tables)
     }
-    try await recordEffect(job, context)
-}
-registry.register("\(name).fail", as: KeyedJob.self) { job, context in
-    try await recordAttempt(job, context)
-    throw TestFailure(message: "boom")
-}
-registry.register("\(name).slow", as: KeyedJob.self, batchable: false) { job, context in
-    try await recordAttempt(job, context)
-    try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
-    try await recordEffect(job, context)
-}
-registry.register("\(name).stuck", as: KeyedJob.self, batchable: false) { job, context in
-    try await recordAttempt(job, context)
-    // Takes a lock in the job's transaction, then waits for the same lock on another connection:
-    // a database call that never returns and does not answer cancellation.
-    try await context.database.execute("SELECT pg_advisory_xact_lock(hashtext(\(job.key)))")
-    try await sideChannel.execute("SELECT pg_advisory_lock(hashtext(\(job.key)))")
-}
-registry.register("\(name).emit", as: KeyedJob.self) { job, context in
-    try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child", value: job.value))
-    try await recordEffect(job, context)
+
+    @Sendable func recordEffect(_ job: KeyedJob, _ context: JobContext) async throws {
+        try await context.database.execute("""
+            INSERT INTO runtime_test_effects (worker, key, value, job_id) VALUES (\(name), \(job.key), \(job.value ?? 0), \(context.id))
+            """)
+    }
+
+    @Sendable func recordAttempt(_ job: KeyedJob, _ context: JobContext) async throws {
+        try await sideChannel.execute("""
+            INSERT INTO runtime_test_attempts (worker, key, attempt) VALUES (\(name), \(job.key), \(context.attempt))
+            """)
+    }
+
+    var registry = JobRegistry()
+    registry.register("\(name).insert", as: KeyedJob.self, schema: insertSchema) { job, context in
+        try await recordEffect(job, context)
+    }
+    registry.register("\(name).noop", as: NoBody.self) { _, _ in }
+    registry.register("\(name).flaky", as: KeyedJob.self) { job, context in
+        try await recordAttempt(job, context)
+        if context.attempt <= job.failures ?? 0 {
+            throw TestFailure(message: "planned failure \(context.attempt) of \(job.failures ?? 0)")
+        }
+        try await recordEffect(job, context)
+    }
+    registry.register("\(name).fail", as: KeyedJob.self) { job, context in
+        try await recordAttempt(job, context)
+        throw TestFailure(message: "boom")
+    }
+    registry.register("\(name).slow", as: KeyedJob.self, batchable: false) { job, context in
+        try await recordAttempt(job, context)
+        try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
+        try await recordEffect(job, context)
+    }
+    registry.register("\(name).stuck", as: KeyedJob.self, batchable: false) { job, context in
+        try await recordAttempt(job, context)
+        // Takes a lock in the job's transaction, then waits for the same lock on another connection:
+        // a database call that never returns and does not answer cancellation.
+        try await context.database.execute("SELECT pg_advisory_xact_lock(hashtext(\(job.key)))")
+        try await sideChannel.execute("SELECT pg_advisory_lock(hashtext(\(job.key)))")
+    }
+    registry.register("\(name).emit", as: KeyedJob.self) { job, context in
+        try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child", value: job.value))
+        try await recordEffect(job, context)
+    }
+    return WorkerParts(registry: registry)
 }
 
 struct TestFailure: Error, CustomStringConvertible {
@@ -81,5 +85,5 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-try await WorkerRuntime.run(name: name, defaultMetricsPort: 0, registry: registry, configuration: configuration)
-await sideChannel.shutdown()
+
+try await WorkerRuntime.run(definition)

@@ -1,7 +1,8 @@
 public import Foundation
 public import Logging
 
-/// Settings every Mingus process reads from its environment (prefix `MINGUS_`).
+/// Settings every Mingus process reads from its environment (prefix `MINGUS_`). A domain's own
+/// settings (`MINGUS_ALERTING_CONFIG`, …) are read by the domain from the same environment.
 ///
 /// | variable | default | meaning |
 /// |---|---|---|
@@ -10,7 +11,6 @@ public import Logging
 /// | `MINGUS_HTTP_HOST` / `MINGUS_HTTP_PORT` | `127.0.0.1` / `8080` | gateway listen address |
 /// | `MINGUS_METRICS_PORT` | per worker kind; `0` picks a free port | health and metrics server |
 /// | `MINGUS_FINANCIAL_KEY_PATH` | `.services/keys/financial.key` | key-encrypting key file |
-/// | `MINGUS_ALERTING_CONFIG` | `Deploy/alerting.example.yaml` | alert routing file |
 /// | `MINGUS_LOG_LEVEL` | `info` | trace, debug, info, notice, warning, error, critical |
 /// | `MINGUS_WORKER_CONCURRENCY` | `8` | transactions a worker process runs at once |
 /// | `MINGUS_WORKER_BATCH_SIZE` | `50` | waiting jobs applied together in one transaction (1: off) |
@@ -26,7 +26,6 @@ public struct MingusConfiguration: Sendable {
     /// nil when unset: each worker kind then uses its own default port.
     public var metricsPort: Int?
     public var financialKeyPath: String
-    public var alertingConfigPath: String
     public var logLevel: Logger.Level
     public var migrationsDirectory: String?
     public var schemasDirectory: String?
@@ -57,7 +56,6 @@ public struct MingusConfiguration: Sendable {
         httpPort = try port("MINGUS_HTTP_PORT") ?? 8080
         metricsPort = try port("MINGUS_METRICS_PORT")
         financialKeyPath = value("MINGUS_FINANCIAL_KEY_PATH") ?? ".services/keys/financial.key"
-        alertingConfigPath = value("MINGUS_ALERTING_CONFIG") ?? "Deploy/alerting.example.yaml"
         migrationsDirectory = value("MINGUS_MIGRATIONS_DIR")
         schemasDirectory = value("MINGUS_SCHEMAS_DIR")
         func positive(_ name: String, default fallback: Int, max upper: Int) throws -> Int {
@@ -116,6 +114,11 @@ public struct MingusConfiguration: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible {
     public var variable: String
     public var message: String
+
+    public init(variable: String, message: String) {
+        self.variable = variable
+        self.message = message
+    }
 
     public var description: String { "\(variable) \(message)" }
 }

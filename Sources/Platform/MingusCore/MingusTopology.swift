@@ -1,13 +1,5 @@
 public import MingusAMQP
 
-/// The kinds of worker, each with its own job queue and dead-letter queue.
-public enum WorkerKind: String, CaseIterable, Sendable {
-    case payments, breach, alerts, retention, logs
-
-    /// The queues of this worker kind.
-    public var queues: WorkerQueues { WorkerQueues(name: rawValue) }
-}
-
 /// The queues one worker consumes and dead-letters to, derived from its name.
 public struct WorkerQueues: Sendable, Equatable {
     /// The worker's name: `payments`, or a test's own name.
@@ -29,15 +21,6 @@ public struct WorkerQueues: Sendable, Equatable {
     public var queue: String { "mingus.\(name)" }
     /// Where the worker's jobs go when they can never succeed, with the reason in their headers.
     public var deadLetterQueue: String { "mingus.\(deadLetterRoutingKey).dead" }
-}
-
-/// The channels an alert can be delivered on. Each has a delivery queue of its own
-/// (``MingusTopology/alertDelivery(_:)``), so a slow or failing provider delays only itself.
-public enum AlertChannel: String, CaseIterable, Sendable, Codable {
-    case email, sms, slack, discord, teams, webhook, pagerduty, opsgenie, telegram
-
-    /// The routing key of this channel's delivery jobs.
-    public var routingKey: String { "alert-delivery.\(rawValue)" }
 }
 
 /// The broker topology every process agrees on (also described in `Contracts/asyncapi.yaml`).
@@ -94,24 +77,9 @@ public enum MingusTopology {
             ])
     }
 
-    /// The delivery queue of an alert channel, `mingus.alerts.<channel>`, dead-lettering into
-    /// the alerts worker's dead-letter queue.
-    public static func alertDelivery(_ channel: AlertChannel) -> WorkerQueues {
-        WorkerQueues(name: "alerts.\(channel.rawValue)", routingPattern: channel.routingKey,
-                     deadLetterTo: WorkerKind.alerts.rawValue)
+    /// The shared part and the queues of every worker in `workers`, as the gateway and
+    /// `mingusctl topology declare` declare them.
+    public static func declaring(_ workers: [WorkerQueues]) -> AMQPTopology {
+        shared.merging(workers.map(worker))
     }
-
-    /// Everything to declare: the shared part, every worker kind and every alert channel queue.
-    public static var all: AMQPTopology {
-        var topology = shared
-        for queues in WorkerKind.allCases.map(\.queues) + AlertChannel.allCases.map(alertDelivery) {
-            let part = worker(queues)
-            topology.queues += part.queues
-            topology.bindings += part.bindings
-        }
-        return topology
-    }
-
-    /// Every queue name in ``all``, in declaration order.
-    public static var queueNames: [String] { all.queues.map(\.name) }
 }

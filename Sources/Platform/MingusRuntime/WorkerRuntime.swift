@@ -1,11 +1,66 @@
-import Foundation
-import Logging
+public import Foundation
+public import Logging
 import MingusAMQP
 public import MingusCore
-import MingusPostgres
+public import MingusPostgres
 import Prometheus
 import CoreMetrics
 public import ServiceLifecycle
+
+/// A worker process described as data: its name (its queue is `mingus.<name>`), the default
+/// port of its health and metrics server, and how it builds its handlers once the runtime has
+/// read the configuration. ``WorkerRuntime/run(_:configuration:)`` runs it; a worker's
+/// `main.swift` is one line.
+public struct WorkerDefinition: Sendable {
+    /// Builds a worker's parts from what the runtime prepared.
+    public typealias Build = @Sendable (WorkerSetup) async throws -> WorkerParts
+
+    public var name: String
+    /// Applies when `MINGUS_METRICS_PORT` is unset.
+    public var defaultMetricsPort: Int
+    /// Connections of ``WorkerSetup/sideDatabase``.
+    public var sideConnections: Int
+    public var build: Build
+
+    public init(name: String, defaultMetricsPort: Int, sideConnections: Int = 2, build: @escaping Build) {
+        self.name = name
+        self.defaultMetricsPort = defaultMetricsPort
+        self.sideConnections = sideConnections
+        self.build = build
+    }
+}
+
+/// What a worker's build step gets from the runtime.
+public struct WorkerSetup: Sendable {
+    public let configuration: MingusConfiguration
+    public let environment: [String: String]
+    public let logger: Logger
+    /// A small pool for work outside job transactions (loading keys, records that must outlive
+    /// a rollback). The runtime shuts it down after the worker stops.
+    public let sideDatabase: PostgresClient
+    /// The folder of message body schemas (`Contracts/schemas`).
+    public let schemas: URL
+
+    /// The JSON Schema of `type`'s bodies: `<type>.v1.json` in ``schemas``.
+    public func schema(_ type: String) throws -> JSONSchema {
+        try JSONSchema(contentsOf: schemas.appendingPathComponent("\(type).v1.json"))
+    }
+}
+
+/// What a worker consists of besides the runtime.
+public struct WorkerParts: Sendable {
+    public var registry: JobRegistry
+    /// Queues consumed besides the worker's own, with the same registry.
+    public var extraQueues: [WorkerRuntime.ExtraQueue]
+    /// Run in the same service group (reloaders, timers).
+    public var services: [any Service]
+
+    public init(registry: JobRegistry, extraQueues: [WorkerRuntime.ExtraQueue] = [], services: [any Service] = []) {
+        self.registry = registry
+        self.extraQueues = extraQueues
+        self.services = services
+    }
+}
 
 /// Runs a worker process: everything a worker executable needs besides its handlers.
 ///
@@ -27,18 +82,11 @@ public enum WorkerRuntime {
         }
     }
 
-    /// Runs the worker named `name` (its queue is `mingus.<name>`) until it is told to stop.
-    /// `defaultMetricsPort` applies when `MINGUS_METRICS_PORT` is unset. `extraQueues` are
-    /// declared and consumed with the same registry; `services` run in the same service group.
-    public static func run(
-        name: String,
-        defaultMetricsPort: Int,
-        registry: JobRegistry,
-        configuration: MingusConfiguration? = nil,
-        extraQueues: [ExtraQueue] = [],
-        services: [any Service] = []
-    ) async throws {
-        let configuration = try configuration ?? MingusConfiguration()
+    /// Runs the worker `definition` describes until it is told to stop.
+    public static func run(_ definition: WorkerDefinition, configuration: MingusConfiguration? = nil,
+                           environment: [String: String] = ProcessInfo.processInfo.environment) async throws {
+        let configuration = try configuration ?? MingusConfiguration(environment: environment)
+        let name = definition.name
         MingusLogging.bootstrap(level: configuration.logLevel)
         var logger = Logger(label: "mingus.\(name)-worker")
         logger[metadataKey: "mingus.worker"] = "\(name)"
@@ -46,6 +94,21 @@ public enum WorkerRuntime {
         let prometheus = PrometheusCollectorRegistry()
         // Handlers may record their own metrics through the global factory.
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
+        let sideDatabase = PostgresClient(
+            configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: definition.sideConnections), logger: logger)
+        let parts: WorkerParts
+        do {
+            parts = try await definition.build(WorkerSetup(
+                configuration: configuration, environment: environment, logger: logger, sideDatabase: sideDatabase,
+                schemas: try configuration.resolvedSchemasDirectory()))
+        } catch {
+            logger.critical("worker cannot start", metadata: ["mingus.error": "\(error)"])
+            await sideDatabase.shutdown()
+            throw error
+        }
+        let registry = parts.registry
+        let extraQueues = parts.extraQueues
+
         let metrics = RuntimeMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
         let queues = WorkerQueues(name: name)
         let database = PostgresClient(
@@ -53,15 +116,7 @@ public enum WorkerRuntime {
                 url: configuration.databaseURL,
                 poolSize: configuration.workerConcurrency + extraQueues.reduce(0) { $0 + $1.concurrency } + 4),
             logger: logger)
-        var topology = MingusTopology.shared
-        let own = MingusTopology.worker(queues)
-        topology.queues += own.queues
-        topology.bindings += own.bindings
-        for extra in extraQueues {
-            let part = MingusTopology.worker(extra.queues)
-            topology.queues += part.queues
-            topology.bindings += part.bindings
-        }
+        let topology = MingusTopology.shared.merging((CollectionOfOne(queues) + extraQueues.map(\.queues)).map(MingusTopology.worker))
         let broker = BrokerLink(
             configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-\(name)-worker"),
             topology: topology, logger: logger, metrics: metrics)
@@ -80,12 +135,18 @@ public enum WorkerRuntime {
                 registry: registry, database: database, broker: broker, outbox: outbox, logger: logger, metrics: metrics)
         }
         let health = HealthServer(
-            host: configuration.httpHost, port: configuration.metricsPort ?? defaultMetricsPort, registry: prometheus,
+            host: configuration.httpHost, port: configuration.metricsPort ?? definition.defaultMetricsPort, registry: prometheus,
             broker: broker, database: database, logger: logger)
 
         logger.info("worker starting", metadata: ["mingus.queue": "\(queues.queue)", "mingus.types": "\(registry.types)"])
         defer { logger.info("worker stopped") }
-        try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + services, drainTimeout: configuration.drainTimeout,
-                                  broker: broker, database: database, logger: logger)
+        do {
+            try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + parts.services,
+                                      drainTimeout: configuration.drainTimeout, broker: broker, database: database, logger: logger)
+        } catch {
+            await sideDatabase.shutdown()
+            throw error
+        }
+        await sideDatabase.shutdown()
     }
 }

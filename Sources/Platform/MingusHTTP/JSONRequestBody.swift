@@ -1,9 +1,9 @@
-import Foundation
-import Hummingbird
+public import Foundation
+public import Hummingbird
 import NIOCore
 
 /// A JSON value as a request sent it, so each field's type can be checked and named in errors.
-enum JSONValue: Decodable, Sendable, Equatable {
+public enum JSONValue: Codable, Sendable, Equatable {
     case null
     case bool(Bool)
     case integer(Int64)
@@ -12,7 +12,7 @@ enum JSONValue: Decodable, Sendable, Equatable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
@@ -23,20 +23,21 @@ enum JSONValue: Decodable, Sendable, Equatable {
         else { self = .object(try container.decode([String: JSONValue].self)) }
     }
 
-    /// Plain Foundation values, for `JSONSerialization`.
-    var foundationValue: Any {
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
         switch self {
-        case .null: NSNull()
-        case .bool(let value): value
-        case .integer(let value): value
-        case .number(let value): value
-        case .string(let value): value
-        case .array(let values): values.map(\.foundationValue)
-        case .object(let fields): fields.mapValues(\.foundationValue)
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let values): try container.encode(values)
+        case .object(let fields): try container.encode(fields)
         }
     }
 
-    var typeName: String {
+    /// The JSON type's name, for errors.
+    public var typeName: String {
         switch self {
         case .null: "null"
         case .bool: "boolean"
@@ -50,14 +51,15 @@ enum JSONValue: Decodable, Sendable, Equatable {
 
 /// A JSON object request body: read with a size limit, its fields checked one by one. Every
 /// error names the field and the rule, never the value.
-struct JSONRequestBody: Sendable {
+public struct JSONRequestBody: Sendable {
     /// The bytes as sent (for idempotency hashes).
-    let raw: [UInt8]
-    let fields: [String: JSONValue]
+    public let raw: [UInt8]
+    /// The object's fields.
+    public let fields: [String: JSONValue]
 
     /// Reads the body: 415 unless `application/json`, 413 beyond `limit` bytes, 400 unless a JSON
     /// object, 400 for a field outside `allowed`.
-    static func read(_ request: Request, limit: Int, allowed: Set<String>) async throws -> JSONRequestBody {
+    public static func read(_ request: Request, limit: Int, allowed: Set<String>) async throws -> JSONRequestBody {
         let contentType = request.headers[.contentType]?.lowercased() ?? ""
         guard contentType.split(separator: ";").first?.trimmingCharacters(in: .whitespaces) == "application/json" else {
             throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "the body must be application/json")
@@ -90,17 +92,19 @@ struct JSONRequestBody: Sendable {
     }
 
     /// The field's value, nil when absent or null.
-    func value(_ name: String) -> JSONValue? {
+    public func value(_ name: String) -> JSONValue? {
         guard let value = fields[name], value != .null else { return nil }
         return value
     }
 
-    func string(_ name: String) throws -> String {
+    /// A required string: 400 `required` when absent, `type` when not a string.
+    public func string(_ name: String) throws -> String {
         guard let value = try optionalString(name) else { throw missing(name) }
         return value
     }
 
-    func optionalString(_ name: String) throws -> String? {
+    /// A string, nil when absent or null: 400 `type` when not a string.
+    public func optionalString(_ name: String) throws -> String? {
         switch value(name) {
         case nil: return nil
         case .string(let text)?: return text
@@ -108,7 +112,8 @@ struct JSONRequestBody: Sendable {
         }
     }
 
-    func integer(_ name: String) throws -> Int64 {
+    /// A required whole number (`2.0` counts): 400 `required` or `type` otherwise.
+    public func integer(_ name: String) throws -> Int64 {
         switch value(name) {
         case nil: throw missing(name)
         case .integer(let number)?: return number
@@ -117,12 +122,14 @@ struct JSONRequestBody: Sendable {
         }
     }
 
-    func object(_ name: String) throws -> [String: JSONValue] {
+    /// A required JSON object: 400 `required` or `type` otherwise.
+    public func object(_ name: String) throws -> [String: JSONValue] {
         guard let value = try optionalObject(name) else { throw missing(name) }
         return value
     }
 
-    func optionalObject(_ name: String) throws -> [String: JSONValue]? {
+    /// A JSON object, nil when absent or null: 400 `type` when not an object.
+    public func optionalObject(_ name: String) throws -> [String: JSONValue]? {
         switch value(name) {
         case nil: return nil
         case .object(let fields)?: return fields
@@ -132,29 +139,8 @@ struct JSONRequestBody: Sendable {
 }
 
 /// Whether `text` has `length` characters, each an ASCII letter or digit or one of `extra`.
-func isIdentifier(_ text: String, length: ClosedRange<Int>, extra: String) -> Bool {
+public func isIdentifier(_ text: String, length: ClosedRange<Int>, extra: String) -> Bool {
     length.contains(text.count)
         && text.unicodeScalars.allSatisfy { $0.isASCII && (CharacterSet.alphanumerics.contains($0) || extra.unicodeScalars.contains($0)) }
 }
 
-/// A 422 naming the field and the broken rule.
-func invalidField(_ field: String, rule: String, _ message: String) -> APIError {
-    APIError(.unprocessableContent, code: "invalid_field", message: message, field: field, rule: rule)
-}
-
-/// A JSON response from Foundation values (`NSNull` for null), keys sorted.
-func jsonResponse(_ status: HTTPResponse.Status, _ object: [String: Any], headers: HTTPFields = [:]) throws -> Response {
-    jsonResponse(status, bytes: Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])),
-                 headers: headers)
-}
-
-func jsonResponse(_ status: HTTPResponse.Status, bytes: [UInt8], headers: HTTPFields = [:]) -> Response {
-    var headers = headers
-    headers[.contentType] = "application/json"
-    return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-}
-
-/// RFC 3339 with fractional seconds, as every timestamp the API returns.
-func timestamp(_ date: Date) -> String {
-    date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-}

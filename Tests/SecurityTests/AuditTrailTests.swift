@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 import MingusPostgres
-import MingusRuntime
+import MingusSecurity
 import TestSupport
 import Testing
 

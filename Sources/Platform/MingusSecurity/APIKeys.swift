@@ -3,17 +3,31 @@ public import Foundation
 import MingusCore
 public import MingusPostgres
 
-/// A permission an API key can hold.
-public enum Role: String, Sendable, CaseIterable, Codable {
-    case paymentsWrite = "payments:write"
-    case paymentsRead = "payments:read"
-    case recordsWrite = "records:write"
-    case recordsRead = "records:read"
-    case auditRead = "audit:read"
-    case alertsWrite = "alerts:write"
-    case alertsRead = "alerts:read"
+/// A permission an API key can hold, such as `payments:write`.
+///
+/// Roles are declared by the domain whose routes check them (`extension Role { static let
+/// paymentsWrite = Role("payments:write") }`) and listed in its domain description; ``admin``
+/// holds every role.
+public struct Role: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    /// A role named `name` (`<domain>:<verb>`).
+    public init(_ name: String) {
+        self.init(rawValue: name)
+    }
+
     /// Holds every other role.
-    case admin
+    public static let admin = Role("admin")
+    /// Searches the audit trail (`GET /api/financial/audit`).
+    public static let auditRead = Role("audit:read")
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// Who is calling: the API key's id, name and roles.
@@ -66,7 +80,7 @@ public struct APIKeyStore: Sendable {
         if try row.decode(Bool.self, at: 3) {
             try await database.execute("UPDATE mingus_api_keys SET last_used_at = now() WHERE id = \(id)")
         }
-        let roles = Set(try row.decode([String].self, at: 2).compactMap(Role.init(rawValue:)))
+        let roles = Set(try row.decode([String].self, at: 2).map(Role.init(rawValue:)))
         return APIKeyIdentity(id: id, name: try row.decode(String.self, at: 0), roles: roles)
     }
 
@@ -76,7 +90,7 @@ public struct APIKeyStore: Sendable {
             SELECT id, name, roles, created_at, last_used_at, revoked_at FROM mingus_api_keys ORDER BY created_at
             """).map { row in
             (APIKeyIdentity(id: try row.decode(String.self, at: 0), name: try row.decode(String.self, at: 1),
-                            roles: Set(try row.decode([String].self, at: 2).compactMap(Role.init(rawValue:)))),
+                            roles: Set(try row.decode([String].self, at: 2).map(Role.init(rawValue:)))),
              try row.decode(Date.self, at: 3), try row.decode(Date?.self, at: 4), try row.decode(Date?.self, at: 5))
         }
     }

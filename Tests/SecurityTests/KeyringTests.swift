@@ -1,5 +1,6 @@
 import Foundation
 import MingusPayments
+import MingusSecurity
 import MingusPostgres
 import TestSupport
 import Testing
@@ -79,12 +80,12 @@ struct KeyringTests {
         try await withKeys { database, kek, _ in
             try await Keyring.rotate(.fingerprint, kek: kek, database: database)
             let keyring = try await Keyring.load(kek: kek, database: database)
-            let one = keyring.fingerprints(Array("4242424242424242".utf8))
+            let one = keyring.fingerprints(Array("4242424242424242".utf8), purpose: .fingerprint)
             #expect(one.count == 1 && one[0].value.count == 32)
-            #expect(keyring.fingerprints(Array("4242424242424242".utf8))[0].value == one[0].value)
-            #expect(keyring.fingerprints(Array("4012888888881881".utf8))[0].value != one[0].value)
+            #expect(keyring.fingerprints(Array("4242424242424242".utf8), purpose: .fingerprint)[0].value == one[0].value)
+            #expect(keyring.fingerprints(Array("4012888888881881".utf8), purpose: .fingerprint)[0].value != one[0].value)
             try await Keyring.rotate(.fingerprint, kek: kek, database: database)
-            let rotated = try await Keyring.load(kek: kek, database: database).fingerprints(Array("4242424242424242".utf8))
+            let rotated = try await Keyring.load(kek: kek, database: database).fingerprints(Array("4242424242424242".utf8), purpose: .fingerprint)
             #expect(rotated.map(\.version) == [2, 1])
             #expect(rotated[1].value == one[0].value)
             #expect(rotated[0].value != one[0].value)

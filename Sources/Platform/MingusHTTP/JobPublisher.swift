@@ -2,19 +2,28 @@ import Foundation
 import Hummingbird
 import MingusAMQP
 import MingusCore
-import MingusRuntime
+public import MingusRuntime
 import Synchronization
 
 /// Publishes the gateway's jobs with publisher confirms. When the broker is unreachable, blocked
 /// (a resource alarm) or does not confirm in time, the request fails with 503 and `Retry-After`:
 /// a job is never dropped silently.
-struct JobPublisher: Sendable {
+public struct JobPublisher: Sendable {
     let broker: BrokerLink
-    var confirmTimeout: Duration = .seconds(5)
+    let confirmTimeout: Duration
     static let source = "/mingus/gateway"
-    static let retryAfterSeconds = 5
+    /// The `Retry-After` of a 503, in seconds.
+    public static let retryAfterSeconds = 5
 
-    func publish<Body: Encodable>(type: String, id: String, body: Body, traceID: String?) async throws {
+    public init(broker: BrokerLink, confirmTimeout: Duration = .seconds(5)) {
+        self.broker = broker
+        self.confirmTimeout = confirmTimeout
+    }
+
+    /// Publishes `body` as a job of `type` with id `id` and waits for the broker's confirm: 503
+    /// with `Retry-After` when the broker is unreachable, blocked or slower than the timeout.
+
+    public func publish<Body: Encodable>(type: String, id: String, body: Body, traceID: String?) async throws {
         guard let connection = await broker.connectedNow() else {
             throw unavailable("the message broker is unreachable")
         }

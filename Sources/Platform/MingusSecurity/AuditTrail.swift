@@ -259,3 +259,71 @@ public struct AuditSigner: Sendable {
     }
 }
 
+
+/// An audit event as it is stored, for searches.
+public struct StoredAuditEvent: Sendable, Equatable {
+    public var stream: String
+    public var seq: Int64
+    public var occurredAt: Date
+    /// `occurred_at` in microseconds since 1970, exactly as stored (for keyset cursors).
+    public var occurredAtMicros: Int64
+    public var event: AuditEvent
+}
+
+/// What to look for in the audit trail: every set field must match; newest first.
+public struct AuditQuery: Sendable {
+    public var actor: String?
+    public var action: String?
+    public var resource: String?
+    /// Inclusive lower bound of `occurred_at`.
+    public var from: Date?
+    /// Exclusive upper bound of `occurred_at`.
+    public var to: Date?
+    /// Continue after this event (the last of the previous page): its time in microseconds,
+    /// stream and sequence number.
+    public var after: (micros: Int64, stream: String, seq: Int64)?
+    public var limit: Int
+
+    public init(actor: String? = nil, action: String? = nil, resource: String? = nil, from: Date? = nil, to: Date? = nil,
+                after: (micros: Int64, stream: String, seq: Int64)? = nil, limit: Int = 100) {
+        self.actor = actor
+        self.action = action
+        self.resource = resource
+        self.from = from
+        self.to = to
+        self.after = after
+        self.limit = limit
+    }
+}
+
+extension AuditTrail {
+    /// Events matching `query`, newest first, at most `query.limit`.
+    public static func search(_ query: AuditQuery, on database: PostgresClient) async throws -> [StoredAuditEvent] {
+        let after = query.after
+        let afterTime = after.map { Date(timeIntervalSince1970: Double($0.micros) / 1_000_000) }
+        let rows = try await database.query("""
+            SELECT stream, seq, occurred_at, actor, action, resource, outcome, origin, details::text,
+                   (extract(epoch FROM occurred_at) * 1000000)::bigint
+            FROM audit_events
+            WHERE (\(query.actor)::text IS NULL OR actor = \(query.actor))
+              AND (\(query.action)::text IS NULL OR action = \(query.action))
+              AND (\(query.resource)::text IS NULL OR resource = \(query.resource))
+              AND (\(query.from)::timestamptz IS NULL OR occurred_at >= \(query.from))
+              AND (\(query.to)::timestamptz IS NULL OR occurred_at < \(query.to))
+              AND (\(afterTime)::timestamptz IS NULL OR (occurred_at, stream, seq) < (\(afterTime), \(after?.stream), \(after?.seq)))
+            ORDER BY occurred_at DESC, stream DESC, seq DESC
+            LIMIT \(query.limit)
+            """)
+        return try rows.map { row in
+            let details = (try? JSONDecoder().decode([String: String].self, from: Data(try row.decode(String.self, at: 8).utf8))) ?? [:]
+            return StoredAuditEvent(
+                stream: try row.decode(String.self, at: 0), seq: try row.decode(Int64.self, at: 1),
+                occurredAt: try row.decode(Date.self, at: 2), occurredAtMicros: try row.decode(Int64.self, at: 9),
+                event: AuditEvent(
+                    actor: try row.decode(String.self, at: 3), action: try row.decode(String.self, at: 4),
+                    resource: try row.decode(String.self, at: 5),
+                    outcome: AuditEvent.Outcome(rawValue: try row.decode(String.self, at: 6)) ?? .failure,
+                    origin: try row.decode(String.self, at: 7), details: details))
+        }
+    }
+}

@@ -1,4 +1,6 @@
 import Foundation
+import MingusSecurity
+import MingusAlerts
 import MingusGateway
 import MingusPostgres
 import TestSupport
@@ -8,7 +10,7 @@ import Testing
 struct AlertSilenceTests {
     @Test("a silence takes matcher strings or Alertmanager's matcher objects; it is listed while active, expired by DELETE, then listed only with state=all")
     func lifecycle() async throws {
-        let gateway = try await Gateway.start()
+        let gateway = try await Cluster.start()
         let (_, key) = try await gateway.key([.alertsWrite, .alertsRead])
         let created = try await gateway.call("POST", "/api/alerts/silences", key: key, [
             "matchers": [#"team="db""#, ["name": "service", "value": "cach.*", "isRegex": true],
@@ -36,7 +38,7 @@ struct AlertSilenceTests {
 
     @Test("a bad silence is refused with 422 naming the field and the rule")
     func badSilences() async throws {
-        let gateway = try await Gateway.start()
+        let gateway = try await Cluster.start()
         let (_, key) = try await gateway.key([.alertsWrite])
         let cases: [(matchers: Any, field: String, rule: String)] = [
             ([Any](), "matchers", "required"),

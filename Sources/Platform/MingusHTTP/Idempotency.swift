@@ -1,20 +1,26 @@
 import Crypto
 import Foundation
 import HTTPTypes
-import Hummingbird
-import Logging
-import MingusPostgres
-import ServiceLifecycle
+public import Hummingbird
+public import Logging
+public import MingusPostgres
+public import ServiceLifecycle
 
 /// `Idempotency-Key` handling as Stripe documents it: per API key, kept 24 hours; the same key
 /// with the same request answers the first response again; with another request, 422; while the
 /// first is still being handled, 409.
-struct IdempotencyStore: Sendable {
+public struct IdempotencyStore: Sendable {
     let database: PostgresClient
+
+    public init(database: PostgresClient) {
+        self.database = database
+    }
+
     /// How long a request holds its key before a retry may take it over.
     static let lease = "30 seconds"
 
-    enum Claim {
+    /// What a request may do with its key.
+    public enum Claim: Sendable {
         /// Go on with this resource id (new, or kept from an attempt that did not finish).
         case proceed(resourceID: String)
         /// The first request's answer.
@@ -22,7 +28,7 @@ struct IdempotencyStore: Sendable {
     }
 
     /// The key from the request headers: nil when absent, 400 when malformed.
-    static func key(from request: Request) throws -> String? {
+    public static func key(from request: Request) throws -> String? {
         guard let name = HTTPField.Name("Idempotency-Key"), let key = request.headers[name] else { return nil }
         guard (1...255).contains(key.utf8.count), key.utf8.allSatisfy({ (0x20...0x7e).contains($0) }) else {
             throw APIError(.badRequest, code: "invalid_request", message: "Idempotency-Key must be 1-255 printable ASCII characters",
@@ -32,7 +38,7 @@ struct IdempotencyStore: Sendable {
     }
 
     /// Takes `key` for a request whose method, path and body hash to `requestHash`.
-    func claim(apiKeyID: String, key: String, requestHash: [UInt8]) async throws -> Claim {
+    public func claim(apiKeyID: String, key: String, requestHash: [UInt8]) async throws -> Claim {
         try await database.withTransaction { db in
             let fresh = UUID().uuidString.lowercased()
             // A new key, or one whose 24 hours are over, starts afresh.
@@ -72,7 +78,7 @@ struct IdempotencyStore: Sendable {
     }
 
     /// Stores the answer to replay, on the caller's transaction.
-    static func complete(apiKeyID: String, key: String, status: Int, body: [UInt8], on db: PostgresConnection) async throws {
+    public static func complete(apiKeyID: String, key: String, status: Int, body: [UInt8], on db: PostgresConnection) async throws {
         try await db.execute("""
             UPDATE gateway_idempotency_keys SET response_status = \(status), response_body = \(body), locked_until = NULL
             WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key)
@@ -80,7 +86,7 @@ struct IdempotencyStore: Sendable {
     }
 
     /// Lets a retry take the key at once (the request failed before anything was accepted).
-    func release(apiKeyID: String, key: String) async {
+    public func release(apiKeyID: String, key: String) async {
         _ = try? await database.execute("""
             UPDATE gateway_idempotency_keys SET locked_until = NULL
             WHERE api_key_id = \(apiKeyID) AND idempotency_key = \(key) AND response_status IS NULL
@@ -90,7 +96,7 @@ struct IdempotencyStore: Sendable {
     /// Deletes keys past their 24 hours, `batch` rows per statement so that no statement holds
     /// many row locks for long; returns how many went. Gateways purging at once skip each
     /// other's rows.
-    static func purgeExpired(on database: PostgresClient, batch: Int = 5000) async throws -> Int {
+    public static func purgeExpired(on database: PostgresClient, batch: Int = 5000) async throws -> Int {
         var total = 0
         while true {
             let deleted = try await database.execute("""
@@ -104,19 +110,26 @@ struct IdempotencyStore: Sendable {
     }
 
     /// SHA-256 over method, path and body.
-    static func hash(_ request: Request, body: [UInt8]) -> [UInt8] {
+    public static func hash(_ request: Request, body: [UInt8]) -> [UInt8] {
         Array(SHA256.hash(data: Array("\(request.method.rawValue) \(request.uri.path)\n".utf8) + body))
     }
 }
 
 /// Purges expired idempotency keys when the gateway starts and every `interval` after (ten
 /// minutes by default); without it the table would keep every key ever sent.
-struct IdempotencyKeyPurger: Service {
+public struct IdempotencyKeyPurger: Service {
     let database: PostgresClient
-    var interval: Duration = .seconds(600)
+    let interval: Duration
     let logger: Logger
 
-    func run() async throws {
+    public init(database: PostgresClient, interval: Duration = .seconds(600), logger: Logger) {
+        self.database = database
+        self.interval = interval
+        self.logger = logger
+    }
+
+
+    public func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let purged = try await IdempotencyStore.purgeExpired(on: database)

@@ -4,15 +4,31 @@ import MingusCore
 public import MingusPostgres
 
 /// What a data key protects. Each purpose has its own versioned keys.
-public enum KeyPurpose: String, Sendable, CaseIterable {
-    /// Card numbers at rest.
-    case pan
-    /// Financial record contents at rest.
-    case records
-    /// Card fields between the gateway and the payments worker.
-    case transit
-    /// The HMAC key of card fingerprints (finds the token of a card already vaulted).
-    case fingerprint
+///
+/// Purposes are declared by the domain that seals with them (payments declares `pan`,
+/// `records`, `transit` and `fingerprint`), so a new domain adds its own without touching this
+/// module. A purpose name is 1-32 lower-case letters, digits, `_` or `-`.
+public struct KeyPurpose: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(rawValue: String) {
+        self.rawValue = rawValue
+    }
+
+    /// A purpose named `name`.
+    public init(_ name: String) {
+        self.init(rawValue: name)
+    }
+
+    /// Whether `name` may name a purpose.
+    public static func isValidName(_ name: String) -> Bool {
+        (1...32).contains(name.utf8.count)
+            && name.utf8.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f || $0 == 0x2d }
+    }
+
+    public var description: String { rawValue }
+
+    public static func < (lhs: KeyPurpose, rhs: KeyPurpose) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// A failure of key management or encryption, without any key or plaintext in it.
@@ -97,7 +113,7 @@ public struct Keyring: Sendable {
     public static func load(kek: KeyEncryptingKey, database: PostgresClient) async throws -> Keyring {
         var keys: [KeyPurpose: [Int: SymmetricKey]] = [:]
         for row in try await database.query("SELECT purpose, version, wrapped, kek_id FROM mingus_data_keys WHERE retired_at IS NULL") {
-            guard let purpose = KeyPurpose(rawValue: try row.decode(String.self, at: 0)) else { continue }
+            let purpose = KeyPurpose(try row.decode(String.self, at: 0))
             let version = try row.decode(Int.self, at: 1)
             let kekID = try row.decode(String.self, at: 3)
             guard kekID == kek.id else {
@@ -175,11 +191,11 @@ public struct Keyring: Sendable {
         }
     }
 
-    /// HMAC-SHA256 of `data` with every fingerprint key version, newest first: a keyed hash
+    /// HMAC-SHA256 of `data` with every key version of `purpose`, newest first: a keyed hash
     /// (PCI DSS 3.5.1.1) that finds an equal value without storing it.
-    public func fingerprints(_ data: [UInt8]) -> [(version: Int, value: [UInt8])] {
-        versions(.fingerprint).compactMap { version in
-            keys[.fingerprint]?[version].map { (version, Array(HMAC<SHA256>.authenticationCode(for: data, using: $0))) }
+    public func fingerprints(_ data: [UInt8], purpose: KeyPurpose) -> [(version: Int, value: [UInt8])] {
+        versions(purpose).compactMap { version in
+            keys[purpose]?[version].map { (version, Array(HMAC<SHA256>.authenticationCode(for: data, using: $0))) }
         }
     }
 

@@ -1,0 +1,61 @@
+import Foundation
+public import Hummingbird
+public import Logging
+public import MingusPostgres
+public import MingusSecurity
+
+/// Guards every `/api/` route: checks `Authorization: Bearer <api key>` (401 without a valid
+/// key) and records the request in the audit trail — who, what, when, outcome, origin (PCI DSS
+/// 10.2) — whether it was allowed, denied or failed.
+public struct APIAccessMiddleware: RouterMiddleware {
+    public typealias Context = APIRequestContext
+    let keys: APIKeyStore
+    let database: PostgresClient
+    let logger: Logger
+
+    public init(database: PostgresClient, logger: Logger) {
+        keys = APIKeyStore(database: database)
+        self.database = database
+        self.logger = logger
+    }
+
+    public func handle(_ request: Request, context: APIRequestContext,
+                       next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
+        guard request.uri.path.hasPrefix("/api/") else { return try await next(request, context) }
+        var context = context
+        do {
+            guard let header = request.headers[.authorization], header.hasPrefix("Bearer "),
+                  let identity = try await keys.verify(String(header.dropFirst("Bearer ".count)).trimmingCharacters(in: .whitespaces))
+            else {
+                var error = APIError(.unauthorized, code: "unauthorized", message: "a valid API key is required: Authorization: Bearer <key>")
+                error.headers[.wwwAuthenticate] = "Bearer"
+                throw error
+            }
+            context.identity = identity
+            let response = try await next(request, context)
+            await record(request, context, status: response.status)
+            return response
+        } catch {
+            await record(request, context, status: (error as? any HTTPResponseError)?.status ?? .internalServerError)
+            throw error
+        }
+    }
+
+    private func record(_ request: Request, _ context: APIRequestContext, status: HTTPResponse.Status) async {
+        let outcome: AuditEvent.Outcome = switch status.code {
+        case 401, 403: .denied
+        case ..<400: .success
+        default: .failure
+        }
+        let event = AuditEvent(
+            actor: context.identity?.actor ?? "anonymous", action: "http.\(request.method.rawValue.lowercased())",
+            resource: request.uri.path, outcome: outcome, origin: context.origin, details: ["status": "\(status.code)"])
+        do {
+            try await database.withTransaction { db -> Void in
+                _ = try await AuditTrail.append(event, component: "gateway", on: db)
+            }
+        } catch {
+            logger.error("cannot write the audit event of a request", metadata: ["mingus.error": "\(error)", "mingus.http.path": "\(request.uri.path)"])
+        }
+    }
+}

@@ -1,0 +1,52 @@
+public import Hummingbird
+public import Logging
+public import MingusCore
+public import MingusPostgres
+public import MingusSecurity
+
+/// What the gateway shares with every domain's routes.
+public struct GatewayServices: Sendable {
+    /// The gateway's connection pool.
+    public var database: PostgresClient
+    /// Publishes jobs with confirms (503 when the broker cannot take them).
+    public var publisher: JobPublisher
+    /// The data keys, for sealing what crosses the broker and opening what is read back.
+    public var keys: KeyringCache
+    /// `Idempotency-Key` handling for routes that create things.
+    public var idempotency: IdempotencyStore
+    public var logger: Logger
+
+    public init(database: PostgresClient, publisher: JobPublisher, keys: KeyringCache, idempotency: IdempotencyStore, logger: Logger) {
+        self.database = database
+        self.publisher = publisher
+        self.keys = keys
+        self.idempotency = idempotency
+        self.logger = logger
+    }
+}
+
+/// One business domain as the platform sees it: the roles its routes check, the data key
+/// purposes it seals with, the queues its worker consumes, and its HTTP routes.
+///
+/// The gateway mounts the routes of every domain in its list; `mingusctl` reads the same list to
+/// declare the topology, create the data keys and check role names.
+public struct DomainDescription: Sendable {
+    /// Mounts a domain's routes on the gateway's router.
+    public typealias Mount = @Sendable (Router<APIRequestContext>, GatewayServices) -> Void
+
+    /// A short name (`payments`).
+    public var name: String
+    public var roles: [Role]
+    public var keyPurposes: [KeyPurpose]
+    /// The queues of the domain's worker (its own and any extra ones).
+    public var queues: [WorkerQueues]
+    public var mount: Mount
+
+    public init(name: String, roles: [Role], keyPurposes: [KeyPurpose] = [], queues: [WorkerQueues], mount: @escaping Mount) {
+        self.name = name
+        self.roles = roles
+        self.keyPurposes = keyPurposes
+        self.queues = queues
+        self.mount = mount
+    }
+}
