@@ -20,6 +20,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 data="${MINGUS_SERVICES_DIR:-$root/.services}"
+[[ "$data" == /* ]] || data="$PWD/$data"
 amqp_port="${MINGUS_LOCAL_AMQP_PORT:-5673}"
 dist_port="${MINGUS_LOCAL_AMQP_DIST_PORT:-25673}"
 epmd_port="${MINGUS_LOCAL_EPMD_PORT:-4370}"
@@ -136,7 +137,8 @@ stop_rabbitmq() {
 # ---------------------------------------------------------------- PostgreSQL
 
 as_pg() { # run a PostgreSQL binary as the owner of the data folder
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /, which postgres can enter even when it cannot enter the caller's folder.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 pg_dir() { # the data folder; .services/postgres may be a symlink (see place_postgres)
