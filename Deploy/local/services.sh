@@ -151,6 +151,8 @@ pg_dir() { # the data folder; .services/postgres may be a symlink (see place_pos
 # .services path, and .services/postgres links to it. Opening the user's folders to others
 # (chmod o+x, ACLs) instead would undo the privacy they chose.
 place_postgres() {
+  # An empty folder here is left by a first start that failed (before this placement existed).
+  [ -L "$data/postgres" ] || rmdir "$data/postgres" 2>/dev/null || true
   if [ ! -e "$data/postgres" ] && [ ! -L "$data/postgres" ] && [ "$(id -u)" -eq 0 ] \
     && ! runuser -u postgres -- test -x "$data"; then
     local outside
