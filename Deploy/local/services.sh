@@ -9,16 +9,23 @@
 #   services.sh stop NAME / start NAME
 #   services.sh reset              stop both and delete their data
 #
+# As root, PostgreSQL runs as the `postgres` user. When that user cannot enter the checkout
+# (a folder only root can enter, such as /root/... or a `mktemp -d` folder), its data lives in
+# /var/lib/mingus-services/<hash of the .services path>/postgres and .services/postgres is a
+# symlink to it; `reset` deletes that folder too.
+#
 # Ports: MINGUS_LOCAL_AMQP_PORT (5673), MINGUS_LOCAL_AMQP_DIST_PORT (25673),
 # MINGUS_LOCAL_EPMD_PORT (4370), MINGUS_LOCAL_PG_PORT (5433).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 data="${MINGUS_SERVICES_DIR:-$root/.services}"
+[[ "$data" == /* ]] || data="$PWD/$data"
 amqp_port="${MINGUS_LOCAL_AMQP_PORT:-5673}"
 dist_port="${MINGUS_LOCAL_AMQP_DIST_PORT:-25673}"
 epmd_port="${MINGUS_LOCAL_EPMD_PORT:-4370}"
 pg_port="${MINGUS_LOCAL_PG_PORT:-5433}"
+pg_outside="/var/lib/mingus-services"
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 
 say() { echo "services: $*" >&2; }
@@ -130,17 +137,47 @@ stop_rabbitmq() {
 # ---------------------------------------------------------------- PostgreSQL
 
 as_pg() { # run a PostgreSQL binary as the owner of the data folder
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /, which postgres can enter even when it cannot enter the caller's folder.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
+}
+
+pg_dir() { # the data folder; .services/postgres may be a symlink (see place_postgres)
+  if [ -L "$data/postgres" ]; then readlink -m "$data/postgres"; else echo "$data/postgres"; fi
+}
+
+# Makes the data folder on first start. The `postgres` user must be able to enter every folder
+# above it; when it cannot enter .services (a checkout under a folder only root can enter), the
+# data goes to a folder of its own under $pg_outside, named by a hash of this checkout's
+# .services path, and .services/postgres links to it. Opening the user's folders to others
+# (chmod o+x, ACLs) instead would undo the privacy they chose.
+place_postgres() {
+  # An empty folder here is left by a first start that failed (before this placement existed).
+  [ -L "$data/postgres" ] || rmdir "$data/postgres" 2>/dev/null || true
+  if [ ! -e "$data/postgres" ] && [ ! -L "$data/postgres" ] && [ "$(id -u)" -eq 0 ] \
+    && ! runuser -u postgres -- test -x "$data"; then
+    local outside
+    outside="$pg_outside/$(cd "$data" && pwd -P | sha256sum | cut -c1-12)"
+    install -d -m 755 "$pg_outside" "$outside"
+    echo "$data" >"$outside/checkout" # which checkout it belongs to
+    ln -s "$outside/postgres" "$data/postgres"
+    say "postgres cannot enter $data; its data is in $outside/postgres"
+  fi
+  local dir
+  dir="$(pg_dir)"
+  [ -d "$dir" ] && return 0
+  mkdir -p "$dir"
+  [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
+  chmod 700 "$dir"
 }
 
 start_postgres() {
-  local dir="$data/postgres"
   [ -n "$pg_bin" ] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
   mkdir -p "$data"
+  place_postgres
+  local dir
+  dir="$(pg_dir)"
+  as_pg test -x "$dir" || die "the postgres user cannot enter $dir; run 'Deploy/local/services.sh reset' (deletes the data) and try again"
   if [ ! -s "$dir/PG_VERSION" ]; then
-    mkdir -p "$dir"
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir"
-    chmod 700 "$dir"
     as_pg "$pg_bin/initdb" -D "$dir" -U mingus --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
     cat >>"$dir/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
@@ -164,7 +201,8 @@ CONF
 }
 
 stop_postgres() {
-  local dir="$data/postgres"
+  local dir
+  dir="$(pg_dir)"
   if [ -s "$dir/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
     as_pg "$pg_bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
     say "postgres stopped"
@@ -202,7 +240,7 @@ case "${1:-}" in
     ;;
   status)
     if rabbit_pid >/dev/null; then echo "rabbitmq: running, pid $(rabbit_pid), 127.0.0.1:$amqp_port"; else echo "rabbitmq: stopped"; fi
-    if [ -n "$pg_bin" ] && [ -s "$data/postgres/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$data/postgres" status >/dev/null 2>&1; then
+    if [ -n "$pg_bin" ] && [ -s "$(pg_dir)/PG_VERSION" ] && as_pg "$pg_bin/pg_ctl" -D "$(pg_dir)" status >/dev/null 2>&1; then
       echo "postgres: running, 127.0.0.1:$pg_port"
     else
       echo "postgres: stopped"
@@ -211,11 +249,16 @@ case "${1:-}" in
   reset)
     stop_rabbitmq
     stop_postgres
+    outside="$(dirname "$(pg_dir)")"
+    if [ -L "$data/postgres" ] && [[ "$outside" == "$pg_outside"/?* ]]; then
+      rm -rf "$outside"
+      say "removed $outside"
+    fi
     rm -rf "$data"
     say "removed $data"
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

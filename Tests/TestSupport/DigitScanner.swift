@@ -41,9 +41,11 @@ public struct DigitScanner: Sendable {
     }
 
     /// Every regular file under `folders` (and the `files`) that holds a needle, with what it holds.
+    /// A folder given as a symlink is followed (`.services/postgres` can be one).
     public func scan(folders: [URL], files: [URL] = []) throws -> [(file: String, found: Set<String>)] {
         var paths = files
         for folder in folders {
+            let folder = folder.resolvingSymlinksInPath()
             guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey]) else { continue }
             for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
                 paths.append(url)
