@@ -75,9 +75,25 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusHTTP",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                "MingusSecurity",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "MingusRuntime",
             dependencies: [
                 "MingusCore",
+                "MingusHTTP",
+                "MingusSecurity",
                 "MingusAMQP",
                 "MingusPostgres",
                 .product(name: "Logging", package: "swift-log"),
@@ -88,22 +104,6 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Crypto", package: "swift-crypto"),
-            ]
-        ),
-        .target(
-            name: "MingusHTTP",
-            dependencies: [
-                "MingusCore",
-                "MingusAMQP",
-                "MingusPostgres",
-                "MingusRuntime",
-                "MingusSecurity",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -227,6 +227,9 @@ let package = Package(
             name: "GatewayTests",
             dependencies: ["MingusGateway", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres", "MingusPayments", "MingusAlerts", "MingusAMQP", "MingusCore", "TestSupport",
                            .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "Prometheus", package: "swift-prometheus"),
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(

@@ -1,8 +1,8 @@
 import Hummingbird
 public import MingusCore
-public import MingusHTTP
+import MingusHTTP
 public import MingusRuntime
-public import MingusSecurity
+import MingusSecurity
 
 /// The channels an alert can be delivered on. Each has a delivery queue of its own
 /// (``queues``), so a slow or failing provider delays only itself.

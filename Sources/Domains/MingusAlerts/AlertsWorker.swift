@@ -1,9 +1,9 @@
 import AsyncHTTPClient
 import CoreMetrics
 import Crypto
-public import Foundation
+import Foundation
 import Logging
-public import MingusCore
+import MingusCore
 import MingusSecurity
 public import MingusPostgres
 public import MingusRuntime

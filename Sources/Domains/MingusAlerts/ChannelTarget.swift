@@ -1,5 +1,5 @@
 import Foundation
-public import MingusCore
+import MingusCore
 public import MingusRuntime
 
 /// One place a receiver's notifications go: a channel with its settings (secrets resolved).

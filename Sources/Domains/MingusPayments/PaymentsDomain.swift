@@ -1,7 +1,7 @@
 import Hummingbird
-public import Foundation
-public import MingusCore
-public import MingusHTTP
+import Foundation
+import MingusCore
+import MingusHTTP
 public import MingusRuntime
 public import MingusSecurity
 

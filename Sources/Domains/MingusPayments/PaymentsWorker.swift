@@ -1,9 +1,9 @@
 import AsyncHTTPClient
-public import Foundation
+import Foundation
 import Logging
-public import MingusCore
+import MingusCore
 public import MingusSecurity
-public import MingusPostgres
+import MingusPostgres
 public import MingusRuntime
 import NIOCore
 import NIOHTTP1

@@ -1,6 +1,7 @@
 public import ArgumentParser
 import Foundation
 import Logging
+import MingusRuntime
 import MingusAMQP
 import MingusCore
 import MingusGateway

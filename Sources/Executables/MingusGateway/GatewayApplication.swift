@@ -1,7 +1,7 @@
 public import Hummingbird
-public import Logging
+import Logging
 public import MingusHTTP
-public import MingusPostgres
+import MingusPostgres
 public import MingusRuntime
 public import MingusSecurity
 public import Prometheus

@@ -2,7 +2,7 @@ import Foundation
 public import Hummingbird
 public import Logging
 public import MingusPostgres
-public import MingusSecurity
+import MingusSecurity
 
 /// Guards every `/api/` route: checks `Authorization: Bearer <api key>` (401 without a valid
 /// key) and records the request in the audit trail — who, what, when, outcome, origin (PCI DSS

@@ -1,7 +1,7 @@
 import Foundation
 public import Hummingbird
 public import MingusPostgres
-public import MingusSecurity
+import MingusSecurity
 
 /// `GET /api/financial/audit` (role `audit:read`): search the audit trail by actor, action,
 /// resource and time range, newest first, with keyset paging (`cursor` from the previous page's

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 public import Hummingbird
 public import MingusHTTP
+public import MingusRuntime
 import MingusPostgres
 public import MingusSecurity
 

@@ -3,7 +3,7 @@ import HTTPTypes
 public import Hummingbird
 public import MingusHTTP
 import MingusPostgres
-import MingusRuntime
+public import MingusRuntime
 import MingusSecurity
 
 /// `POST /api/financial/payment/process` and `GET /api/financial/payment/{transaction_id}`.

@@ -2,7 +2,7 @@ import Foundation
 public import Hummingbird
 public import MingusHTTP
 import MingusPostgres
-import MingusRuntime
+public import MingusRuntime
 import MingusSecurity
 
 /// `POST /api/financial/records/store` and `GET /api/financial/records/user/{user_id}`.

@@ -2,7 +2,7 @@ import Foundation
 import Hummingbird
 import MingusAMQP
 import MingusCore
-public import MingusRuntime
+import MingusHTTP
 import Synchronization
 
 /// Publishes the gateway's jobs with publisher confirms. When the broker is unreachable, blocked

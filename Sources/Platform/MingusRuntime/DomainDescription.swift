@@ -1,6 +1,7 @@
 public import Hummingbird
 public import Logging
 public import MingusCore
+public import MingusHTTP
 public import MingusPostgres
 public import MingusSecurity
 
