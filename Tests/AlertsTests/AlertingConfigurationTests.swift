@@ -116,12 +116,117 @@ struct AlertingConfigurationTests {
              "'5551234' is not an E.164 phone number"),
             ("route:\n  receiver: ops\nreceivers:\n  - name: ops\n    email_configs: [{to: ops@x.test, from: a@x.test, smarthost: mail.x.test}]\n",
              "alerting.yaml:5: receivers[0].email_configs[0].smarthost: expected host:port"),
-            ("route:\n  receiver: ops\n  group_by: [alertname\n", "alerting.yaml:3: a flow collection must end on its line"),
+            ("route:\n  receiver: ops\n  group_by: [alertname\n", "alerting.yaml:3: did not find expected ',' or ']' (while parsing a flow sequence)"),
         ]
         for (yaml, expected) in cases {
             let message = configurationError(yaml)
             #expect(message?.contains(expected) == true, "expected \(expected), got \(message ?? "no error")")
         }
+    }
+
+    @Test("anchors, aliases, merge keys and values over several lines are read as Alertmanager reads them")
+    func anchorsAndBlockValues() throws {
+        let yaml = """
+            route:
+              receiver: ops
+              group_by: &labels [alertname, service]
+              routes:
+                - matchers:
+                    - >-
+                      alertname=~"Disk almost full|Disk
+                      failing"
+                  receiver: db
+                  group_interval: 1m
+                - matchers: [
+                    'severity="critical"',
+                    'team=~"db|cache"'
+                  ]
+                  receiver: pager
+            receivers:
+              - name: ops
+                webhook_configs:
+                  - &hook
+                    url: http://127.0.0.1:9/ops
+                    secret_env: HOOK_SECRET
+                    rate_limit: {per_second: 0.5, burst: 3}
+              - name: db
+                webhook_configs:
+                  - <<: *hook
+                    url: http://127.0.0.1:9/db
+                    send_resolved: false
+              - name: pager
+                fallback: ops
+                webhook_configs: [*hook]
+            inhibit_rules:
+              - source_matchers: ['severity="critical"']
+                target_matchers: ['severity!="critical"']
+                equal: *labels
+            """
+        let configuration = try AlertingConfiguration(yaml: yaml, environment: ["HOOK_SECRET": WebhookSignerSecret.value])
+        #expect(configuration.routes(for: ["alertname": "Disk failing"]).map(\.id) == [#"{}/{alertname=~"Disk almost full|Disk failing"}"#])
+        #expect(configuration.routes(for: ["severity": "critical", "team": "cache"]).map(\.receiver) == ["pager"])
+        #expect(configuration.route.routes[0].groupBy == ["alertname", "service"])
+        func url(_ receiver: String) -> String? {
+            guard case .webhook(let url, _)? = configuration.receivers[receiver]?.targets.first?.settings else { return nil }
+            return url
+        }
+        #expect(url("ops") == "http://127.0.0.1:9/ops")
+        #expect(url("db") == "http://127.0.0.1:9/db")
+        #expect(url("pager") == "http://127.0.0.1:9/ops")
+        let db = try #require(configuration.target(receiver: "db", name: "db/webhook/0"))
+        #expect(db.sendResolved == false)
+        #expect(db.rateLimit == RateLimit(perSecond: 0.5, burst: 3))
+        #expect(configuration.target(receiver: "pager", name: "pager/webhook/0")?.rateLimit == RateLimit(perSecond: 0.5, burst: 3))
+        #expect(configuration.inhibitRules.first?.equal == ["alertname", "service"])
+    }
+
+    @Test("an inline secret is refused wherever an alias or a merge key takes it, at the line it is written on")
+    func inlineSecretThroughAlias() {
+        let anchored = """
+            route:
+              receiver: ops
+            receivers:
+              - name: ops
+                webhook_configs:
+                  - &hook
+                    url: http://127.0.0.1:9/ops
+                    secret: whsec_abc
+              - name: db
+                webhook_configs: [*hook]
+            """
+        #expect(configurationError(anchored)
+                == "alerting.yaml:8: receivers[0].webhook_configs[0].secret: secrets are not read from this file: use secret_env or secret_file")
+        let merged = """
+            route:
+              receiver: ops
+            receivers:
+              - name: ops
+                webhook_configs:
+                  - &hook
+                    url: http://127.0.0.1:9/ops
+                    secret_env: HOOK_SECRET
+              - name: db
+                webhook_configs:
+                  - <<: [*hook, {secret: whsec_abc}]
+                    url: http://127.0.0.1:9/db
+            """
+        #expect(configurationError(merged)
+                == "alerting.yaml:11: receivers[1].webhook_configs[0].secret: secrets are not read from this file: use secret_env or secret_file")
+        let aliased = """
+            route:
+              receiver: ops
+            receivers:
+              - name: ops
+                webhook_configs:
+                  - url: http://127.0.0.1:9/ops
+                    secret_env: &variable HOOK_SECRET
+              - name: db
+                webhook_configs:
+                  - url: http://127.0.0.1:9/db
+                    secret: *variable
+            """
+        #expect(configurationError(aliased)
+                == "alerting.yaml:11: receivers[1].webhook_configs[0].secret: secrets are not read from this file: use secret_env or secret_file")
     }
 
     @Test("matchers: equality, negation, anchored regexes, a missing label as empty, quoting")

@@ -25,7 +25,7 @@ public struct AlertingConfiguration: Sendable {
         let reader = ConfigurationReader(file: file, environment: environment)
         let document: YAMLNode
         do {
-            document = try YAML.parse(yaml)
+            document = try YAML.parse(yaml, file: file)
         } catch {
             throw AlertingConfigurationError(file: file, line: error.line, path: "", message: error.message)
         }

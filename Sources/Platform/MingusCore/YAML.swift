@@ -1,23 +1,32 @@
-// A small, strict YAML subset for configuration files: block mappings and sequences, one-line flow
-// collections, plain and quoted scalars. Everything else is refused with the line that uses it, so
-// a configuration error can always say where it is.
+// Configuration files are read with Yams (libyaml): block and flow collections over several
+// lines, plain, quoted and block scalars (`|`, `>`), anchors, aliases and merge keys (`<<`).
+// The result is a plain tree whose every node knows its line, so that a configuration error can
+// always say where it is.
 
-/// A node of a parsed YAML document, with the 1-based line where it starts.
+import Yams
+
+/// A node of a parsed YAML document, with the 1-based line where it starts (at its anchor when it
+/// has one). A node reached through an alias has the line of the node its anchor names.
 public struct YAMLNode: Sendable, Equatable {
     /// What a node holds. Scalars stay text: callers convert them.
     public enum Value: Sendable, Equatable {
-        /// An empty value, `~` or `null`.
+        /// An empty value, `~` or `null` (unquoted).
         case null
-        /// A plain or quoted scalar, quotes removed and escapes applied.
+        /// A plain, quoted or block scalar, quotes removed, escapes applied and lines joined.
         case scalar(String)
+        /// The items of a sequence, in file order.
         case sequence([YAMLNode])
-        /// Entries in file order.
+        /// Entries in file order, then the entries merge keys (`<<`) bring that the mapping does
+        /// not set itself.
         case mapping([YAMLEntry])
     }
 
+    /// What the node holds.
     public var value: Value
+    /// The 1-based line where the node starts.
     public var line: Int
 
+    /// A node holding `value`, starting on `line`.
     public init(value: Value, line: Int) {
         self.value = value
         self.line = line
@@ -41,7 +50,7 @@ public struct YAMLNode: Sendable, Equatable {
         return nil
     }
 
-    /// The value of the first entry named `key`, when this node is a mapping that has one.
+    /// The value of the entry named `key`, when this node is a mapping that has one.
     public subscript(key: String) -> YAMLNode? {
         mapping?.first { $0.key == key }?.value
     }
@@ -49,10 +58,14 @@ public struct YAMLNode: Sendable, Equatable {
 
 /// One `key: value` of a mapping, with the key's line.
 public struct YAMLEntry: Sendable, Equatable {
+    /// The key, as text.
     public var key: String
+    /// The 1-based line of the key.
     public var line: Int
+    /// The value.
     public var value: YAMLNode
 
+    /// An entry `key: value` whose key is on `line`.
     public init(key: String, line: Int, value: YAMLNode) {
         self.key = key
         self.line = line
@@ -62,414 +75,157 @@ public struct YAMLEntry: Sendable, Equatable {
 
 /// Why a document cannot be read, and where.
 public struct YAMLError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The file the document was read from, when it was given.
+    public var file: String?
+    /// The 1-based line of the problem.
     public var line: Int
+    /// What is wrong.
     public var message: String
 
-    public init(line: Int, message: String) {
+    /// An error on `line` of `file`.
+    public init(file: String? = nil, line: Int, message: String) {
+        self.file = file
         self.line = line
         self.message = message
     }
 
-    public var description: String { "line \(line): \(message)" }
+    /// `file:line: message`, or `line N: message` without a file.
+    public var description: String { (file.map { "\($0):" } ?? "line ") + "\(line): \(message)" }
 }
 
-/// The parser's entry point.
+/// The reader every YAML file goes through.
 public enum YAML: Sendable {
-    /// Parses one document. An empty document (only comments/blank lines) is `.null` at line 1.
-    public static func parse(_ text: String) throws(YAMLError) -> YAMLNode {
-        var parser = BlockParser(lines: try contentLines(of: text))
-        return try parser.document()
-    }
+    /// The most nodes a document may hold once its aliases are expanded, so that aliases nested
+    /// in aliases cannot make a small file unbounded.
+    public static let nodeLimit = 100_000
 
-    /// The lines that hold content, without blank and comment lines and document markers.
-    private static func contentLines(of text: String) throws(YAMLError) -> [Line] {
-        var lines: [Line] = []
-        var started = false  // a leading `---` was seen
-        var end: Int?  // the line of `...` or of a second `---`
-        let raw = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
-        for (offset, slice) in raw.enumerated() {
-            let number = offset + 1
-            let chars = Array(slice.drop { $0 == "\u{FEFF}" && offset == 0 })
-            let indent = chars.prefix { $0 == " " }.count
-            guard let first = chars.firstIndex(where: { !$0.isBlank }), chars[first] != "#" else { continue }
-            if first != indent { throw YAMLError(line: number, message: "tabs are not allowed for indentation") }
-            let text = Array(chars[indent...])
-            if indent == 0 {
-                if text[0] == "%" { throw YAMLError(line: number, message: "directives (%YAML, %TAG) are not supported") }
-                if text.starts(marker: "---") {
-                    if started || !lines.isEmpty { end = end ?? number } else { started = true }
-                    let rest = text.dropFirst(3).drop { $0.isBlank }
-                    if let next = rest.first, next != "#" {
-                        throw YAMLError(line: number, message: "content on the '---' line is not supported")
-                    }
+    /// Parses one document; `file` names it in errors. An empty document is `.null` at line 1.
+    public static func parse(_ text: String, file: String? = nil) throws(YAMLError) -> YAMLNode {
+        let root: Node?
+        do {
+            // Scalars stay text: only null and the merge key are told apart.
+            let parser = try Parser(yaml: text, resolver: Resolver.basic.appending(.null).appending(.merge), encoding: .utf8)
+            root = try parser.nextRoot()
+            if let second = try parser.nextRoot() {
+                let line = YAMLError.clamp(second.mark?.line ?? 1, to: text)
+                throw YAMLError(file: file, line: line, message: "only one document is supported")
+            }
+        } catch let error as YAMLError {
+            throw error
+        } catch {
+            throw YAMLError(file: file, text: text, yams: error)
+        }
+        // An empty document: nothing at all, or nothing after `---`.
+        let isEmpty = root.map { $0.scalar?.string == "" && $0.scalar?.style == .plain } ?? true
+        guard let root, !isEmpty else { return YAMLNode(value: .null, line: 1) }
+        var builder = Builder(file: file)
+        return try builder.node(root)
+    }
+}
+
+/// Turns Yams' nodes into `YAMLNode`s: keys become text, merge keys are applied, nodes are counted.
+private struct Builder {
+    let file: String?
+    var remaining = YAML.nodeLimit
+
+    func error(_ line: Int, _ message: String) -> YAMLError { YAMLError(file: file, line: line, message: message) }
+
+    mutating func node(_ node: Node) throws(YAMLError) -> YAMLNode {
+        let line = node.mark?.line ?? 1
+        remaining -= 1
+        if remaining < 0 { throw error(line, "the document holds more than \(YAML.nodeLimit) nodes once its aliases are expanded") }
+        switch node {
+        case .scalar(let scalar):
+            return YAMLNode(value: node.tag.description == Tag.Name.null.rawValue ? .null : .scalar(scalar.string), line: line)
+        case .sequence(let sequence):
+            var items: [YAMLNode] = []
+            for item in sequence { items.append(try self.node(item)) }
+            return YAMLNode(value: .sequence(items), line: line)
+        case .mapping(let mapping):
+            var entries: [YAMLEntry] = []
+            var merged: [YAMLEntry] = []
+            for (key, value) in mapping {
+                let keyLine = key.mark?.line ?? line
+                if key.tag.description == Tag.Name.merge.rawValue {
+                    merged += try mergedEntries(value, keyLine)
                     continue
                 }
-                if text.starts(marker: "...") {
-                    end = end ?? number
-                    continue
+                guard case .scalar(let scalar) = key, key.tag.description != Tag.Name.null.rawValue else {
+                    throw error(keyLine, "a key must be a text value")
                 }
+                if let first = entries.first(where: { $0.key == scalar.string }) {
+                    throw error(keyLine, "duplicate key '\(scalar.string)' (first on line \(first.line))")
+                }
+                entries.append(YAMLEntry(key: scalar.string, line: keyLine, value: try self.node(value)))
             }
-            if let end { throw YAMLError(line: end, message: "only one document is supported") }
-            lines.append(Line(number: number, indent: indent, text: text))
-        }
-        return lines
-    }
-}
-
-/// A line with content: its number, its indentation and the text after the indentation.
-private struct Line {
-    var number: Int
-    var indent: Int
-    var text: [Character]
-
-    /// Whether the line is a block sequence item (`- ...` or a lone `-`).
-    var isItem: Bool { text.first == "-" && (text.count == 1 || text[1].isBlank) }
-}
-
-extension Character {
-    fileprivate var isBlank: Bool { self == " " || self == "\t" }
-}
-
-extension [Character] {
-    /// Whether the line is a document marker such as `---`, alone or followed by blanks.
-    fileprivate func starts(marker: String) -> Bool {
-        starts(with: marker) && (count == marker.count || self[marker.count].isBlank)
-    }
-}
-
-/// Whether a plain key is made of letters, digits, `_`, `-`, `.` and `/` only.
-private func isValidPlainKey(_ key: String) -> Bool {
-    !key.isEmpty && key.allSatisfy { $0.isLetter || $0.isNumber || "_-./".contains($0) }
-}
-
-/// Builds nodes from indented lines; the text inside a line is read by a `Cursor`.
-private struct BlockParser {
-    var lines: [Line]
-    var index = 0
-
-    var current: Line? { index < lines.count ? lines[index] : nil }
-
-    mutating func document() throws(YAMLError) -> YAMLNode {
-        guard let first = current else { return YAMLNode(value: .null, line: 1) }
-        let node = try block(indent: first.indent)
-        if let next = current { throw YAMLError(line: next.number, message: "inconsistent indentation") }
-        return node
-    }
-
-    /// The node that starts on the current line, whose own lines are at `indent`.
-    mutating func block(indent: Int) throws(YAMLError) -> YAMLNode {
-        let line = lines[index]
-        if line.isItem {
-            let node = try sequence(indent: indent)
-            if let next = current, next.indent == indent {
-                throw YAMLError(line: next.number, message: "cannot mix sequence items and mapping keys at the same level")
+            // The mapping's own keys win over merged ones, and earlier merged mappings over later ones.
+            for entry in merged where !entries.contains(where: { $0.key == entry.key }) {
+                entries.append(entry)
             }
-            return node
+            return YAMLNode(value: .mapping(entries), line: line)
+        case .alias:
+            throw error(line, "unresolved alias")
         }
-        if try key(of: line) != nil { return try mapping(indent: indent) }
-        // A lone scalar or flow collection, such as a value written on the line after its key.
-        index += 1
-        var cursor = Cursor(line)
-        guard let (node, kind) = try cursor.value() else { return YAMLNode(value: .null, line: line.number) }
-        if let next = current, next.indent == indent, (try? key(of: next)) != nil {
-            throw YAMLError(line: line.number, message: "expected 'key: value'")
-        }
-        try refuseContinuation(of: kind, deeperThan: indent - 1)
-        return node
     }
 
-    /// A block mapping whose keys are at `indent`.
-    mutating func mapping(indent: Int) throws(YAMLError) -> YAMLNode {
-        let start = lines[index].number
+    /// The entries a merge key brings: those of a mapping, or of a list of mappings.
+    mutating func mergedEntries(_ value: Node, _ line: Int) throws(YAMLError) -> [YAMLEntry] {
         var entries: [YAMLEntry] = []
-        while let line = current, line.indent == indent {
-            if line.isItem {
-                throw YAMLError(line: line.number, message: "cannot mix sequence items and mapping keys at the same level")
+        let sources = if case .sequence(let list) = value { Array(list) } else { [value] }
+        for source in sources {
+            guard let mapping = try node(source).mapping else {
+                throw error(source.mark?.line ?? line, "'<<' merges a mapping or a list of mappings")
             }
-            var cursor = Cursor(line)
-            guard let (key, column) = try key(of: line) else {
-                _ = try cursor.value()  // a more precise error when the line uses an unsupported feature
-                throw YAMLError(line: line.number, message: "expected 'key: value'")
-            }
-            if let first = entries.first(where: { $0.key == key }) {
-                throw YAMLError(line: line.number, message: "duplicate key '\(key)' (first on line \(first.line))")
-            }
-            index += 1
-            cursor.position = column
-            let value: YAMLNode
-            if let (node, kind) = try cursor.value() {
-                value = node
-                try refuseContinuation(of: kind, deeperThan: indent)
-            } else if let next = current, next.indent > indent {
-                value = try block(indent: next.indent)
-            } else if let next = current, next.indent == indent, next.isItem {
-                value = try sequence(indent: indent)  // `key:` then `- item` at the key's indentation
+            entries += mapping
+        }
+        return entries
+    }
+}
+
+extension YAMLError {
+    /// A Yams error as one of ours, at its line.
+    fileprivate init(file: String?, text: String, yams error: any Error) {
+        switch error as? YamlError {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let line = Self.clamp(mark.line, to: text)
+            let during = context.map { $0.mark.line == line ? " (\($0.text))" : " (\($0.text) from line \($0.mark.line))" }
+            self.init(file: file, line: line, message: problem + (during ?? ""))
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams gives the first occurrence; the repeated one is found by its column.
+            let key = duplicates.first ?? ""
+            if let line = Self.repeatedKeyLine(key, after: context.mark, in: text) {
+                self.init(file: file, line: line, message: "duplicate key '\(key)' (first on line \(context.mark.line))")
             } else {
-                value = YAMLNode(value: .null, line: line.number)
+                self.init(file: file, line: context.mark.line, message: "duplicate key '\(key)'")
             }
-            entries.append(YAMLEntry(key: key, line: line.number, value: value))
-            if let next = current, next.indent > indent {
-                throw YAMLError(line: next.number, message: "inconsistent indentation")
-            }
+        case .reader(let problem, let offset, _, _):
+            let line = offset.map { text.prefix($0).filter(\.isNewline).count + 1 } ?? 1
+            self.init(file: file, line: line, message: problem)
+        default:
+            self.init(file: file, line: 1, message: "\(error)")
         }
-        return YAMLNode(value: .mapping(entries), line: start)
     }
 
-    /// A block sequence whose `-` are at `indent`.
-    mutating func sequence(indent: Int) throws(YAMLError) -> YAMLNode {
-        let start = lines[index].number
-        var items: [YAMLNode] = []
-        while let line = current, line.indent == indent, line.isItem {
-            var column = 1
-            while column < line.text.count, line.text[column].isBlank {
-                if line.text[column] == "\t" {
-                    throw YAMLError(line: line.number, message: "tabs are not allowed for indentation")
-                }
-                column += 1
-            }
-            let rest = Line(number: line.number, indent: indent + column, text: Array(line.text[column...]))
-            if rest.isItem {
-                throw YAMLError(line: line.number, message: "nested sequences on one line (- -) are not supported")
-            }
-            if try key(of: rest) != nil {
-                // A compact mapping: its next keys are at the column of the first one.
-                lines[index] = rest
-                items.append(try mapping(indent: rest.indent))
-            } else {
-                index += 1
-                var cursor = Cursor(rest)
-                if let (node, kind) = try cursor.value() {
-                    items.append(node)
-                    try refuseContinuation(of: kind, deeperThan: indent)
-                } else if let next = current, next.indent > indent {
-                    items.append(try block(indent: next.indent))
-                } else {
-                    items.append(YAMLNode(value: .null, line: line.number))
-                }
-            }
-            if let next = current, next.indent > indent {
-                throw YAMLError(line: next.number, message: "inconsistent indentation")
-            }
-        }
-        return YAMLNode(value: .sequence(items), line: start)
+    /// `line`, or the last line of `text` when libyaml points past it (at the end of the text).
+    fileprivate static func clamp(_ line: Int, to text: String) -> Int {
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).count
+        return max(1, min(line, lines - (text.last?.isNewline == true ? 1 : 0)))
     }
 
-    /// Refuses a more indented line after a value that was complete on its own line.
-    func refuseContinuation(of kind: Cursor.Kind, deeperThan indent: Int) throws(YAMLError) {
-        guard let next = current, next.indent > indent else { return }
-        let structural = next.isItem || (try? key(of: next)) != nil
-        throw YAMLError(
-            line: next.number,
-            message: kind == .plain && !structural ? "multi-line plain scalars are not supported" : "unexpected indentation")
-    }
-
-    /// The key of a `key: value` line and the column after its `:`, or nil when the line is no such line.
-    func key(of line: Line) throws(YAMLError) -> (name: String, valueColumn: Int)? {
-        let text = line.text
-        guard let first = text.first else { return nil }
-        var cursor = Cursor(line)
-        if first == "?" && cursor.isBlankOrEnd(at: 1) {
-            throw YAMLError(line: line.number, message: "complex keys (?) are not supported")
-        }
-        if first == "\"" || first == "'" {
-            let name = try cursor.quoted(inFlow: false)
-            cursor.skipBlanks()
-            guard cursor.peek == ":", cursor.isBlankOrEnd(at: cursor.position + 1) else { return nil }
-            return (name, cursor.position + 1)
-        }
-        if "[{&*!|>%@`#".contains(first) { return nil }
-        for i in text.indices {
-            if text[i] == "#" && i > 0 && text[i - 1].isBlank { return nil }
-            if text[i] == ":" && cursor.isBlankOrEnd(at: i + 1) {
-                let name = String(text[..<i].reversed().drop { $0.isBlank }.reversed())
-                guard isValidPlainKey(name) else {
-                    let message = name.isEmpty ? "expected a key before ':'" : "invalid key '\(name)' (quote it)"
-                    throw YAMLError(line: line.number, message: message)
-                }
-                return (name, i + 1)
+    /// The line where `key` starts again at the column of its first occurrence, before a line
+    /// less indented ends the block mapping; nil when it is not found that way (a flow mapping).
+    private static func repeatedKeyLine(_ key: String, after first: Mark, in text: String) -> Int? {
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline)
+        for (index, line) in lines.enumerated().dropFirst(first.line) {
+            let content = line.drop { $0 == " " }
+            guard let start = content.first, start != "#" else { continue }
+            let column = line.count - content.count + 1
+            if column < first.column { return nil }
+            for spelling in [key, "\"\(key)\"", "'\(key)'"] where column == first.column && content.hasPrefix(spelling) {
+                if content.dropFirst(spelling.count).drop(while: { $0 == " " }).first == ":" { return index + 1 }
             }
         }
         return nil
-    }
-}
-
-/// Reads scalars and flow collections inside one line.
-private struct Cursor {
-    enum Kind { case plain, quoted, flow }
-
-    let text: [Character]
-    let line: Int
-    var position = 0
-
-    init(_ line: Line) {
-        text = line.text
-        self.line = line.number
-    }
-
-    var peek: Character? { position < text.count ? text[position] : nil }
-
-    /// Whether nothing but a comment is left (`#` starts one only after a blank or at the start).
-    var atEnd: Bool { peek == nil || (peek == "#" && (position == 0 || text[position - 1].isBlank)) }
-
-    func isBlankOrEnd(at offset: Int) -> Bool { offset >= text.count || text[offset].isBlank }
-
-    mutating func skipBlanks() {
-        while peek?.isBlank == true { position += 1 }
-    }
-
-    func error(_ message: String) -> YAMLError { YAMLError(line: line, message: message) }
-
-    /// The value on the rest of the line, or nil when only blanks or a comment are left.
-    mutating func value() throws(YAMLError) -> (YAMLNode, Kind)? {
-        skipBlanks()
-        if atEnd { return nil }
-        let (node, kind) = try self.node(inFlow: false)
-        skipBlanks()
-        if !atEnd {
-            throw error(kind == .flow ? "unexpected text after flow collection" : "unexpected text after closing quote")
-        }
-        return (node, kind)
-    }
-
-    mutating func node(inFlow: Bool) throws(YAMLError) -> (YAMLNode, Kind) {
-        let first = peek ?? " "
-        switch first {
-        case "\"", "'": return (YAMLNode(value: .scalar(try quoted(inFlow: inFlow)), line: line), .quoted)
-        case "[": return (try flowSequence(), .flow)
-        case "{": return (try flowMapping(), .flow)
-        case "&", "*": throw error("anchors and aliases are not supported")
-        case "!": throw error("tags are not supported")
-        case "|", ">": throw error("block scalars (| and >) are not supported")
-        case "?" where isBlankOrEnd(at: position + 1): throw error("complex keys (?) are not supported")
-        case "-" where isBlankOrEnd(at: position + 1): throw error("a sequence item cannot start here")
-        case "%", "@", "`", "#", ",", "]", "}": throw error("'\(first)' cannot start a plain scalar (quote it)")
-        default:
-            let text = try plain(inFlow: inFlow)
-            let isNull = ["~", "null", "Null", "NULL"].contains(text)
-            return (YAMLNode(value: isNull ? .null : .scalar(text), line: line), .plain)
-        }
-    }
-
-    /// A plain scalar: up to a comment, or in flow up to `,[]{}` or a `:` that separates a value.
-    mutating func plain(inFlow: Bool) throws(YAMLError) -> String {
-        let start = position
-        while let char = peek, !atEnd {
-            if inFlow && ",[]{}".contains(char) { break }
-            if char == ":" && (isBlankOrEnd(at: position + 1) || (inFlow && ",[]{}".contains(text[position + 1]))) {
-                if inFlow { break }
-                throw error("a plain scalar cannot contain ': ' (quote it)")
-            }
-            position += 1
-        }
-        var end = position
-        while end > start && text[end - 1].isBlank { end -= 1 }
-        return String(text[start..<end])
-    }
-
-    /// A single- or double-quoted scalar, which must be followed by a blank, `:`, the end, or in flow `,]}`.
-    mutating func quoted(inFlow: Bool) throws(YAMLError) -> String {
-        let quote = text[position]
-        let unterminated = quote == "\"" ? "unterminated double-quoted string" : "unterminated single-quoted string"
-        position += 1
-        var result = ""
-        while true {
-            guard let char = peek else { throw error(unterminated) }
-            position += 1
-            if char == quote {
-                guard quote == "'" && peek == "'" else { break }
-                position += 1
-                result.append("'")
-            } else if char == "\\" && quote == "\"" {
-                result.append(try escape(unterminated))
-            } else {
-                result.append(char)
-            }
-        }
-        if let next = peek, !next.isBlank, next != ":", !(inFlow && ",]}".contains(next)) {
-            throw error("unexpected text after closing quote")
-        }
-        return result
-    }
-
-    /// The character of a double-quoted escape, after its backslash.
-    mutating func escape(_ unterminated: String) throws(YAMLError) -> Character {
-        guard let char = peek else { throw error(unterminated) }
-        position += 1
-        switch char {
-        case "\\", "\"", "/": return char
-        case "n": return "\n"
-        case "t": return "\t"
-        case "r": return "\r"
-        case "u":
-            let digits = text[position..<min(position + 4, text.count)]
-            guard digits.count == 4, digits.allSatisfy(\.isHexDigit),
-                  let code = UInt32(String(digits), radix: 16), let scalar = Unicode.Scalar(code)
-            else { throw error("invalid \\u escape") }
-            position += 4
-            return Character(scalar)
-        default: throw error("unsupported escape '\\\(char)'")
-        }
-    }
-
-    /// Skips blanks inside a flow collection, which must not reach the end of the line.
-    mutating func skipInFlow() throws(YAMLError) {
-        skipBlanks()
-        if atEnd { throw error("a flow collection must end on its line") }
-    }
-
-    mutating func flowItem() throws(YAMLError) -> YAMLNode {
-        if peek == "," { throw error("expected a value before ','") }
-        return try node(inFlow: true).0
-    }
-
-    /// `[a, b]`, after which the cursor is past `]`.
-    mutating func flowSequence() throws(YAMLError) -> YAMLNode {
-        position += 1
-        var items: [YAMLNode] = []
-        while true {
-            try skipInFlow()
-            if peek == "]" { break }
-            items.append(try flowItem())
-            try skipInFlow()
-            if peek == "]" { break }
-            guard peek == "," else { throw error("expected ',' or ']' in flow sequence") }
-            position += 1
-        }
-        position += 1
-        return YAMLNode(value: .sequence(items), line: line)
-    }
-
-    /// `{a: 1, b: x}`, after which the cursor is past `}`.
-    mutating func flowMapping() throws(YAMLError) -> YAMLNode {
-        position += 1
-        var entries: [YAMLEntry] = []
-        while true {
-            try skipInFlow()
-            if peek == "}" { break }
-            let key: String
-            if peek == "\"" || peek == "'" {
-                key = try quoted(inFlow: true)
-            } else {
-                key = try plain(inFlow: true)
-                guard isValidPlainKey(key) else {
-                    throw error(key.isEmpty ? "expected a key before ':'" : "invalid key '\(key)' (quote it)")
-                }
-            }
-            try skipInFlow()
-            guard peek == ":" else { throw error("expected ':' after key '\(key)'") }
-            position += 1
-            try skipInFlow()
-            let value = peek == "," || peek == "}" ? YAMLNode(value: .null, line: line) : try flowItem()
-            if entries.contains(where: { $0.key == key }) {
-                throw error("duplicate key '\(key)' (first on line \(line))")
-            }
-            entries.append(YAMLEntry(key: key, line: line, value: value))
-            try skipInFlow()
-            if peek == "}" { break }
-            guard peek == "," else { throw error("expected ',' or '}' in flow mapping") }
-            position += 1
-        }
-        position += 1
-        return YAMLNode(value: .mapping(entries), line: line)
     }
 }
