@@ -68,6 +68,21 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusHTTP",
+            dependencies: [
+                "MingusCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .target(
             name: "MingusRuntime",
             dependencies: [
                 "MingusCore",
@@ -205,7 +220,7 @@ let package = Package(
 /// platform, the business domains, and the executables with the libraries behind them.
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
-    "Platform": ["MingusCore", "MingusRuntime"],
+    "Platform": ["MingusCore", "MingusHTTP", "MingusRuntime"],
     "Domains": ["MingusPayments", "MingusAlerts"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-test-worker", "mingus-bench"],
