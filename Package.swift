@@ -86,6 +86,7 @@ let package = Package(
             name: "MingusRuntime",
             dependencies: [
                 "MingusCore",
+                "MingusHTTP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -133,6 +134,7 @@ let package = Package(
             name: "MingusGateway",
             dependencies: [
                 "MingusCore",
+                "MingusHTTP",
                 "MingusRuntime",
                 "MingusPayments",
                 "MingusAlerts",

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+public import MingusHTTP
 public import MingusPostgres
 public import MingusPayments
 public import MingusRuntime
@@ -101,15 +102,22 @@ struct APIAccessMiddleware: RouterMiddleware {
     }
 }
 
-/// Builds the gateway's HTTP application: health routes, authentication, auditing, the API.
+/// Builds the gateway's HTTP application: health routes, CORS, authentication, auditing, the API.
 public enum GatewayApplication {
     /// The router with every route and middleware; tests and the executable share it.
+    ///
+    /// CORS (when `cors` allows an origin) comes before authentication: a browser's preflight
+    /// carries no API key, so it is answered there and is not audited; and the CORS headers reach
+    /// the 401 and 403 answers of listed origins too. The health routes have neither.
     public static func router(
-        database: PostgresClient, broker: BrokerLink, keys: KeyringCache, registry: PrometheusCollectorRegistry, logger: Logger,
-        readiness: @escaping @Sendable () async -> [String]
+        database: PostgresClient, broker: BrokerLink, keys: KeyringCache, registry: PrometheusCollectorRegistry,
+        cors: CORSPolicy = .disabled, logger: Logger, readiness: @escaping @Sendable () async -> [String]
     ) -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
+        if cors.isEnabled {
+            router.add(middleware: CORSPolicyMiddleware(policy: cors))
+        }
         router.add(middleware: APIAccessMiddleware(keys: APIKeyStore(database: database), database: database, logger: logger))
         let publisher = JobPublisher(broker: broker)
         AuditSearch(database: database).addRoutes(to: router.group("api/financial/audit"))

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MingusAMQP
 public import MingusCore
+import MingusHTTP
 import MingusPostgres
 import Prometheus
 import CoreMetrics
@@ -12,7 +13,9 @@ public import ServiceLifecycle
 /// Reads ``MingusConfiguration`` from the environment, sets up JSON logging and Prometheus
 /// metrics, connects to PostgreSQL and RabbitMQ (declaring the shared topology and the worker's
 /// queues), then runs the health server, the outbox relay, the scheduler and the job consumer in
-/// one `ServiceGroup` that drains on SIGTERM or SIGINT within `MINGUS_DRAIN_TIMEOUT`.
+/// one `ServiceGroup` that drains on SIGTERM or SIGINT within `MINGUS_DRAIN_TIMEOUT`. With
+/// `MINGUS_TLS_CERT_FILE` and `MINGUS_TLS_KEY_FILE` the health server answers HTTPS only and the
+/// group also reloads the certificate on SIGHUP; files that cannot be used stop it at start.
 public enum WorkerRuntime {
     /// A queue consumed besides the worker's own, with its own lanes (for example one per
     /// alert channel, so that a slow provider holds only its own queue's lanes).
@@ -42,6 +45,13 @@ public enum WorkerRuntime {
         MingusLogging.bootstrap(level: configuration.logLevel)
         var logger = Logger(label: "mingus.\(name)-worker")
         logger[metadataKey: "mingus.worker"] = "\(name)"
+        let certificate: ServerCertificate?
+        do {
+            certificate = try ServerCertificate(configuration: configuration)
+        } catch {
+            logger.critical("cannot load the TLS certificate", metadata: ["mingus.error": "\(error)"])
+            throw error
+        }
 
         let prometheus = PrometheusCollectorRegistry()
         // Handlers may record their own metrics through the global factory.
@@ -79,13 +89,14 @@ public enum WorkerRuntime {
                                      retry: RetryPolicy(maxAttempts: configuration.maxAttempts), source: source),
                 registry: registry, database: database, broker: broker, outbox: outbox, logger: logger, metrics: metrics)
         }
-        let health = HealthServer(
+        let health = try HealthServer(
             host: configuration.httpHost, port: configuration.metricsPort ?? defaultMetricsPort, registry: prometheus,
-            broker: broker, database: database, logger: logger)
+            broker: broker, database: database, certificate: certificate, logger: logger)
+        let reloader: [any Service] = certificate.map { [ServerCertificateReloader(certificate: $0, logger: logger)] } ?? []
 
         logger.info("worker starting", metadata: ["mingus.queue": "\(queues.queue)", "mingus.types": "\(registry.types)"])
         defer { logger.info("worker stopped") }
-        try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + services, drainTimeout: configuration.drainTimeout,
+        try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + reloader + services, drainTimeout: configuration.drainTimeout,
                                   broker: broker, database: database, logger: logger)
     }
 }
