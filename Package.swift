@@ -214,6 +214,20 @@ let package = Package(
             name: "AlertsTests",
             dependencies: ["MingusAlerts", "MingusGateway", "MingusRuntime", "MingusPostgres", "MingusCore", "TestSupport"]
         ),
+        .testTarget(
+            name: "HTTPTests",
+            dependencies: ["MingusHTTP", "MingusCore", "MingusPostgres", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOTLS", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle")]
+        ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]
 )
