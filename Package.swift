@@ -165,9 +165,9 @@ let package = Package(
             name: "mingusctl",
             dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway"]),
-        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments"]),
-        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts"]),
+        .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway", "MingusCore"]),
+        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments", "MingusCore"]),
+        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]

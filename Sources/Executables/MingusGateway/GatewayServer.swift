@@ -17,18 +17,12 @@ import ServiceLifecycle
 /// (reloaded on SIGHUP); CORS for the origins of `MINGUS_CORS_ALLOWED_ORIGINS`.
 public enum GatewayServer {
     /// Runs until SIGTERM or SIGINT; a configuration or certificate that cannot be used is
-    /// logged and thrown before anything starts.
+    /// thrown before anything starts (a ``ConfigurationProblem``).
     public static func run(configuration: MingusConfiguration? = nil) async throws {
         let configuration = try configuration ?? MingusConfiguration()
         MingusLogging.bootstrap(level: configuration.logLevel)
         let logger = Logger(label: "mingus.gateway")
-        let certificate: ServerCertificate?
-        do {
-            certificate = try ServerCertificate(configuration: configuration)
-        } catch {
-            logger.critical("cannot load the TLS certificate", metadata: ["mingus.error": "\(error)"])
-            throw error
-        }
+        let certificate = try ServerCertificate(configuration: configuration)
         let prometheus = PrometheusCollectorRegistry()
         let metrics = RuntimeMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
         let database = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 16), logger: logger)

@@ -2,5 +2,6 @@
 // `mingus.alerts` queue and one delivery queue per channel. Configuration: MINGUS_* variables and
 // the routing file named by MINGUS_ALERTING_CONFIG (see the README).
 import MingusAlerts
+import MingusCore
 
-try await AlertsWorker.run()
+try await MingusProcess.run { try await AlertsWorker.run() }

@@ -1,5 +1,6 @@
 // mingus-payments-worker: card payments, financial records, merchant webhooks and key rewraps
 // from the `mingus.payments` queue. Configuration: MINGUS_* variables (see the README).
+import MingusCore
 import MingusPayments
 
-try await PaymentsWorker.run()
+try await MingusProcess.run { try await PaymentsWorker.run() }

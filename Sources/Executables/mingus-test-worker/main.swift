@@ -81,5 +81,7 @@ struct TestFailure: Error, CustomStringConvertible {
     var description: String { message }
 }
 
-try await WorkerRuntime.run(name: name, defaultMetricsPort: 0, registry: registry, configuration: configuration)
+try await MingusProcess.run {
+    try await WorkerRuntime.run(name: name, defaultMetricsPort: 0, registry: registry, configuration: configuration)
+}
 await sideChannel.shutdown()

@@ -124,7 +124,7 @@ public final class ServerCertificate: Sendable {
 }
 
 /// A certificate or key file that cannot be used, and why.
-public struct TLSFileError: Error, CustomStringConvertible {
+public struct TLSFileError: ConfigurationProblem {
     /// The file's path as configured.
     public var file: String
     public var message: String

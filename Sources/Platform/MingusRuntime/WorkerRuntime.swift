@@ -15,7 +15,8 @@ public import ServiceLifecycle
 /// queues), then runs the health server, the outbox relay, the scheduler and the job consumer in
 /// one `ServiceGroup` that drains on SIGTERM or SIGINT within `MINGUS_DRAIN_TIMEOUT`. With
 /// `MINGUS_TLS_CERT_FILE` and `MINGUS_TLS_KEY_FILE` the health server answers HTTPS only and the
-/// group also reloads the certificate on SIGHUP; files that cannot be used stop it at start.
+/// group also reloads the certificate on SIGHUP; files that cannot be used are thrown (a
+/// ``ConfigurationProblem``) before anything starts.
 public enum WorkerRuntime {
     /// A queue consumed besides the worker's own, with its own lanes (for example one per
     /// alert channel, so that a slow provider holds only its own queue's lanes).
@@ -45,13 +46,7 @@ public enum WorkerRuntime {
         MingusLogging.bootstrap(level: configuration.logLevel)
         var logger = Logger(label: "mingus.\(name)-worker")
         logger[metadataKey: "mingus.worker"] = "\(name)"
-        let certificate: ServerCertificate?
-        do {
-            certificate = try ServerCertificate(configuration: configuration)
-        } catch {
-            logger.critical("cannot load the TLS certificate", metadata: ["mingus.error": "\(error)"])
-            throw error
-        }
+        let certificate = try ServerCertificate(configuration: configuration)
 
         let prometheus = PrometheusCollectorRegistry()
         // Handlers may record their own metrics through the global factory.
