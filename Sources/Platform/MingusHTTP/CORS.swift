@@ -1,5 +1,5 @@
 public import Hummingbird
-public import HTTPTypes
+import HTTPTypes
 public import MingusCore
 import Logging
 
