@@ -83,10 +83,14 @@ let package = Package(
                 "MingusPostgres",
                 "MingusSecurity",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
@@ -153,9 +157,9 @@ let package = Package(
             name: "MingusGateway",
             dependencies: [
                 "MingusCore",
+                "MingusHTTP",
                 "MingusRuntime",
                 "MingusSecurity",
-                "MingusHTTP",
                 "MingusPayments",
                 "MingusAlerts",
                 "MingusPostgres",
@@ -183,9 +187,9 @@ let package = Package(
             name: "mingusctl",
             dependencies: ["MingusCtl", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway"]),
-        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments", "MingusRuntime"]),
-        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusRuntime"]),
+        .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway", "MingusCore"]),
+        .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -238,6 +242,20 @@ let package = Package(
             name: "AlertsTests",
             dependencies: ["MingusAlerts", "MingusGateway", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport"]
         ),
+        .testTarget(
+            name: "HTTPTests",
+            dependencies: ["MingusHTTP", "MingusCore", "MingusPostgres", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                           .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOHTTP1", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "NIOTLS", package: "swift-nio"),
+                           .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                           .product(name: "UnixSignals", package: "swift-service-lifecycle")]
+        ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
     ]
 )
@@ -246,7 +264,7 @@ let package = Package(
 /// platform, the business domains, and the executables with the libraries behind them.
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
-    "Platform": ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP"],
+    "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime"],
     "Domains": ["MingusPayments", "MingusAlerts"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-test-worker", "mingus-bench"],

@@ -8,8 +8,8 @@ public import Prometheus
 import MingusAlerts
 import MingusPayments
 
-/// Builds the gateway's HTTP application: health routes, authentication and auditing, the audit
-/// search, and the routes of every domain in ``domains``.
+/// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
+/// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
     public static let domains: [DomainDescription] = [.payments, .alerts]
@@ -18,12 +18,19 @@ public enum GatewayApplication {
     public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }
 
     /// The router with every route and middleware; tests and the executable share it.
+    ///
+    /// CORS (when `cors` allows an origin) comes before authentication: a browser's preflight
+    /// carries no API key, so it is answered there and is not audited; and the CORS headers reach
+    /// the 401 and 403 answers of listed origins too. The health routes have neither.
     public static func router(
-        services: GatewayServices, registry: PrometheusCollectorRegistry,
+        services: GatewayServices, registry: PrometheusCollectorRegistry, cors: CORSPolicy = .disabled,
         readiness: @escaping @Sendable () async -> [String]
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
+        if cors.isEnabled {
+            router.add(middleware: CORSPolicyMiddleware(policy: cors))
+        }
         router.add(middleware: APIAccessMiddleware(database: services.database, logger: services.logger))
         router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
         for domain in domains { domain.mount(router, services) }

@@ -2,6 +2,7 @@
 // `mingus.alerts` queue and one delivery queue per channel. Configuration: MINGUS_* variables and
 // the routing file named by MINGUS_ALERTING_CONFIG (see the README).
 import MingusAlerts
+import MingusCore
 import MingusRuntime
 
-try await WorkerRuntime.run(.alerts)
+try await MingusProcess.run { try await WorkerRuntime.run(.alerts) }

@@ -1,3 +1,4 @@
+import MingusCore
 import MingusGateway
 
-try await GatewayServer.run()
+try await MingusProcess.run { try await GatewayServer.run() }

@@ -86,4 +86,4 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 
-try await WorkerRuntime.run(definition)
+try await MingusProcess.run { try await WorkerRuntime.run(definition) }

@@ -18,6 +18,12 @@ public import Logging
 /// | `MINGUS_MAX_ATTEMPTS` | `5` | deliveries of a failing job before it is dead-lettered |
 /// | `MINGUS_MIGRATIONS_DIR` | `Contracts/migrations` found from the working directory or the executable | SQL migrations |
 /// | `MINGUS_SCHEMAS_DIR` | `Contracts/schemas`, found the same way | JSON Schemas of message bodies |
+/// | `MINGUS_TLS_CERT_FILE` / `MINGUS_TLS_KEY_FILE` | unset: plain HTTP | PEM certificate (chain allowed) and private key: both or neither; when set, the gateway and every health server answer HTTPS only (TLS 1.2 or later), reloaded on SIGHUP |
+/// | `MINGUS_CORS_ALLOWED_ORIGINS` | unset: CORS off | comma-separated exact origins (`https://app.example.com`) whose pages may call the gateway |
+/// | `MINGUS_CORS_ALLOWED_METHODS` | `GET, POST, PUT, DELETE` | methods a preflight allows |
+/// | `MINGUS_CORS_ALLOWED_HEADERS` | `Authorization, Content-Type, Idempotency-Key` | request headers a preflight allows |
+/// | `MINGUS_CORS_ALLOW_CREDENTIALS` | `false` | `Access-Control-Allow-Credentials: true` for listed origins |
+/// | `MINGUS_CORS_MAX_AGE` | `600` | seconds a browser may cache a preflight answer (0-86400) |
 public struct MingusConfiguration: Sendable {
     public var amqpURL: String
     public var databaseURL: String
@@ -33,6 +39,16 @@ public struct MingusConfiguration: Sendable {
     public var workerBatchSize: Int
     public var drainTimeout: Duration
     public var maxAttempts: Int
+    /// The PEM certificate chain and private key HTTP servers present; both nil: plain HTTP.
+    public var tlsCertificateFile: String?
+    public var tlsKeyFile: String?
+    /// Exact origins (`scheme://host[:port]`, lowercased) allowed cross-origin; empty: CORS off.
+    public var corsAllowedOrigins: [String]
+    public var corsAllowedMethods: [String]
+    public var corsAllowedHeaders: [String]
+    public var corsAllowCredentials: Bool
+    /// Seconds a browser may cache a preflight answer.
+    public var corsMaxAge: Int
 
     public static let defaultAMQPURL = "amqp://guest:guest@127.0.0.1:5673/"
     public static let defaultDatabaseURL = "postgresql://mingus@127.0.0.1:5433/mingus"
@@ -75,6 +91,71 @@ public struct MingusConfiguration: Sendable {
                                      message: "must be one of trace, debug, info, notice, warning, error, critical; got '\(levelText)'")
         }
         logLevel = level
+
+        tlsCertificateFile = value("MINGUS_TLS_CERT_FILE")
+        tlsKeyFile = value("MINGUS_TLS_KEY_FILE")
+        if (tlsCertificateFile == nil) != (tlsKeyFile == nil) {
+            throw ConfigurationError(
+                variable: tlsCertificateFile == nil ? "MINGUS_TLS_CERT_FILE" : "MINGUS_TLS_KEY_FILE",
+                message: "must be set together with \(tlsCertificateFile == nil ? "MINGUS_TLS_KEY_FILE" : "MINGUS_TLS_CERT_FILE") (both or neither)")
+        }
+
+        func list(_ name: String) -> [String]? {
+            value(name).map { text in
+                text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            }
+        }
+        corsAllowedOrigins = try (list("MINGUS_CORS_ALLOWED_ORIGINS") ?? []).map { try Self.origin($0) }
+        corsAllowedMethods = try (list("MINGUS_CORS_ALLOWED_METHODS") ?? ["GET", "POST", "PUT", "DELETE"]).map { method in
+            guard Self.isToken(method) else {
+                throw ConfigurationError(variable: "MINGUS_CORS_ALLOWED_METHODS", message: "has '\(method)', which is not an HTTP method name")
+            }
+            return method.uppercased()
+        }
+        corsAllowedHeaders = try (list("MINGUS_CORS_ALLOWED_HEADERS") ?? ["Authorization", "Content-Type", "Idempotency-Key"]).map { header in
+            guard Self.isToken(header) else {
+                throw ConfigurationError(variable: "MINGUS_CORS_ALLOWED_HEADERS", message: "has '\(header)', which is not a header name")
+            }
+            return header
+        }
+        switch value("MINGUS_CORS_ALLOW_CREDENTIALS")?.lowercased() {
+        case nil, "false", "0", "no": corsAllowCredentials = false
+        case "true", "1", "yes": corsAllowCredentials = true
+        case let other?:
+            throw ConfigurationError(variable: "MINGUS_CORS_ALLOW_CREDENTIALS", message: "must be true or false, got '\(other)'")
+        }
+        if let text = value("MINGUS_CORS_MAX_AGE") {
+            guard let seconds = Int(text), (0...86400).contains(seconds) else {
+                throw ConfigurationError(variable: "MINGUS_CORS_MAX_AGE", message: "must be a whole number of seconds 0-86400, got '\(text)'")
+            }
+            corsMaxAge = seconds
+        } else {
+            corsMaxAge = 600
+        }
+    }
+
+    /// An allowed origin as browsers send it: `scheme://host` or `scheme://host:port`, nothing
+    /// after, lowercased. A trailing slash, a path or `*` would never match, so they are errors.
+    private static func origin(_ text: String) throws -> String {
+        let variable = "MINGUS_CORS_ALLOWED_ORIGINS"
+        guard text != "*" else {
+            throw ConfigurationError(variable: variable, message: "lists exact origins; '*' is not accepted")
+        }
+        guard let components = URLComponents(string: text), let scheme = components.scheme, ["http", "https"].contains(scheme.lowercased()),
+              let host = components.host, !host.isEmpty, components.path.isEmpty, components.query == nil, components.fragment == nil,
+              components.user == nil, components.password == nil
+        else {
+            throw ConfigurationError(variable: variable,
+                                     message: "has '\(text)', which is not an origin like https://app.example.com (scheme and host, an optional port, no path)")
+        }
+        return text.lowercased()
+    }
+
+    /// Whether `text` is an HTTP token (RFC 9110), as method and header names are.
+    private static func isToken(_ text: String) -> Bool {
+        !text.isEmpty && text.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(scalar))
+        }
     }
 
     /// The folder of SQL migrations: `MINGUS_MIGRATIONS_DIR`, else `Contracts/migrations` under

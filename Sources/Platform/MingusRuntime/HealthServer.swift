@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 public import Logging
+public import MingusHTTP
 public import MingusPostgres
 import NIOCore
 public import Prometheus
@@ -9,24 +10,29 @@ import UnixSignals
 
 /// The HTTP server every worker runs for operators: `/healthz` (the process is alive),
 /// `/readyz` (broker connected and database answering: 200, else 503 with what is down) and
-/// `/metrics` (Prometheus text format).
+/// `/metrics` (Prometheus text format). Over HTTPS only when given a certificate.
 public struct HealthServer: Service {
     private let application: Application<RouterResponder<BasicRequestContext>>
 
     /// `port` 0 picks a free port; the chosen one is logged (`mingus.http.port`) and passed to
-    /// `onListening`.
+    /// `onListening`. With `certificate` the server answers HTTPS only (TLS 1.2 or later),
+    /// presenting the certificate's current pair to each new connection.
     public init(
         host: String, port: Int, registry: PrometheusCollectorRegistry, broker: BrokerLink,
-        database: PostgresClient, logger: Logger, onListening: @escaping @Sendable (Int) -> Void = { _ in }
-    ) {
+        database: PostgresClient, certificate: ServerCertificate? = nil, logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) throws {
         let router = Router()
         addHealthRoutes(to: router, registry: registry) { await readinessProblems(broker: broker, database: database) }
+        let scheme = certificate == nil ? "http" : "https"
         application = Application(
             router: router,
+            server: try httpServerBuilder(certificate: certificate),
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: "mingus"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("health and metrics server listening", metadata: ["mingus.http.host": "\(host)", "mingus.http.port": "\(port)"])
+                logger.info("health and metrics server listening",
+                            metadata: ["mingus.http.host": "\(host)", "mingus.http.port": "\(port)", "mingus.http.scheme": "\(scheme)"])
                 onListening(port)
             },
             logger: logger)

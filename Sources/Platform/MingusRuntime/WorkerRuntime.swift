@@ -2,6 +2,7 @@ public import Foundation
 public import Logging
 import MingusAMQP
 public import MingusCore
+import MingusHTTP
 public import MingusPostgres
 import Prometheus
 import CoreMetrics
@@ -67,7 +68,10 @@ public struct WorkerParts: Sendable {
 /// Reads ``MingusConfiguration`` from the environment, sets up JSON logging and Prometheus
 /// metrics, connects to PostgreSQL and RabbitMQ (declaring the shared topology and the worker's
 /// queues), then runs the health server, the outbox relay, the scheduler and the job consumer in
-/// one `ServiceGroup` that drains on SIGTERM or SIGINT within `MINGUS_DRAIN_TIMEOUT`.
+/// one `ServiceGroup` that drains on SIGTERM or SIGINT within `MINGUS_DRAIN_TIMEOUT`. With
+/// `MINGUS_TLS_CERT_FILE` and `MINGUS_TLS_KEY_FILE` the health server answers HTTPS only and the
+/// group also reloads the certificate on SIGHUP; files that cannot be used are thrown (a
+/// ``ConfigurationProblem``) before anything starts.
 public enum WorkerRuntime {
     /// A queue consumed besides the worker's own, with its own lanes (for example one per
     /// alert channel, so that a slow provider holds only its own queue's lanes).
@@ -90,6 +94,7 @@ public enum WorkerRuntime {
         MingusLogging.bootstrap(level: configuration.logLevel)
         var logger = Logger(label: "mingus.\(name)-worker")
         logger[metadataKey: "mingus.worker"] = "\(name)"
+        let certificate = try ServerCertificate(configuration: configuration)
 
         let prometheus = PrometheusCollectorRegistry()
         // Handlers may record their own metrics through the global factory.
@@ -134,14 +139,15 @@ public enum WorkerRuntime {
                                      retry: RetryPolicy(maxAttempts: configuration.maxAttempts), source: source),
                 registry: registry, database: database, broker: broker, outbox: outbox, logger: logger, metrics: metrics)
         }
-        let health = HealthServer(
+        let health = try HealthServer(
             host: configuration.httpHost, port: configuration.metricsPort ?? definition.defaultMetricsPort, registry: prometheus,
-            broker: broker, database: database, logger: logger)
+            broker: broker, database: database, certificate: certificate, logger: logger)
+        let reloader: [any Service] = certificate.map { [ServerCertificateReloader(certificate: $0, logger: logger)] } ?? []
 
         logger.info("worker starting", metadata: ["mingus.queue": "\(queues.queue)", "mingus.types": "\(registry.types)"])
         defer { logger.info("worker stopped") }
         do {
-            try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + parts.services,
+            try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + reloader + parts.services,
                                       drainTimeout: configuration.drainTimeout, broker: broker, database: database, logger: logger)
         } catch {
             await sideDatabase.shutdown()
