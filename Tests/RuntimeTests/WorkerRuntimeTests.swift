@@ -34,6 +34,36 @@ struct WorkerRuntimeTests {
         await worker.cleanUp()
     }
 
+    @Test("two jobs of one type emitted by one handler are both relayed, numbered by default; one id emitted twice dead-letters the job")
+    func emitsEveryJob() async throws {
+        let worker = try await TestWorker.make()
+        let process = try worker.start()
+        let twins = try await worker.publish("emit2", json: #"{"key":"twins","value":3}"#)
+        let clash = try await worker.publish("emitsame", json: #"{"key":"clash","value":4}"#)
+        let settled = try await eventually {
+            guard try await worker.effectCount() >= 3 else { return false }
+            return try await worker.depth(worker.queues.deadLetterQueue) == 1
+        }
+        #expect(settled, "\(process.output.suffix(2000))")
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(30)) == 0)
+
+        let keys = try await worker.database.query(
+            "SELECT key FROM runtime_test_effects WHERE worker = \(worker.name) ORDER BY key").map { try $0.decode(String.self, at: 0) }
+        #expect(keys == ["twins", "twins-child1", "twins-child2"], "the job that emitted one id twice changed nothing")
+        let childIDs = try await worker.database.query(
+            "SELECT job_id FROM runtime_test_effects WHERE worker = \(worker.name) AND key LIKE 'twins-child%' ORDER BY key"
+        ).map { try $0.decode(String.self, at: 0) }
+        #expect(childIDs == ["\(twins)/\(worker.name).insert/1", "\(twins)/\(worker.name).insert/2"])
+        let letter = try #require(try await worker.broker.get(queue: worker.queues.deadLetterQueue))
+        #expect(letter.properties.messageID == clash)
+        #expect(letter.properties.headers[JobEnvelope.reasonHeader]?.stringValue == "permanent")
+        let error = letter.properties.headers[JobEnvelope.errorHeader]?.stringValue ?? ""
+        #expect(error.contains("emitted two jobs with the id 'clash-child'"), "\(error)")
+        try letter.ack()
+        await worker.cleanUp()
+    }
+
     @Test("a redelivered job whose effect committed is acknowledged without running again")
     func duplicateIsNotReapplied() async throws {
         let worker = try await TestWorker.make()

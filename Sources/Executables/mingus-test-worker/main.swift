@@ -1,7 +1,7 @@
 // A worker for the runtime's integration tests and benchmarks. Its name (and so its queue,
 // `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
-// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.stuck` and
-// `<name>.emit`. Effects go to
+// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.stuck`,
+// `<name>.emit`, `<name>.emit2` and `<name>.emitsame`. Effects go to
 // `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
 // failed attempts are recorded too). Both tables and the schemas come from
 // MINGUS_TEST_FIXTURES_DIR (default `Tests/Fixtures` under the working directory).
@@ -73,6 +73,18 @@ registry.register("\(name).stuck", as: KeyedJob.self, batchable: false) { job, c
 }
 registry.register("\(name).emit", as: KeyedJob.self) { job, context in
     try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child", value: job.value))
+    try await recordEffect(job, context)
+}
+// Two jobs of one type with default ids: both must be relayed.
+registry.register("\(name).emit2", as: KeyedJob.self) { job, context in
+    try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child1", value: job.value))
+    try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child2", value: job.value))
+    try await recordEffect(job, context)
+}
+// Two jobs given one id: a mistake the runtime reports instead of dropping one of them.
+registry.register("\(name).emitsame", as: KeyedJob.self) { job, context in
+    try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child1", value: job.value), id: "\(job.key)-child")
+    try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child2", value: job.value), id: "\(job.key)-child")
     try await recordEffect(job, context)
 }
 
