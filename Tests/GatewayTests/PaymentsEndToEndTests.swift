@@ -161,7 +161,7 @@ struct PaymentsEndToEndTests {
         let receiver = try WorkerProcess(
             "python", arguments: [TestEnvironment.fixturesDirectory.appendingPathComponent("webhook_receiver.py").path],
             environment: ["WEBHOOK_SECRET": cluster.webhookSecret, "FAIL_FIRST": "1"],
-            bin: TestEnvironment.repositoryRoot.appendingPathComponent(".services/python/bin"))
+            bin: TestEnvironment.pythonBin)
         var port: Int?
         _ = try await eventually {
             port = receiver.output.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) }

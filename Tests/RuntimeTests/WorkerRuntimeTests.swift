@@ -397,7 +397,7 @@ struct WorkerLogTests {
             "python",
             arguments: [TestEnvironment.fixturesDirectory.appendingPathComponent("broken_log_pipe.py").path,
                         WorkerProcess.binDirectory.appendingPathComponent("mingus-test-worker").path],
-            environment: environment, bin: TestEnvironment.repositoryRoot.appendingPathComponent(".services/python/bin"))
+            environment: environment, bin: TestEnvironment.pythonBin)
         #expect(try await runner.wait(timeout: .seconds(60)) == 0)
         #expect(runner.output.contains("exit 0"), "\(runner.output)")
     }
