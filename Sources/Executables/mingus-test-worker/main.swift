@@ -1,6 +1,6 @@
 // A worker for the runtime's integration tests and benchmarks. Its name (and so its queue,
 // `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
-// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.stuck`,
+// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.gated`, `<name>.stuck`,
 // `<name>.emit`, `<name>.emit2` and `<name>.emitsame`. Effects go to
 // `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
 // failed attempts are recorded too). Both tables and the schemas come from
@@ -62,6 +62,13 @@ registry.register("\(name).fail", as: KeyedJob.self) { job, context in
 registry.register("\(name).slow", as: KeyedJob.self, batchable: false) { job, context in
     try await recordAttempt(job, context)
     try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
+    try await recordEffect(job, context)
+}
+// Runs until the test lets it: waits in the job's transaction for a shared advisory lock on
+// `<name>/gate`, which the test holds exclusively until it opens the gate.
+registry.register("\(name).gated", as: KeyedJob.self, batchable: false) { job, context in
+    try await recordAttempt(job, context)
+    try await context.database.execute("SELECT pg_advisory_xact_lock_shared(hashtext(\(name + "/gate")))")
     try await recordEffect(job, context)
 }
 registry.register("\(name).stuck", as: KeyedJob.self, batchable: false) { job, context in
