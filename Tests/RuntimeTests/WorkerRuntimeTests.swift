@@ -178,12 +178,17 @@ struct ShutdownDeadlineTests {
         let worker = try await TestWorker.make()
         let process = try worker.start(["MINGUS_DRAIN_TIMEOUT": "1"])
         try await worker.publish("stuck", json: #"{"key":"\#(worker.name)"}"#)
-        let waiting = try await eventually {
+        // The job's advisory locks on its key (the worker's name, so no other run's): one held by
+        // its transaction, one its other connection waits for. Advisory locks on one bigint key
+        // show it split into classid (high half) and objid (low half).
+        func locks(granted: Bool) async throws -> Int {
             try await worker.database.query("""
-                SELECT count(*) FROM pg_stat_activity
-                WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT pg_advisory_lock(hashtext(%'
-                """)[0].decode(Int.self, at: 0) == 1
+                SELECT count(*) FROM pg_locks
+                WHERE locktype = 'advisory' AND objsubid = 1 AND granted = \(granted)
+                  AND ((classid::bigint << 32) | objid::bigint) = hashtext(\(worker.name))::bigint
+                """)[0].decode(Int.self, at: 0)
         }
+        let waiting = try await eventually { try await locks(granted: false) == 1 }
         #expect(waiting, "\(process.output.suffix(2000))")
         process.signal(SIGTERM)
         let code = try await process.wait(timeout: .seconds(90))
@@ -192,9 +197,8 @@ struct ShutdownDeadlineTests {
         // Never acknowledged, so the broker has it again; the worker's locks went with its connections.
         #expect(try await eventually { try await worker.depth(worker.queues.queue) == 1 })
         #expect(try await eventually {
-            try await worker.database.query("""
-                SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_advisory_lock(hashtext(%'
-                """)[0].decode(Int.self, at: 0) == 0
+            let held = try await locks(granted: true)
+            return try await locks(granted: false) == 0 && held == 0
         })
         await worker.cleanUp()
     }
