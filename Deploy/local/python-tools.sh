@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Python programs the tests use as independent peers (a Standard Webhooks verifier), in a
-# virtual environment under .services/python. Idempotent: does nothing once installed.
+# virtual environment under .services/python (or $MINGUS_SERVICES_DIR/python, as services.sh
+# and the tests read it). Idempotent: does nothing once installed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-venv=.services/python
+venv="${MINGUS_SERVICES_DIR:-.services}/python"
 requirements=Deploy/local/python-requirements.txt
 stamp="$venv/.installed-$(sha256sum "$requirements" | cut -c1-16)"
 [ -f "$stamp" ] && exit 0

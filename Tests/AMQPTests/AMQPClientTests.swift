@@ -44,22 +44,33 @@ struct AMQPClientTests {
         #expect(duplicates == 0)
         #expect(seen == Set(0..<count))
         // Acknowledgements are asynchronous: a quorum queue applies them shortly after they arrive,
-        // and a connection closed in that window gets the rest redelivered. Give the broker a moment.
+        // and a connection closed before that gets the rest redelivered. A cancelled consumer
+        // stays on the queue's count until every delivery to it is settled: wait for that.
         await consumer.cancel()
-        try await Task.sleep(for: .seconds(1))
+        let settled = try await eventually { try await connection.queueInfo(queue).consumerCount == 0 }
+        #expect(settled, "the broker applied every acknowledgement")
         await connection.close()
 
+        // Every message was acknowledged: nothing is left to redeliver.
         let check = try await AMQPConnection.connect(try AMQPConfiguration(url: TestEnvironment.amqpURL), logger: Logger(label: "test"))
-        // Every message was acknowledged: once the broker has applied the acks (asynchronously, for a
-        // quorum queue), nothing is left to redeliver.
-        var depth = try await check.queueInfo(queue).messageCount
-        for _ in 0..<50 where depth != 0 {
-            try await Task.sleep(for: .milliseconds(100))
-            depth = try await check.queueInfo(queue).messageCount
-        }
-        #expect(depth == 0)
+        #expect(try await check.queueInfo(queue).messageCount == 0)
         try await check.deleteQueue(queue)
         await check.close()
+    }
+
+    @Test("a cancelled consumer of a quorum queue is counted until its deliveries are settled")
+    func cancelledConsumerCountedUntilSettled() async throws {
+        let (connection, queue) = try await connectWithQueue()
+        try await connection.publish(message("held"), exchange: "", routingKey: queue)
+        let consumer = try await connection.consume(queue: queue, prefetch: 10)
+        var iterator = consumer.makeAsyncIterator()
+        let delivery = try #require(try await iterator.next())
+        await consumer.cancel()
+        #expect(try await connection.queueInfo(queue).consumerCount == 1, "one delivery is still unsettled")
+        try delivery.ack()
+        #expect(try await eventually { try await connection.queueInfo(queue).consumerCount == 0 })
+        try await connection.deleteQueue(queue)
+        await connection.close()
     }
 
     @Test("a nacked message with requeue is delivered again, marked redelivered")

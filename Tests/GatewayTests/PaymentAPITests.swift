@@ -174,14 +174,12 @@ struct PaymentAPITests {
             """)
         // A second gateway on the same database purges as it starts.
         let second = try WorkerProcess("mingus-gateway", environment: gateway.environment)
-        let purged = try await eventually {
-            try await gateway.database.query("SELECT count(*) FROM gateway_idempotency_keys")[0].decode(Int.self, at: 0) == 2
-        }
+        // The purge is logged once it has committed.
+        let purged = try await eventually { second.output.contains("purged expired idempotency keys") }
         #expect(purged, "\(second.output.suffix(2000))")
         let kept = try await gateway.database.query(
             "SELECT idempotency_key FROM gateway_idempotency_keys ORDER BY idempotency_key").map { try $0.decode(String.self, at: 0) }
         #expect(kept == ["key-4", "key-5"])
-        #expect(second.output.contains("purged expired idempotency keys"))
         second.signal(SIGTERM)
         #expect(try await second.wait(timeout: .seconds(30)) == 0)
         try await gateway.stopCleanly()

@@ -1,6 +1,7 @@
 import Foundation
+import Logging
+import MingusAMQP
 import MingusSecurity
-import MingusPayments
 import MingusGateway
 import MingusPayments
 import MingusPostgres
@@ -163,7 +164,7 @@ struct PaymentsEndToEndTests {
         let receiver = try WorkerProcess(
             "python", arguments: [TestEnvironment.fixturesDirectory.appendingPathComponent("webhook_receiver.py").path],
             environment: ["WEBHOOK_SECRET": cluster.webhookSecret, "FAIL_FIRST": "1"],
-            bin: TestEnvironment.repositoryRoot.appendingPathComponent(".services/python/bin"))
+            bin: TestEnvironment.pythonBin)
         var port: Int?
         _ = try await eventually {
             port = receiver.output.split(separator: "\n").first { $0.hasPrefix("listening ") }.flatMap { Int($0.dropFirst(10)) }
@@ -303,7 +304,7 @@ func randomCardNumbers(_ count: Int) -> [String] {
 }
 
 extension PaymentsEndToEndTests {
-    @Test("leak test: after 200 payments no card number is in any PostgreSQL or RabbitMQ file (after a checkpoint) or any process log")
+    @Test("leak test: after 200 payments no card number is in any PostgreSQL or RabbitMQ file (after a checkpoint) or any process log; probes written to each server are found")
     func noCardNumberAtRest() async throws {
         let cluster = try await Cluster.start(workers: 2, environment: ["MINGUS_LOG_LEVEL": "debug"])
         let (_, key) = try await cluster.key([.paymentsWrite, .paymentsRead])
@@ -325,17 +326,32 @@ extension PaymentsEndToEndTests {
             try await cluster.database.query("SELECT count(*) FROM payment_data WHERE status = 'authorized'")[0].decode(Int.self, at: 0) == 200
         }
         #expect(decided, "\(cluster.output)")
-        // A probe number written in clear on purpose shows that the scan sees what reaches disk.
-        let probe = randomCardNumbers(1)[0]
+        // Probe numbers written in clear on purpose show that the scan sees what reaches each
+        // server's disk: one in a table (then a checkpoint), one in a message of a scratch
+        // quorum queue (written to the broker's log before the publish is confirmed).
+        let probes = randomCardNumbers(2)
+        let (databaseProbe, brokerProbe) = (probes[0], probes[1])
         try await cluster.database.execute("CREATE TABLE leak_probe (value text)")
-        try await cluster.database.execute("INSERT INTO leak_probe VALUES (\(probe))")
+        try await cluster.database.execute("INSERT INTO leak_probe VALUES (\(databaseProbe))")
         try await cluster.database.execute("CHECKPOINT")
+        let broker = try await AMQPConnection.connect(try AMQPConfiguration(url: TestEnvironment.amqpURL), logger: Logger(label: "test"))
+        let scratch = TestEnvironment.uniqueName("leak_probe")
+        try await broker.declare(AMQPTopology(queues: [.quorum(scratch)]))
+        try await broker.publish(AMQPMessage(body: Array("leak probe \(brokerProbe)".utf8)), exchange: "", routingKey: scratch)
 
-        let services = TestEnvironment.repositoryRoot.appendingPathComponent(".services")
-        let folders = [services.appendingPathComponent("postgres"), services.appendingPathComponent("rabbitmq")]
-        let dataHits = try DigitScanner(numbers + [probe]).scan(folders: folders)
-        #expect(dataHits.contains { $0.found.contains(probe) }, "the probe is found")
-        let leaks = dataHits.filter { !$0.found.subtracting([probe]).isEmpty }
+        let postgres = TestEnvironment.servicesDirectory.appendingPathComponent("postgres")
+        let rabbitmq = TestEnvironment.servicesDirectory.appendingPathComponent("rabbitmq")
+        let scanned = Result { try DigitScanner(numbers + probes).scan(folders: [postgres, rabbitmq]) }
+        try await broker.deleteQueue(scratch)
+        await broker.close()
+        let dataHits = try scanned.get()
+        func found(_ probe: String, under folder: URL) -> Bool {
+            let prefix = folder.resolvingSymlinksInPath().path + "/"
+            return dataHits.contains { $0.file.hasPrefix(prefix) && $0.found.contains(probe) }
+        }
+        #expect(found(databaseProbe, under: postgres), "the probe written to PostgreSQL is found in \(postgres.path)")
+        #expect(found(brokerProbe, under: rabbitmq), "the probe published to RabbitMQ is found in \(rabbitmq.path)")
+        let leaks = dataHits.filter { !$0.found.subtracting(probes).isEmpty }
         #expect(leaks.isEmpty, "card numbers at rest: \(leaks.map(\.file))")
         let scanner = DigitScanner(numbers)
         let processes = [cluster.gateway] + cluster.workers

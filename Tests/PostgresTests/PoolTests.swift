@@ -1,4 +1,4 @@
-import MingusPostgres
+@testable import MingusPostgres
 import TestSupport
 import Testing
 
@@ -56,9 +56,11 @@ struct PoolTests {
             for await _ in leased { break }
 
             let waiter = Task { try await client.withConnection { _ in "should not get here" } }
-            try await Task.sleep(for: .milliseconds(50))
+            // Cancelled only once it is queued, so that cancelling is what takes it out.
+            #expect(try await eventually { client.waitingCount == 1 })
             waiter.cancel()
             await #expect(throws: CancellationError.self) { try await waiter.value }
+            #expect(client.waitingCount == 0)
 
             releaseContinuation.yield()
             try await holder.value
@@ -85,12 +87,15 @@ struct PoolTests {
                 #expect(connection.isBroken)
                 return pid
             }
-            let second = try await client.withConnection { try await backend($0) }
+            let (second, idle) = try await client.withConnection { (try await backend($0), $0) }
             #expect(second != first)
 
             // Killed while idle in the pool: the next lease notices and gets a new connection.
+            // The server process ends (and its socket closes) just after pg_terminate_backend
+            // returns, so the lease waits until the idle connection can see the close.
+            #expect(await idle.serverHasClosed() == false)
             try await killer.execute("SELECT pg_terminate_backend(\(second), 5000)")
-            try await Task.sleep(for: .milliseconds(100))
+            #expect(try await eventually { await idle.serverHasClosed() })
             let third = try await client.withConnection { try await backend($0) }
             #expect(third != second)
 

@@ -41,23 +41,47 @@ public struct DigitScanner: Sendable {
     }
 
     /// Every regular file under `folders` (and the `files`) that holds a needle, with what it holds.
-    /// A folder given as a symlink is followed (`.services/postgres` can be one).
+    ///
+    /// - Throws: ``DigitScanner/MissingPath`` when one of `folders` is not a folder or one of
+    ///   `files` does not exist: a scan that silently looked at nothing would prove nothing.
+    ///   Files found inside the folders may still vanish while the servers run (WAL recycling,
+    ///   segment cleanup); those are skipped.
     public func scan(folders: [URL], files: [URL] = []) throws -> [(file: String, found: Set<String>)] {
-        var paths = files
+        var paths: [(url: URL, named: Bool)] = []
+        for file in files {
+            guard FileManager.default.fileExists(atPath: file.path) else { throw MissingPath(path: file.path, kind: "file") }
+            paths.append((file, true))
+        }
         for folder in folders {
-            let folder = folder.resolvingSymlinksInPath()
-            guard let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey]) else { continue }
+            // A symbolic link to the folder (a shared services folder) is followed.
+            let resolved = folder.resolvingSymlinksInPath()
+            var isFolder: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: resolved.path, isDirectory: &isFolder), isFolder.boolValue,
+                  let walker = FileManager.default.enumerator(at: resolved, includingPropertiesForKeys: [.isRegularFileKey])
+            else { throw MissingPath(path: folder.path, kind: "folder") }
             for case let url as URL in walker where (try? url.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true {
-                paths.append(url)
+                paths.append((url, false))
             }
         }
         var hits: [(String, Set<String>)] = []
-        for path in paths {
-            // Files can vanish while the servers run (WAL recycling, segment cleanup).
-            guard let data = try? Data(contentsOf: path, options: .alwaysMapped) else { continue }
+        for (path, named) in paths {
+            let data: Data
+            do {
+                data = try Data(contentsOf: path, options: .alwaysMapped)
+            } catch {
+                if named { throw error }
+                continue
+            }
             let found = data.withUnsafeBytes { scan($0) }
             if !found.isEmpty { hits.append((path.path, found)) }
         }
         return hits
+    }
+
+    /// A folder or file to scan is not there.
+    public struct MissingPath: Error, CustomStringConvertible {
+        public let path: String
+        public let kind: String
+        public var description: String { "the \(kind) to scan does not exist: \(path)" }
     }
 }

@@ -15,7 +15,7 @@ public final class ProviderSinks: @unchecked Sendable {
     public let certificates: URL
     public let secrets: [String: String]
 
-    static let python = TestEnvironment.repositoryRoot.appendingPathComponent(".services/python/bin")
+    static let python = TestEnvironment.pythonBin
 
     public init() async throws {
         let webhookSecret = WebhookSigner.makeSecret()

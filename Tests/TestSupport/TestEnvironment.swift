@@ -27,6 +27,21 @@ public enum TestEnvironment {
         .deletingLastPathComponent()  // Tests
         .deletingLastPathComponent()
 
+    /// Where the local services keep their data and tools: `MINGUS_SERVICES_DIR`, as for
+    /// `Deploy/local/services.sh` and `Deploy/local/python-tools.sh`, or `.services` in the
+    /// repository.
+    public static var servicesDirectory: URL {
+        if let folder = ProcessInfo.processInfo.environment["MINGUS_SERVICES_DIR"], !folder.isEmpty {
+            return URL(fileURLWithPath: folder)
+        }
+        return repositoryRoot.appendingPathComponent(".services")
+    }
+
+    /// The `bin` folder of the Python tools' virtual environment (`make python-tools`).
+    public static var pythonBin: URL {
+        servicesDirectory.appendingPathComponent("python/bin")
+    }
+
     /// The folder of numbered SQL migrations.
     public static var migrationsDirectory: URL {
         repositoryRoot.appendingPathComponent("Contracts/migrations")

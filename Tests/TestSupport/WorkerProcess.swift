@@ -100,6 +100,15 @@ public final class WorkerProcess: @unchecked Sendable {
     public var output: String {
         (try? String(contentsOf: logFile, encoding: .utf8)) ?? ""
     }
+
+    /// The JSON log lines the process wrote so far whose `msg` is `message`, in order.
+    public func logLines(_ message: String) -> [[String: Any]] {
+        output.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  object["msg"] as? String == message else { return nil }
+            return object
+        }
+    }
 }
 
 /// A worker process could not be started.

@@ -476,10 +476,12 @@ func sha256Hex(_ text: String) -> String {
     Hex.encode(SHA256.hash(data: Data(text.utf8)))
 }
 
-/// A UUID that is the same for the same inputs (for ids a retried handler must reproduce).
+/// A UUID that is the same for the same inputs (for ids a retried handler must reproduce): the
+/// first 128 bits of SHA-256 over both, with the version and variant bits set. RFC 9562 keeps
+/// version 5 for SHA-1 name-based UUIDs; a UUID built from another hash is version 8 (custom).
 func derivedUUID(_ base: UUID, _ salt: String) -> UUID {
     var bytes = Array(SHA256.hash(data: Data((base.uuidString + "|" + salt).utf8)).prefix(16))
-    bytes[6] = (bytes[6] & 0x0F) | 0x50
+    bytes[6] = (bytes[6] & 0x0F) | 0x80
     bytes[8] = (bytes[8] & 0x3F) | 0x80
     return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
                        bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))

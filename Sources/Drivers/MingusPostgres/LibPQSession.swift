@@ -104,6 +104,22 @@ final class LibPQSession: @unchecked Sendable {
         }
     }
 
+    /// Whether the server has closed its end of the socket (end-of-file waits behind whatever
+    /// it sent before), seen without reading anything.
+    func serverHasClosed() -> Bool {
+        guard let connection else { return true }
+        let socket = PQsocket(connection)
+        guard socket >= 0 else { return true }
+        #if os(Linux)
+        let hangUp = Int16(0x2000)  // POLLRDHUP: the peer shut down its writing side
+        #else
+        let hangUp = Int16(POLLHUP)
+        #endif
+        var descriptor = pollfd(fd: socket, events: hangUp, revents: 0)
+        guard poll(&descriptor, 1, 0) == 1 else { return false }
+        return descriptor.revents & (hangUp | Int16(POLLHUP) | Int16(POLLERR)) != 0
+    }
+
     // MARK: - Statements
 
     /// Runs one statement with the extended protocol (`PQexecParams`), binds in text format.

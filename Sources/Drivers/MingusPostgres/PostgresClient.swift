@@ -70,6 +70,12 @@ public final class PostgresClient: Sendable {
         return value
     }
 
+    /// How many callers are waiting for a connection now (all `poolSize` are leased): how
+    /// saturated the pool is, and what a test waits for to know that a lease is queued.
+    public var waitingCount: Int {
+        state.withLock { $0.waiters.count }
+    }
+
     /// Runs one statement on a pooled connection and returns its rows.
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
         try await withConnection { try await $0.query(query) }

@@ -145,6 +145,13 @@ public final class PostgresConnection: Sendable {
         return !isBroken
     }
 
+    /// Whether the server has closed the connection, seen without reading from it or changing
+    /// its state (for tests that close a session from the server and must know when the
+    /// client can notice).
+    func serverHasClosed() async -> Bool {
+        (try? await perform { $0.serverHasClosed() }) ?? true
+    }
+
     /// Runs `operation` on the connection's thread, then records the connection's status.
     private func perform<T: Sendable>(_ operation: @escaping @Sendable (LibPQSession) throws -> T) async throws -> T {
         if state.withLock({ $0.isClosed }) { throw PostgresError.closed() }

@@ -1,7 +1,7 @@
 // A worker for the runtime's integration tests and benchmarks. Its name (and so its queue,
 // `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
-// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.stuck` and
-// `<name>.emit`. Effects go to
+// `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.gated`, `<name>.stuck`,
+// `<name>.emit`, `<name>.emit2` and `<name>.emitsame`. Effects go to
 // `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
 // failed attempts are recorded too). Both tables and the schemas come from
 // MINGUS_TEST_FIXTURES_DIR (default `Tests/Fixtures` under the working directory).
@@ -66,6 +66,13 @@ let definition = WorkerDefinition(name: name, defaultMetricsPort: 0, sideConnect
         try await Task.sleep(for: .milliseconds(job.millis ?? 1000))
         try await recordEffect(job, context)
     }
+    // Runs until the test lets it: waits in the job's transaction for a shared advisory lock on
+    // `<name>/gate`, which the test holds exclusively until it opens the gate.
+    registry.register("\(name).gated", as: KeyedJob.self, batchable: false) { job, context in
+        try await recordAttempt(job, context)
+        try await context.database.execute("SELECT pg_advisory_xact_lock_shared(hashtext(\(name + "/gate")))")
+        try await recordEffect(job, context)
+    }
     registry.register("\(name).stuck", as: KeyedJob.self, batchable: false) { job, context in
         try await recordAttempt(job, context)
         // Takes a lock in the job's transaction, then waits for the same lock on another connection:
@@ -75,6 +82,18 @@ let definition = WorkerDefinition(name: name, defaultMetricsPort: 0, sideConnect
     }
     registry.register("\(name).emit", as: KeyedJob.self) { job, context in
         try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child", value: job.value))
+        try await recordEffect(job, context)
+    }
+    // Two jobs of one type with default ids: both must be relayed.
+    registry.register("\(name).emit2", as: KeyedJob.self) { job, context in
+        try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child1", value: job.value))
+        try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child2", value: job.value))
+        try await recordEffect(job, context)
+    }
+    // Two jobs given one id: a mistake the runtime reports instead of dropping one of them.
+    registry.register("\(name).emitsame", as: KeyedJob.self) { job, context in
+        try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child1", value: job.value), id: "\(job.key)-child")
+        try await context.emit(type: "\(name).insert", KeyedJob(key: job.key + "-child2", value: job.value), id: "\(job.key)-child")
         try await recordEffect(job, context)
     }
     return WorkerParts(registry: registry)

@@ -76,15 +76,24 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
     /// Returns nil when nothing matches within the next eight years, as for `0 0 30 2 *`.
     /// The search skips whole months, days and hours that cannot match.
     public func next(after date: Date) -> Date? {
+        search(after: date).next
+    }
+
+    /// ``next(after:)`` with the number of candidates the search looked at before it answered
+    /// (each skip to the next month, day, hour or minute that might match counts one), so that
+    /// tests can check that it skips instead of walking minute by minute.
+    func search(after date: Date) -> (next: Date?, steps: Int) {
         let calendar = Self.calendar
-        guard let start = calendar.date(byAdding: .minute, value: 1, to: date) else { return nil }
+        guard let start = calendar.date(byAdding: .minute, value: 1, to: date) else { return (nil, 0) }
         let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute], from: start)
         guard var year = parts.year, var month = parts.month, var day = parts.day,
               var hour = parts.hour, var minute = parts.minute
-        else { return nil }
+        else { return (nil, 0) }
         let lastYear = year + Self.searchYears
+        var steps = 0
 
         while year <= lastYear {
+            steps += 1
             guard months.contains(month) else {
                 (year, month) = month == 12 ? (year + 1, 1) : (year, month + 1)
                 (day, hour, minute) = (1, 0, 0)
@@ -114,9 +123,9 @@ public struct CronSchedule: Sendable, Equatable, CustomStringConvertible {
                 continue
             }
             let components = DateComponents(year: year, month: month, day: day, hour: hour, minute: matchingMinute)
-            return calendar.date(from: components)
+            return (calendar.date(from: components), steps)
         }
-        return nil
+        return (nil, steps)
     }
 
     private func matchesDay(year: Int, month: Int, day: Int) -> Bool {

@@ -79,7 +79,8 @@ public final class JobConsumer: Service, Sendable {
                 delay = .milliseconds(100)
                 try await withGracefulShutdownHandler {
                     try await consume(consumer)
-                } onGracefulShutdown: {
+                } onGracefulShutdown: { [logger, queue = configuration.queues.queue] in
+                    logger.info("stopping: taking no new jobs, finishing the ones in flight", metadata: ["mingus.queue": "\(queue)"])
                     Task { await consumer.cancel() }
                 }
             } catch is CancellationError {

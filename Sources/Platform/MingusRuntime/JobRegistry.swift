@@ -17,12 +17,41 @@ public struct JobContext: Sendable {
     let source: String
     /// Set when the handler emitted something, so the outbox relay is woken only then.
     let emitted: EmitFlag
+    /// The ids this run of the handler emitted, and how many jobs of each type it emitted
+    /// without an id: one per context, so per run of the handler.
+    private let emittedIDs = EmittedIDs()
+
+    init(id: String, type: String, attempt: Int, queue: String, traceID: String?, database: PostgresConnection,
+         logger: Logger, source: String, emitted: EmitFlag) {
+        self.id = id
+        self.type = type
+        self.attempt = attempt
+        self.queue = queue
+        self.traceID = traceID
+        self.database = database
+        self.logger = logger
+        self.source = source
+        self.emitted = emitted
+    }
 
     /// Emits a job in the same transaction (outbox); the runtime publishes it after commit.
-    /// The id defaults to one derived from this job, so a retried handler emits the same id.
+    ///
+    /// Without `id`, the emitted job's id is `<this job's id>/<type>/<n>`, where `n` counts the
+    /// jobs of that type this run of the handler emitted without an id (1, 2, …): a handler that
+    /// emits several jobs of one type gets one id for each, and a retried handler, emitting in
+    /// the same order, the same ids again.
+    ///
+    /// - Throws: `PermanentJobError` when this run of the handler already emitted a job with the
+    ///   same id (an explicit id given twice, or one that equals a default id). That is a
+    ///   mistake in the handler, which a retry would only repeat: the job is dead-lettered
+    ///   instead of one of the two jobs being dropped.
     public func emit<Body: Encodable>(type: String, routingKey: String? = nil, _ body: Body, id: String? = nil) async throws {
         let encoded = try JSONEncoder.mingus.encode(body)
-        let emittedID = id ?? "\(self.id)/\(type)"
+        let emittedID = id ?? "\(self.id)/\(type)/\(emittedIDs.nextOrdinal(of: type))"
+        guard emittedIDs.insert(emittedID) else {
+            throw PermanentJobError(
+                "the handler of \(self.type) emitted two jobs with the id '\(emittedID)'; ids must differ within one job")
+        }
         try await Outbox.insert(
             on: database, id: emittedID, exchange: Outbox.jobsExchange, routingKey: routingKey ?? type,
             type: type, body: Array(encoded), traceID: traceID)
@@ -35,6 +64,24 @@ final class EmitFlag: Sendable {
     private let value = Atomic<Bool>(false)
     func set() { value.store(true, ordering: .relaxed) }
     var isSet: Bool { value.load(ordering: .relaxed) }
+}
+
+/// The message ids one run of a handler emitted, and its count of default ids per type.
+final class EmittedIDs: Sendable {
+    private let state = Mutex<(ids: Set<String>, ordinals: [String: Int])>(([], [:]))
+
+    /// The next ordinal for a default id of `type`: 1 for the first.
+    func nextOrdinal(of type: String) -> Int {
+        state.withLock { state in
+            state.ordinals[type, default: 0] += 1
+            return state.ordinals[type]!
+        }
+    }
+
+    /// Records `id`; false when it was already recorded.
+    func insert(_ id: String) -> Bool {
+        state.withLock { $0.ids.insert(id).inserted }
+    }
 }
 
 /// A handler asks for no retry: the job goes to the dead-letter queue with this reason.

@@ -38,7 +38,18 @@ public final class Outbox: Service, Sendable {
     }
 
     /// Writes one message to the outbox on `connection`, inside the caller's transaction.
-    /// A message id already in the outbox is kept as it is.
+    ///
+    /// A message id already in the outbox is kept as it is. One id means one message,
+    /// which the receiving worker's inbox would also take only once, so the row
+    /// already there stands for this one. Such a row was written for another job, or by an
+    /// earlier run whose changes committed: a job that failed for good with
+    /// ``PermanentJobError/keepingChanges`` and is replayed, the scheduler firing a job a
+    /// handler also emitted, another job (in the same batch or not) giving the same explicit id.
+    /// A redelivered job cannot meet its own earlier rows here: an attempt that failed or
+    /// crashed rolled its transaction (and its outbox rows) back, and an attempt that committed
+    /// put the job in the inbox, so the redelivery does not run the handler. Within one run of
+    /// a handler a repeated id is an error (``JobContext/emit(type:routingKey:_:id:)``), never
+    /// a silent drop.
     static func insert(on connection: PostgresConnection, id: String, exchange: String, routingKey: String,
                        type: String, body: [UInt8], traceID: String?) async throws {
         try await connection.execute("""
