@@ -50,6 +50,26 @@ struct GatewayAuthTests {
         try await gateway.stopCleanly()
     }
 
+    @Test("a known path asked with a method it does not take gets 405 with Allow; an unknown path 404; a key comes first")
+    func methodNotAllowed() async throws {
+        let gateway = try await Gateway.start()
+        let (_, admin) = try await gateway.key([.admin])
+        let auth = ["Authorization": "Bearer \(admin)"]
+        let silences = try await httpRequest(gateway.base + "/api/alerts/silences", method: "PUT", headers: auth)
+        #expect(silences.status == 405)
+        #expect(silences.headers["Allow"] as? String == "GET, POST")
+        #expect(try errorBody(silences.body)["code"] == "method_not_allowed")
+        let payment = try await httpRequest(gateway.base + "/api/financial/payment/\(UUID().uuidString.lowercased())", method: "DELETE", headers: auth)
+        #expect(payment.status == 405)
+        #expect(payment.headers["Allow"] as? String == "GET")
+        let health = try await httpRequest(gateway.base + "/healthz", method: "POST")
+        #expect(health.status == 405)
+        #expect(health.headers["Allow"] as? String == "GET")
+        #expect(try await httpRequest(gateway.base + "/api/alerts/silences/x/y", headers: auth).status == 404)
+        #expect(try await httpRequest(gateway.base + "/api/alerts/silences", method: "PUT").status == 401)
+        try await gateway.stopCleanly()
+    }
+
     @Test("every API request is audited with who, what, outcome and origin, and can be searched with paging")
     func auditedAndSearchable() async throws {
         let gateway = try await Gateway.start()

@@ -34,6 +34,7 @@ public enum GatewayApplication {
         router.add(middleware: APIAccessMiddleware(database: services.database, logger: services.logger))
         router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
         for domain in domains { domain.mount(router, services) }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         return router
     }
 }
