@@ -117,7 +117,25 @@ public enum GatewayApplication {
             .addRoutes(to: router.group("api/financial/payment"))
         RecordRoutes(database: database, keys: keys, publisher: publisher).addRoutes(to: router.group("api/financial/records"))
         AlertRoutes(database: database, publisher: publisher).addRoutes(to: router.group("api/alerts"))
+        addMethodNotAllowed(to: router)
         return router
+    }
+
+    /// A known path asked with a method it does not take answers 405 with `Allow` listing the
+    /// methods it does take (RFC 9110 15.5.6), not the router's 404. Call after every route is added.
+    static func addMethodNotAllowed(to router: Router<GatewayContext>) {
+        let methods: [HTTPRequest.Method] = [.get, .post, .put, .patch, .delete, .options, .trace, HTTPRequest.Method("QUERY")!]
+        for routes in Dictionary(grouping: router.routes, by: { $0.path.description }).values {
+            let taken = Set(routes.map(\.method))
+            let allow = taken.map(\.rawValue).sorted().joined(separator: ", ")
+            for method in methods where !taken.contains(method) {
+                router.on(routes[0].path, method: method) { _, _ -> Response in
+                    var error = APIError(.methodNotAllowed, code: "method_not_allowed", message: "this path does not take this method")
+                    error.headers[.allow] = allow
+                    throw error
+                }
+            }
+        }
     }
 }
 
