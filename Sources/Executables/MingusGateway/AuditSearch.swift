@@ -17,11 +17,26 @@ struct AuditSearch: Sendable {
         var outcome: String
         var origin: String
         var details: [String: String]
+
+        enum CodingKeys: String, CodingKey {
+            case stream, seq, occurredAt = "occurred_at", actor, action, resource, outcome, origin, details
+        }
     }
 
     struct Page: ResponseEncodable, Sendable {
         var events: [Event]
         var nextCursor: String?
+
+        enum CodingKeys: String, CodingKey {
+            case events, nextCursor = "next_cursor"
+        }
+
+        /// `next_cursor` is null on the last page, not absent.
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(events, forKey: .events)
+            try container.encode(nextCursor, forKey: .nextCursor)
+        }
     }
 
     func addRoutes(to group: RouterGroup<GatewayContext>) {
