@@ -24,7 +24,8 @@ struct RecordRoutes: Sendable {
         }
         group.get("user/:user_id") { request, context -> Response in
             _ = try context.require(.recordsRead)
-            return try await list(user: context.parameters.get("user_id") ?? "", query: request.uri.queryParameters)
+            // The router gives the path segment as sent: `user%3Aalice` is `user:alice`.
+            return try await list(user: context.parameters.get("user_id")?.removingPercentEncoding ?? "", query: request.uri.queryParameters)
         }
     }
 
