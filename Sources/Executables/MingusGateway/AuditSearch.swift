@@ -47,15 +47,21 @@ struct AuditSearch: Sendable {
     }
 
     private func search(_ query: Parameters) async throws -> Page {
-        func text(_ name: String) throws -> String? {
-            guard let value = query.get(name), !value.isEmpty else { return nil }
+        /// The value as sent, empty included.
+        func given(_ name: String) throws -> String? {
+            guard let value = query.get(name) else { return nil }
             guard value.count <= 200 else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) is longer than 200 characters", field: name, rule: "max_length")
             }
             return value
         }
+        /// A filter: empty is no filter.
+        func text(_ name: String) throws -> String? {
+            guard let value = try given(name), !value.isEmpty else { return nil }
+            return value
+        }
         func time(_ name: String) throws -> Date? {
-            guard let value = try text(name) else { return nil }
+            guard let value = try given(name) else { return nil }
             guard let date = try? Date(value, strategy: .iso8601) else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be an RFC 3339 timestamp", field: name, rule: "format")
             }
@@ -67,14 +73,14 @@ struct AuditSearch: Sendable {
         let from = try time("from")
         let to = try time("to")
         var limit = 100
-        if let value = try text("limit") {
+        if let value = try given("limit") {
             guard let number = Int(value), (1...500).contains(number) else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "limit must be 1-500", field: "limit", rule: "range")
             }
             limit = number
         }
         var after: (at: Date, stream: String, seq: Int64)?
-        if let cursor = try text("cursor") {
+        if let cursor = try given("cursor") {
             guard let decoded = Data(base64Encoded: cursor).map({ String(decoding: $0, as: UTF8.self) }),
                   case let parts = decoded.split(separator: "|"), parts.count == 3,
                   let micros = Int64(parts[0]), let seq = Int64(parts[2]) else {
