@@ -89,6 +89,9 @@ struct AuditSearch: Sendable {
             after = (Date(timeIntervalSince1970: Double(micros) / 1_000_000), String(parts[1]), seq)
         }
 
+        // PostgreSQL text cannot hold U+0000, so no event has it: such a filter matches nothing.
+        if [actor, action, resource].contains(where: { $0?.contains("\0") == true }) { return Page(events: [], nextCursor: nil) }
+
         let rows = try await database.query("""
             SELECT stream, seq, occurred_at, actor, action, resource, outcome, origin, details::text,
                    (extract(epoch FROM occurred_at) * 1000000)::bigint
