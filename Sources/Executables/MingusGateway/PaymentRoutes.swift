@@ -84,7 +84,8 @@ struct PaymentRoutes: Sendable {
             }
         }
         if let callbackURL {
-            guard callbackURL.utf8.count <= 2048, let url = URL(string: callbackURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+            // As sent: no IDNA or percent-encoding of what a URI cannot hold (non-ASCII, a stray '%').
+            guard callbackURL.utf8.count <= 2048, let url = URL(string: callbackURL, encodingInvalidCharacters: false), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                   url.host?.isEmpty == false else {
                 throw invalidField("callback_url", rule: "format", "callback_url must be an http or https URL of at most 2048 bytes")
             }
