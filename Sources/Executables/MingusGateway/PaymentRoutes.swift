@@ -82,6 +82,10 @@ struct PaymentRoutes: Sendable {
             guard metadata.keys.allSatisfy({ (1...40).contains($0.count) }) else {
                 throw invalidField("metadata", rule: "key_length", "metadata keys must be 1-40 characters")
             }
+            // Stored as jsonb, which cannot hold U+0000.
+            guard !metadata.keys.contains(where: { $0.contains("\0") }), !(labels ?? [:]).values.contains(where: { $0.contains("\0") }) else {
+                throw invalidField("metadata", rule: "characters", "metadata keys and values cannot contain U+0000")
+            }
         }
         if let callbackURL {
             // As sent: no IDNA or percent-encoding of what a URI cannot hold (non-ASCII, a stray '%').
