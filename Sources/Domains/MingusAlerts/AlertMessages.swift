@@ -80,6 +80,11 @@ public struct AlertJob: Codable, Sendable, Equatable {
         if let dedupKey, dedupKey.isEmpty || dedupKey.count > 255 || dedupKey.contains(where: { $0.isNewline }) {
             return AlertFieldError(field: "dedup_key", rule: "format", message: "dedup_key must be 1-255 characters on one line")
         }
+        // PostgreSQL text and jsonb cannot hold U+0000: such an alert could never be stored.
+        for (field, text) in [("title", title), ("description", description), ("dedup_key", dedupKey ?? "")] + labels.sorted(by: { $0.key < $1.key }).map({ ("labels.\($0.key)", $0.value) })
+        where text.contains("\0") {
+            return AlertFieldError(field: field, rule: "characters", message: "\(field) cannot contain U+0000")
+        }
         if labels.count > Self.maxLabels {
             return AlertFieldError(field: "labels", rule: "size", message: "labels may have at most \(Self.maxLabels) entries")
         }
