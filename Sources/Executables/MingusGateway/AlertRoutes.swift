@@ -249,7 +249,7 @@ struct AlertRoutes: Sendable {
             throw invalidField("matchers[\(index)]", rule: "format", "a matcher cannot contain U+0000")
         }
         let comment = try body.string("comment")
-        guard (1...1000).contains(comment.count) else { throw invalidField("comment", rule: "length", "comment must be 1-1000 characters") }
+        guard (1...1000).contains(comment.unicodeScalars.count) else { throw invalidField("comment", rule: "length", "comment must be 1-1000 characters") }
         guard !comment.contains("\0") else { throw invalidField("comment", rule: "characters", "comment cannot contain U+0000") }
         let startsAt = try date(body, "starts_at") ?? Date()
         guard let endsAt = try date(body, "ends_at") else {

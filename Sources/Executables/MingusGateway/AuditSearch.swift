@@ -50,7 +50,7 @@ struct AuditSearch: Sendable {
         /// The value as sent, empty included.
         func given(_ name: String) throws -> String? {
             guard let value = query.get(name) else { return nil }
-            guard value.count <= 200 else {
+            guard value.unicodeScalars.count <= 200 else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) is longer than 200 characters", field: name, rule: "max_length")
             }
             return value

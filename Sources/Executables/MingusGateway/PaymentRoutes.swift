@@ -76,10 +76,10 @@ struct PaymentRoutes: Sendable {
                 guard case .string(let text) = value else {
                     throw invalidField("metadata", rule: "type", "metadata values must be strings")
                 }
-                guard text.count <= 500 else { throw invalidField("metadata", rule: "max_length", "a metadata value is longer than 500 characters") }
+                guard text.unicodeScalars.count <= 500 else { throw invalidField("metadata", rule: "max_length", "a metadata value is longer than 500 characters") }
                 return text
             }
-            guard metadata.keys.allSatisfy({ (1...40).contains($0.count) }) else {
+            guard metadata.keys.allSatisfy({ (1...40).contains($0.unicodeScalars.count) }) else {
                 throw invalidField("metadata", rule: "key_length", "metadata keys must be 1-40 characters")
             }
             // Stored as jsonb, which cannot hold U+0000.
