@@ -305,8 +305,7 @@ struct AlertRoutes: Sendable {
 
     private func date(_ body: JSONRequestBody, _ name: String) throws -> Date? {
         guard let text = try body.optionalString(name) else { return nil }
-        guard let date = (try? Date(text, strategy: .iso8601))
-                ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true))) else {
+        guard let date = rfc3339Date(text) else {
             throw invalidField(name, rule: "format", "\(name) must be an RFC 3339 time such as 2026-11-23T10:00:00Z")
         }
         return date

@@ -62,7 +62,7 @@ struct AuditSearch: Sendable {
         }
         func time(_ name: String) throws -> Date? {
             guard let value = try given(name) else { return nil }
-            guard let date = try? Date(value, strategy: .iso8601) else {
+            guard let date = rfc3339Date(value) else {
                 throw APIError(.badRequest, code: "invalid_parameter", message: "\(name) must be an RFC 3339 timestamp", field: name, rule: "format")
             }
             return date
