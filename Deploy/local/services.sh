@@ -8,6 +8,7 @@
 #   services.sh restart NAME       restart rabbitmq or postgres (fault tests use this)
 #   services.sh stop NAME / start NAME
 #   services.sh reset              stop both and delete their data
+#   services.sh rabbitmqctl ARGS   run rabbitmqctl against the local node (e.g. add_vhost NAME)
 #
 # Ports: MINGUS_LOCAL_AMQP_PORT (5673), MINGUS_LOCAL_AMQP_DIST_PORT (25673),
 # MINGUS_LOCAL_EPMD_PORT (4370), MINGUS_LOCAL_PG_PORT (5433).
@@ -208,6 +209,12 @@ case "${1:-}" in
       echo "postgres: stopped"
     fi
     ;;
+  rabbitmqctl)
+    shift
+    rabbit_env
+    rabbit_pid >/dev/null || die "rabbitmq is not running (services.sh up)"
+    exec /usr/lib/rabbitmq/bin/rabbitmqctl "$@"
+    ;;
   reset)
     stop_rabbitmq
     stop_postgres
@@ -215,7 +222,7 @@ case "${1:-}" in
     say "removed $data"
     ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac
