@@ -3,11 +3,12 @@ SWIFT ?= swift
 SERVICES := Deploy/local/services.sh
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: help up down status build release test run bench migrate clean python-tools
+.PHONY: help up down status build release test contract-check run bench migrate clean python-tools
 
 help:
 	@echo "make run     services, migrations, release build, then the whole cluster in the foreground"
 	@echo "make test    services, then every test suite (services are left running; make down stops them)"
+	@echo "make contract-check  services, build, then Schemathesis checks the gateway against Contracts/openapi.yaml"
 	@echo "make bench   services, release build, then the benchmarks"
 	@echo "make up      install (apt-get) and start RabbitMQ and PostgreSQL under .services/"
 	@echo "make down    stop them (data is kept; 'Deploy/local/services.sh reset' deletes it)"
@@ -31,11 +32,20 @@ release: up
 	$(SWIFT) build -c release
 
 # Fault tests restart RabbitMQ and PostgreSQL, so they run on their own after the other suites.
-# python-tools installs the independent peers some tests check against (Standard Webhooks).
+# The contract check (about a minute) runs between them, not beside the suites, whose timings a
+# busy machine would disturb; it needs the services up, which the fault tests take down and back.
+# python-tools installs the independent peers some tests check against (Standard Webhooks) and
+# Schemathesis.
 test: up python-tools
 	$(SWIFT) build --build-tests
 	@SWIFT=$(SWIFT) Deploy/local/run-tests.sh --skip-build --skip '^FaultTests\.'
+	@SWIFT=$(SWIFT) Deploy/local/contract-check.sh
 	@SWIFT=$(SWIFT) Deploy/local/run-tests.sh --skip-build --no-parallel --filter '^FaultTests\.'
+
+# The gateway against its contract, every Schemathesis check (Deploy/local/contract-check.sh).
+contract-check: up python-tools
+	$(SWIFT) build
+	@SWIFT=$(SWIFT) Deploy/local/contract-check.sh
 
 migrate: release
 	$(RELEASE_BIN)/mingusctl migrate

@@ -8,6 +8,7 @@
 #   services.sh restart NAME       restart rabbitmq or postgres (fault tests use this)
 #   services.sh stop NAME / start NAME
 #   services.sh reset              stop both and delete their data
+#   services.sh rabbitmqctl ARGS   run rabbitmqctl against the local node (e.g. add_vhost NAME)
 #
 # As root, PostgreSQL runs as the `postgres` user. When that user cannot enter the checkout
 # (a folder only root can enter, such as /root/... or a `mktemp -d` folder), its data lives in
@@ -246,6 +247,12 @@ case "${1:-}" in
       echo "postgres: stopped"
     fi
     ;;
+  rabbitmqctl)
+    shift
+    rabbit_env
+    rabbit_pid >/dev/null || die "rabbitmq is not running (services.sh up)"
+    exec /usr/lib/rabbitmq/bin/rabbitmqctl "$@"
+    ;;
   reset)
     stop_rabbitmq
     stop_postgres
@@ -258,7 +265,7 @@ case "${1:-}" in
     say "removed $data"
     ;;
   *)
-    sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

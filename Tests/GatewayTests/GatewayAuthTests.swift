@@ -65,6 +65,9 @@ struct GatewayAuthTests {
         let health = try await httpRequest(gateway.base + "/healthz", method: "POST")
         #expect(health.status == 405)
         #expect(health.headers["Allow"] as? String == "GET")
+        let process = try await httpRequest(gateway.base + "/api/financial/payment/process", method: "OPTIONS", headers: auth)
+        #expect(process.status == 405)
+        #expect(process.headers["Allow"] as? String == "POST")
         #expect(try await httpRequest(gateway.base + "/api/alerts/silences/x/y", headers: auth).status == 404)
         #expect(try await httpRequest(gateway.base + "/api/alerts/silences", method: "PUT").status == 401)
         try await gateway.stopCleanly()
@@ -84,10 +87,12 @@ struct GatewayAuthTests {
         #expect(events.count == 2)
         #expect(events.allSatisfy { $0["actor"] as? String == "apikey:\(name)" && $0["outcome"] as? String == "success"
             && $0["origin"] as? String == "127.0.0.1" && $0["action"] as? String == "http.get"
-            && $0["resource"] as? String == "/api/financial/audit" })
+            && $0["resource"] as? String == "/api/financial/audit" && $0["occurred_at"] is String })
         let cursor = try #require(page["next_cursor"] as? String)
         let second = try await httpRequest(gateway.base + "/api/financial/audit?limit=2&actor=apikey:\(name)&cursor=\(cursor)", headers: auth)
-        let rest = try #require((try JSONSerialization.jsonObject(with: Data(second.body.utf8)) as? [String: Any])?["events"] as? [[String: Any]])
+        let secondPage = try #require(try JSONSerialization.jsonObject(with: Data(second.body.utf8)) as? [String: Any])
+        let rest = try #require(secondPage["events"] as? [[String: Any]])
+        #expect(secondPage["next_cursor"] is NSNull)
         // Three earlier requests: two on the first page, one after the cursor (the first search's own
         // event is newer than the cursor, so it is not on this page).
         #expect(rest.count == 1)

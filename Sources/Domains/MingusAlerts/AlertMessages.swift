@@ -62,14 +62,15 @@ public struct AlertJob: Codable, Sendable, Equatable {
         return "labels:" + sha256Hex(canonical).prefix(32)
     }
 
-    /// The first rule the alert breaks, naming its field, or nil.
+    /// The first rule the alert breaks, naming its field, or nil. Lengths count Unicode code
+    /// points, as the HTTP contract's JSON Schema does.
     public func violation() -> AlertFieldError? {
         let titleLength = title.trimmingCharacters(in: .whitespacesAndNewlines).count
         if titleLength == 0 { return AlertFieldError(field: "title", rule: "required", message: "title must not be empty") }
-        if title.count > Self.maxTitle {
+        if title.unicodeScalars.count > Self.maxTitle {
             return AlertFieldError(field: "title", rule: "length", message: "title must be at most \(Self.maxTitle) characters")
         }
-        if description.count > Self.maxDescription {
+        if description.unicodeScalars.count > Self.maxDescription {
             return AlertFieldError(field: "description", rule: "length",
                                    message: "description must be at most \(Self.maxDescription) characters")
         }
@@ -77,8 +78,13 @@ public struct AlertJob: Codable, Sendable, Equatable {
             return AlertFieldError(field: "source", rule: "format",
                                    message: "source must be 1-128 of A-Z, a-z, 0-9, '.', '_', ':', '/' and '-'")
         }
-        if let dedupKey, dedupKey.isEmpty || dedupKey.count > 255 || dedupKey.contains(where: { $0.isNewline }) {
+        if let dedupKey, dedupKey.isEmpty || dedupKey.unicodeScalars.count > 255 || dedupKey.contains(where: { $0.isNewline }) {
             return AlertFieldError(field: "dedup_key", rule: "format", message: "dedup_key must be 1-255 characters on one line")
+        }
+        // PostgreSQL text and jsonb cannot hold U+0000: such an alert could never be stored.
+        for (field, text) in [("title", title), ("description", description), ("dedup_key", dedupKey ?? "")] + labels.sorted(by: { $0.key < $1.key }).map({ ("labels.\($0.key)", $0.value) })
+        where text.contains("\0") {
+            return AlertFieldError(field: field, rule: "characters", message: "\(field) cannot contain U+0000")
         }
         if labels.count > Self.maxLabels {
             return AlertFieldError(field: "labels", rule: "size", message: "labels may have at most \(Self.maxLabels) entries")
@@ -91,7 +97,7 @@ public struct AlertJob: Codable, Sendable, Equatable {
                 return AlertFieldError(field: "labels.\(name)", rule: "reserved",
                                        message: "\(name) is set from the alert's own fields and cannot be a label")
             }
-            if value.count > Self.maxLabelValue {
+            if value.unicodeScalars.count > Self.maxLabelValue {
                 return AlertFieldError(field: "labels.\(name)", rule: "length",
                                        message: "label values must be at most \(Self.maxLabelValue) characters")
             }

@@ -25,10 +25,32 @@ public enum APITime {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
-    /// An RFC 3339 time with or without fractional seconds; nil when it is not one.
+    /// An RFC 3339 time such as `2026-11-23T12:00:00.250+01:00`, or nil. Foundation's ISO 8601
+    /// parser rolls impossible fields over (February 30 reads as March 2, second 60 as the next
+    /// minute), so the fields it read must also be the ones written.
     public static func parse(_ text: String) -> Date? {
-        (try? Date(text, strategy: .iso8601))
-            ?? (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        guard let date = try? Date(text, strategy: .iso8601) else { return nil }
+        // The fields are compared on the whole seconds: a fraction such as .9999999999 rounds up.
+        var bytes = Array(text.utf8)
+        if bytes.count > 19, bytes[19] == UInt8(ascii: ".") {
+            let end = bytes[20...].firstIndex { !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) } ?? bytes.count
+            bytes.removeSubrange(19..<end)
+        }
+        let written = String(decoding: bytes, as: UTF8.self)
+        var offset = 0
+        if bytes.last != UInt8(ascii: "Z") {
+            guard bytes.count >= 6, let hours = Int(String(decoding: bytes[(bytes.count - 5)..<(bytes.count - 3)], as: UTF8.self)),
+                  let minutes = Int(String(decoding: bytes[(bytes.count - 2)...], as: UTF8.self)) else { return nil }
+            offset = (bytes[bytes.count - 6] == UInt8(ascii: "-") ? -1 : 1) * (hours * 3600 + minutes * 60)
+        }
+        guard let whole = try? Date(written, strategy: .iso8601), let zone = TimeZone(secondsFromGMT: offset) else { return nil }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let fields = calendar.dateComponents([.era, .year, .month, .day, .hour, .minute, .second], from: whole)
+        guard let era = fields.era, let year = fields.year, let month = fields.month, let day = fields.day,
+              let hour = fields.hour, let minute = fields.minute, let second = fields.second else { return nil }
+        let read = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", era == 0 ? 1 - year : year, month, day, hour, minute, second)
+        return written.hasPrefix(read) ? date : nil
     }
 }
 

@@ -40,15 +40,21 @@ public struct AuditRoutes: Sendable {
     }
 
     private func search(_ parameters: Parameters) async throws -> Page {
-        func text(_ name: String) throws -> String? {
-            guard let value = parameters.get(name), !value.isEmpty else { return nil }
-            guard value.count <= 200 else {
+        /// The value as sent, empty included.
+        func given(_ name: String) throws -> String? {
+            guard let value = parameters.get(name) else { return nil }
+            guard value.unicodeScalars.count <= 200 else {
                 throw APIError.invalidParameter(name, rule: "max_length", "\(name) is longer than 200 characters")
             }
             return value
         }
+        /// A filter: empty is no filter.
+        func text(_ name: String) throws -> String? {
+            guard let value = try given(name), !value.isEmpty else { return nil }
+            return value
+        }
         func time(_ name: String) throws -> Date? {
-            guard let value = try text(name) else { return nil }
+            guard let value = try given(name) else { return nil }
             guard let date = APITime.parse(value) else {
                 throw APIError.invalidParameter(name, rule: "format", "\(name) must be an RFC 3339 timestamp")
             }
@@ -56,18 +62,22 @@ public struct AuditRoutes: Sendable {
         }
         var query = AuditQuery(actor: try text("actor"), action: try text("action"), resource: try text("resource"),
                                from: try time("from"), to: try time("to"))
-        if let value = try text("limit") {
+        if let value = try given("limit") {
             guard let number = Int(value), (1...500).contains(number) else {
                 throw APIError.invalidParameter("limit", rule: "range", "limit must be 1-500")
             }
             query.limit = number
         }
-        if let cursor = try text("cursor") {
+        if let cursor = try given("cursor") {
             let fields = try PageCursor.decode(cursor, fields: 3)
             guard let micros = Int64(fields[0]), let seq = Int64(fields[2]) else {
                 throw APIError.invalidParameter("cursor", rule: "format", "cursor is not one this API gave")
             }
             query.after = (micros, fields[1], seq)
+        }
+        // PostgreSQL text cannot hold U+0000, so no event has it: such a filter matches nothing.
+        if [query.actor, query.action, query.resource].contains(where: { $0?.contains("\0") == true }) {
+            return Page(events: [], nextCursor: nil)
         }
         let pageSize = query.limit
         query.limit += 1

@@ -14,8 +14,13 @@ public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddlew
     public init(routes: [Router<Context>.RouteDescription]) {
         var methods: [String: Set<String>] = [:]
         for route in routes { methods[route.path.description, default: []].insert(route.method.rawValue) }
+        // Most specific first, as the router matches: a literal segment before a `{parameter}` at
+        // the first place two paths differ (`/silences` before `/{id}`).
         paths = methods.map { path, methods in
             (path.split(separator: "/").map { $0.hasPrefix("{") ? nil : $0 }, methods.sorted().joined(separator: ", "))
+        }.sorted { lhs, rhs in
+            for (left, right) in zip(lhs.segments, rhs.segments) where (left == nil) != (right == nil) { return left != nil }
+            return false
         }
     }
 

@@ -194,8 +194,15 @@ public struct AlertRoutes: Sendable {
                 throw APIError.invalidField("matchers[\(index)]", rule: "format", error.description)
             }
         }
+        // Stored as text and jsonb, which cannot hold U+0000.
+        if let index = matchers.firstIndex(where: { $0.contains("\0") }) {
+            throw APIError.invalidField("matchers[\(index)]", rule: "format", "a matcher cannot contain U+0000")
+        }
         let comment = try body.string("comment")
-        guard (1...1000).contains(comment.count) else { throw APIError.invalidField("comment", rule: "length", "comment must be 1-1000 characters") }
+        guard (1...1000).contains(comment.unicodeScalars.count) else {
+            throw APIError.invalidField("comment", rule: "length", "comment must be 1-1000 characters")
+        }
+        guard !comment.contains("\0") else { throw APIError.invalidField("comment", rule: "characters", "comment cannot contain U+0000") }
         let startsAt = try date(body, "starts_at") ?? Date()
         guard let endsAt = try date(body, "ends_at") else {
             throw APIError(.badRequest, code: "invalid_request", message: "ends_at is required", field: "ends_at", rule: "required")

@@ -111,15 +111,23 @@ public struct PaymentRoutes: Sendable {
                 guard case .string(let text) = value else {
                     throw APIError.invalidField("metadata", rule: "type", "metadata values must be strings")
                 }
-                guard text.count <= 500 else { throw APIError.invalidField("metadata", rule: "max_length", "a metadata value is longer than 500 characters") }
+                guard text.unicodeScalars.count <= 500 else {
+                    throw APIError.invalidField("metadata", rule: "max_length", "a metadata value is longer than 500 characters")
+                }
                 return text
             }
-            guard metadata.keys.allSatisfy({ (1...40).contains($0.count) }) else {
+            guard metadata.keys.allSatisfy({ (1...40).contains($0.unicodeScalars.count) }) else {
                 throw APIError.invalidField("metadata", rule: "key_length", "metadata keys must be 1-40 characters")
+            }
+            // Stored as jsonb, which cannot hold U+0000.
+            guard !metadata.keys.contains(where: { $0.contains("\0") }), !(labels ?? [:]).values.contains(where: { $0.contains("\0") }) else {
+                throw APIError.invalidField("metadata", rule: "characters", "metadata keys and values cannot contain U+0000")
             }
         }
         if let callbackURL {
-            guard callbackURL.utf8.count <= 2048, let url = URL(string: callbackURL), ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
+            // As sent: no IDNA or percent-encoding of what a URI cannot hold (non-ASCII, a stray '%').
+            guard callbackURL.utf8.count <= 2048, let url = URL(string: callbackURL, encodingInvalidCharacters: false),
+                  ["http", "https"].contains(url.scheme?.lowercased() ?? ""),
                   url.host?.isEmpty == false else {
                 throw APIError.invalidField("callback_url", rule: "format", "callback_url must be an http or https URL of at most 2048 bytes")
             }

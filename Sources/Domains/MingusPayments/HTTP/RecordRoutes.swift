@@ -31,7 +31,8 @@ public struct RecordRoutes: Sendable {
             try await store(request, caller: try context.caller())
         }
         routes.group(requiring: .recordsRead).get("user/:user_id") { request, context in
-            APIResponse(try await list(user: context.parameters.get("user_id") ?? "", query: request.uri.queryParameters))
+            // The router gives the path segment as sent: `user%3Aalice` is `user:alice`.
+            APIResponse(try await list(user: context.parameters.get("user_id")?.removingPercentEncoding ?? "", query: request.uri.queryParameters))
         }
         return routes
     }
