@@ -14,13 +14,8 @@ public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddlew
     public init(routes: [Router<Context>.RouteDescription]) {
         var methods: [String: Set<String>] = [:]
         for route in routes { methods[route.path.description, default: []].insert(route.method.rawValue) }
-        // Most specific first, as the router matches: a literal segment before a `{parameter}` at
-        // the first place two paths differ (`/silences` before `/{id}`).
         paths = methods.map { path, methods in
             (path.split(separator: "/").map { $0.hasPrefix("{") ? nil : $0 }, methods.sorted().joined(separator: ", "))
-        }.sorted { lhs, rhs in
-            for (left, right) in zip(lhs.segments, rhs.segments) where (left == nil) != (right == nil) { return left != nil }
-            return false
         }
     }
 
@@ -29,8 +24,13 @@ public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddlew
             return try await next(request, context)
         } catch let error as HTTPError where error.status == .notFound {
             let segments = request.uri.path.split(separator: "/")
-            guard let known = paths.first(where: { path in
+            let matching = paths.filter { path in
                 path.segments.count == segments.count && zip(path.segments, segments).allSatisfy { $0.0 == nil || $0.0 == $0.1 }
+            }
+            // The most specific, as the router matches: a literal segment wins over a `{parameter}`
+            // at the first place two paths differ (`/silences` over `/{id}`).
+            guard let known = matching.max(by: { lhs, rhs in
+                lhs.segments.map { $0 != nil }.lexicographicallyPrecedes(rhs.segments.map { $0 != nil }) { !$0 && $1 }
             }) else { throw error }
             var refusal = APIError(.methodNotAllowed, code: "method_not_allowed", message: "this path does not take this method")
             refusal.headers[.allow] = known.allow
