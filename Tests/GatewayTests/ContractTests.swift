@@ -44,7 +44,8 @@ struct ContractTests {
             metrics: RuntimeMetrics(factory: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())))
         let services = GatewayServices(
             database: database, publisher: JobPublisher(broker: broker), keys: KeyringCache(kek: kek, database: database),
-            idempotency: IdempotencyStore(database: database), logger: logger)
+            idempotency: IdempotencyStore(database: database),
+            audit: AuditBatcher(database: database, component: "gateway", logger: logger), logger: logger)
         let router = GatewayApplication.router(services: services, registry: PrometheusCollectorRegistry()) { [] }
         return Set(router.routes.map { "\($0.method.rawValue) \($0.path.description)" })
     }

@@ -31,7 +31,7 @@ public enum GatewayApplication {
         if cors.isEnabled {
             router.add(middleware: CORSPolicyMiddleware(policy: cors))
         }
-        router.add(middleware: APIAccessMiddleware(database: services.database, logger: services.logger))
+        router.add(middleware: APIAccessMiddleware(database: services.database, audit: services.audit, logger: services.logger))
         router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
         for domain in domains { domain.mount(router, services) }
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))

@@ -38,8 +38,9 @@ public enum GatewayServer {
                            metadata: ["mingus.error": "\(error)"])
         }
         let cors = CORSPolicy(configuration: configuration)
+        let audit = AuditBatcher(database: database, component: "gateway", logger: logger)
         let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker), keys: keys,
-                                       idempotency: IdempotencyStore(database: database), logger: logger)
+                                       idempotency: IdempotencyStore(database: database), audit: audit, logger: logger)
         let router = GatewayApplication.router(services: services, registry: prometheus, cors: cors) {
             await readinessProblems(broker: broker, database: database)
         }
@@ -61,7 +62,8 @@ public enum GatewayServer {
         defer { connecting.cancel() }
         let purger = IdempotencyKeyPurger(database: database, logger: logger)
         let reloader: [any Service] = certificate.map { [ServerCertificateReloader(certificate: $0, logger: logger)] } ?? []
-        try await runUntilStopped([application, purger] + reloader, drainTimeout: configuration.drainTimeout,
+        // The audit writer is first, so it stops last: after the server has answered its last request.
+        try await runUntilStopped([audit, application, purger] + reloader, drainTimeout: configuration.drainTimeout,
                                   broker: broker, database: database, logger: logger)
     }
 }

@@ -6,16 +6,18 @@ import MingusSecurity
 
 /// Guards every `/api/` route: checks `Authorization: Bearer <api key>` (401 without a valid
 /// key) and records the request in the audit trail — who, what, when, outcome, origin (PCI DSS
-/// 10.2) — whether it was allowed, denied or failed.
+/// 10.2) — whether it was allowed, denied or failed. The answer waits until its event has
+/// committed; concurrent requests' events commit together (``AuditBatcher``).
 public struct APIAccessMiddleware: RouterMiddleware {
     public typealias Context = APIRequestContext
     let keys: APIKeyStore
-    let database: PostgresClient
+    let audit: AuditBatcher
     let logger: Logger
 
-    public init(database: PostgresClient, logger: Logger) {
+    /// Checks keys against `database` and appends each request's event through `audit`.
+    public init(database: PostgresClient, audit: AuditBatcher, logger: Logger) {
         keys = APIKeyStore(database: database)
-        self.database = database
+        self.audit = audit
         self.logger = logger
     }
 
@@ -51,9 +53,7 @@ public struct APIAccessMiddleware: RouterMiddleware {
             actor: context.identity?.actor ?? "anonymous", action: "http.\(request.method.rawValue.lowercased())",
             resource: request.uri.path, outcome: outcome, origin: context.origin, details: ["status": "\(status.code)"])
         do {
-            try await database.withTransaction { db -> Void in
-                _ = try await AuditTrail.append(event, component: "gateway", on: db)
-            }
+            try await audit.append(event)
         } catch {
             logger.error("cannot write the audit event of a request", metadata: ["mingus.error": "\(error)", "mingus.http.path": "\(request.uri.path)"])
         }

@@ -15,13 +15,17 @@ public struct GatewayServices: Sendable {
     public var keys: KeyringCache
     /// `Idempotency-Key` handling for routes that create things.
     public var idempotency: IdempotencyStore
+    /// The gateway's audit events, committed in batches (run it as one of the gateway's services).
+    public var audit: AuditBatcher
     public var logger: Logger
 
-    public init(database: PostgresClient, publisher: JobPublisher, keys: KeyringCache, idempotency: IdempotencyStore, logger: Logger) {
+    public init(database: PostgresClient, publisher: JobPublisher, keys: KeyringCache, idempotency: IdempotencyStore,
+                audit: AuditBatcher, logger: Logger) {
         self.database = database
         self.publisher = publisher
         self.keys = keys
         self.idempotency = idempotency
+        self.audit = audit
         self.logger = logger
     }
 }
