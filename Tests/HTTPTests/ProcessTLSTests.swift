@@ -63,6 +63,23 @@ struct ProcessTLSTests {
         await worker.cleanUp()
     }
 
+    @Test("SIGHUP does not stop a worker that has nothing to reload; SIGTERM still does, with status 0")
+    func hangupWithNothingToReload() async throws {
+        let worker = try await TestWorker.make("hup")
+        let process = try worker.start([:])
+        do {
+            let port = try #require(try await loggedPort(process, message: "health and metrics server listening"), "\(process.output)")
+            process.signal(SIGHUP)
+            #expect(try await eventually { process.output.contains("SIGHUP received") }, "\(process.output.suffix(3000))")
+            #expect(try await httpRequest("http://127.0.0.1:\(port)/healthz").status == 200)
+        } catch {
+            Issue.record("\(error)\n\(process.output.suffix(3000))")
+        }
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(40)) == 0, "\(process.output.suffix(3000))")
+        await worker.cleanUp()
+    }
+
     @Test("a worker or gateway whose TLS file cannot be used stops at start, status 78, with a message naming the file")
     func badFileAtStart() async throws {
         let files = try await TLSFiles.make()

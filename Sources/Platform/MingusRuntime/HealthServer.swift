@@ -78,13 +78,14 @@ public func readinessProblems(broker: BrokerLink, database: PostgresClient) asyn
 
 /// Runs a process's services until SIGTERM or SIGINT (draining within `drainTimeout`), then
 /// closes the broker connection and the database pool, whether the group ended well or not.
-/// A process still stopping 15 s after the drain timeout exits (``ShutdownDeadline``).
+/// A process still stopping 15 s after the drain timeout exits (``ShutdownDeadline``); SIGHUP
+/// never stops it (``HangupWatcher``).
 public func runUntilStopped(
     _ services: [any Service], drainTimeout: Duration, broker: BrokerLink, database: PostgresClient, logger: Logger
 ) async throws {
     // Last in the list, so the first to hear of the shutdown (services stop in reverse order).
     let deadline = ShutdownDeadline(deadline: drainTimeout + .seconds(15), logger: logger)
-    var configuration = ServiceGroupConfiguration(services: services + [deadline],
+    var configuration = ServiceGroupConfiguration(services: [HangupWatcher(logger: logger)] + services + [deadline],
                                                   gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = drainTimeout
     do {
@@ -96,4 +97,19 @@ public func runUntilStopped(
     }
     await broker.close()
     await database.shutdown()
+}
+
+/// Keeps SIGHUP from ending the process: its default action is to terminate, and operators send
+/// it to ask for a reload. The services that reload something (the TLS certificate, the alerts
+/// worker's routing file) watch SIGHUP themselves; every watcher hears every signal. This one only
+/// says that it arrived, so a process with nothing to reload logs it and goes on.
+struct HangupWatcher: Service {
+    let logger: Logger
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in signals.cancelOnGracefulShutdown() {
+            logger.info("SIGHUP received: reloading what this process reloads (TLS certificate, alert routing file)")
+        }
+    }
 }
