@@ -1,6 +1,7 @@
 import Foundation
 import MingusSecurity
 import MingusAlerts
+import MingusCore
 import MingusGateway
 import MingusPostgres
 import MingusRuntime
@@ -358,7 +359,7 @@ struct AlertsEndToEndTests {
         let line = bad.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.contains("secret:") }! + 1
         let broken = try await AlertsCluster.start(config: bad, environment: sinks.workerEnvironment)
         let code = try await broken.worker.wait(timeout: .seconds(30))
-        #expect(code != 0 && code != nil)
+        #expect(code == MingusProcess.configurationExitStatus)
         #expect(broken.worker.output.contains("\(broken.configFile.path):\(line): receivers[0].webhook_configs[0].secret: secrets are not read from this file"),
                 "\(broken.worker.output)")
         try await broken.cluster.stop()

@@ -10,18 +10,24 @@ import Testing
 /// The gateway's group-committed audit writer, on a database of its own.
 @Suite("Audit events committed in batches")
 struct AuditBatcherTests {
-    /// Runs a batcher on a fresh, migrated database while `body` runs, then stops it gracefully.
-    func withBatcher(_ body: @Sendable (AuditBatcher, PostgresClient) async throws -> Void) async throws {
+    /// Gives `body` a batcher on a fresh, migrated database and a function that starts it; the
+    /// batcher is stopped gracefully afterwards. `body` must start it.
+    func withBatcher(_ body: @Sendable (AuditBatcher, PostgresClient, _ start: @Sendable () -> Void) async throws -> Void) async throws {
         try await TestEnvironment.withFreshDatabase { url in
             let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 4))
             _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
             let batcher = AuditBatcher(database: database, component: "batch", logger: Logger(label: "test"))
             let group = ServiceGroup(configuration: .init(services: [batcher], logger: Logger(label: "test")))
+            let (started, starting) = AsyncStream<Void>.makeStream()
             try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { try await group.run() }
+                tasks.addTask {
+                    for await _ in started { break }
+                    try await group.run()
+                }
                 do {
-                    try await body(batcher, database)
+                    try await body(batcher, database) { starting.yield() }
                 } catch {
+                    starting.finish()
                     await group.triggerGracefulShutdown()
                     throw error
                 }
@@ -38,7 +44,8 @@ struct AuditBatcherTests {
 
     @Test("each append returns once its event is committed; 400 concurrent events all land and the chains verify")
     func concurrentAppends() async throws {
-        try await withBatcher { batcher, database in
+        try await withBatcher { batcher, database, start in
+            start()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<400 {
                     group.addTask {
@@ -58,7 +65,7 @@ struct AuditBatcherTests {
 
     @Test("an event that cannot be stored fails alone; the events batched with it commit")
     func oneBadEventFailsAlone() async throws {
-        try await withBatcher { batcher, database in
+        try await withBatcher { batcher, database, start in
             try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<50 {
                     group.addTask {
@@ -72,6 +79,10 @@ struct AuditBatcherTests {
                         }
                     }
                 }
+                // All 50 wait before the batcher runs, so the bad event goes out in one batch with
+                // the 49 others and the batch's failure is what is tested.
+                #expect(try await eventually { batcher.waitingCount == 50 })
+                start()
                 var stored = 0
                 var failed = 0
                 for try await ok in group { if ok { stored += 1 } else { failed += 1 } }

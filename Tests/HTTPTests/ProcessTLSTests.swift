@@ -51,7 +51,7 @@ struct ProcessTLSTests {
             try Data("-----BEGIN PRIVATE KEY-----\nbroken\n-----END PRIVATE KEY-----\n".utf8).write(to: files.keyFile)
             process.signal(SIGHUP)
             #expect(try await eventually { process.output.contains("TLS certificate reload failed; keeping the previous one") })
-            #expect(process.output.replacingOccurrences(of: "\\/", with: "/").contains("TLS file \(files.keyFile.path) holds no readable"))
+            #expect(process.output.contains("TLS file \(files.keyFile.path) holds no readable"))
             #expect(try await tlsHandshake(port: port, trusting: files.ca).serial == "1002")
             #expect(try await get(client, "https://127.0.0.1:\(port)/healthz").status == 200)
         } catch {
@@ -88,7 +88,7 @@ struct ProcessTLSTests {
         let worker = try await TestWorker.make("tls")
         let process = try worker.start(["MINGUS_TLS_CERT_FILE": files.certificateFile.path, "MINGUS_TLS_KEY_FILE": missing])
         #expect(try await process.wait(timeout: .seconds(60)) == 78, "\(process.output.suffix(3000))")
-        let output = process.output.replacingOccurrences(of: "\\/", with: "/")
+        let output = process.output
         #expect(output.contains("cannot start: the configuration must be fixed"), "\(output.suffix(3000))")
         #expect(output.contains("TLS file \(missing) cannot be read"), "\(output.suffix(3000))")
         await worker.cleanUp()
@@ -97,7 +97,7 @@ struct ProcessTLSTests {
             "MINGUS_HTTP_PORT": "0", "MINGUS_TLS_CERT_FILE": files.keyFile.path, "MINGUS_TLS_KEY_FILE": files.keyFile.path,
         ])
         #expect(try await gateway.wait(timeout: .seconds(60)) == 78, "\(gateway.output.suffix(3000))")
-        #expect(gateway.output.replacingOccurrences(of: "\\/", with: "/").contains("TLS file \(files.keyFile.path) holds no readable PEM certificate"),
+        #expect(gateway.output.contains("TLS file \(files.keyFile.path) holds no readable PEM certificate"),
                 "\(gateway.output.suffix(3000))")
         let halfSet = try WorkerProcess("mingus-gateway", environment: ["MINGUS_HTTP_PORT": "0", "MINGUS_TLS_CERT_FILE": files.certificateFile.path])
         #expect(try await halfSet.wait(timeout: .seconds(60)) == 78, "\(halfSet.output.suffix(3000))")

@@ -1,5 +1,5 @@
 public import Foundation
-import MingusCore
+public import MingusCore
 
 /// The alert routing file (`MINGUS_ALERTING_CONFIG`): receivers and their channel targets, the
 /// routing tree, and inhibition rules, in Alertmanager's shape. Secrets are never in the file:
@@ -218,7 +218,7 @@ public struct InhibitRule: Sendable {
 }
 
 /// An invalid setting: the file, the line, where in the document, and why.
-public struct AlertingConfigurationError: Error, Sendable, CustomStringConvertible {
+public struct AlertingConfigurationError: ConfigurationProblem, Sendable {
     public var file: String
     public var line: Int
     public var path: String

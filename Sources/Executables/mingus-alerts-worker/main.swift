@@ -5,4 +5,4 @@ import MingusAlerts
 import MingusCore
 import MingusRuntime
 
-try await MingusProcess.run { try await WorkerRuntime.run(.alerts) }
+await MingusProcess.run { try await WorkerRuntime.run(.alerts) }

@@ -1,4 +1,4 @@
 import MingusCore
 import MingusGateway
 
-try await MingusProcess.run { try await GatewayServer.run() }
+await MingusProcess.run { try await GatewayServer.run() }

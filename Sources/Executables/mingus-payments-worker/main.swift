@@ -4,4 +4,4 @@ import MingusCore
 import MingusPayments
 import MingusRuntime
 
-try await MingusProcess.run { try await WorkerRuntime.run(.payments) }
+await MingusProcess.run { try await WorkerRuntime.run(.payments) }

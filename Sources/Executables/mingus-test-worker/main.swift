@@ -105,4 +105,4 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 
-try await MingusProcess.run { try await WorkerRuntime.run(definition) }
+await MingusProcess.run { try await WorkerRuntime.run(definition) }

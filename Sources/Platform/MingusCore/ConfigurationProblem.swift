@@ -13,17 +13,26 @@ public enum MingusProcess {
     /// systemd units do not restart a process that exits with it.
     public static let configurationExitStatus: Int32 = 78
 
-    /// Runs `body`, an executable's whole life. A ``ConfigurationProblem`` is logged (critical,
-    /// `mingus.error` saying what to fix) and ends the process with ``configurationExitStatus``
-    /// rather than a crash; any other error is thrown on.
-    public static func run(_ body: () async throws -> Void) async throws {
+    /// The exit status of a process stopped by any other error; the systemd units restart it.
+    public static let failureExitStatus: Int32 = 1
+
+    /// Runs `body`, an executable's whole life. An error that ends it is logged (critical, with
+    /// `mingus.error`) and ends the process with an exit status instead of a crash: a
+    /// ``ConfigurationProblem`` with ``configurationExitStatus``, saying the configuration must
+    /// be fixed, anything else with ``failureExitStatus``.
+    public static func run(_ body: () async throws -> Void) async {
         do {
             try await body()
-        } catch let problem as any ConfigurationProblem {
+        } catch {
             // Does nothing when the body already installed the JSON handler.
             MingusLogging.bootstrap(level: .info)
-            Logger(label: "mingus").critical("cannot start: the configuration must be fixed", metadata: ["mingus.error": "\(problem)"])
-            exit(configurationExitStatus)
+            let logger = Logger(label: "mingus")
+            if let problem = error as? any ConfigurationProblem {
+                logger.critical("cannot start: the configuration must be fixed", metadata: ["mingus.error": "\(problem)"])
+                exit(configurationExitStatus)
+            }
+            logger.critical("stopped by an error", metadata: ["mingus.error": "\(String(reflecting: error))"])
+            exit(failureExitStatus)
         }
     }
 }

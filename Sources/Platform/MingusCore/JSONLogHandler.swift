@@ -36,7 +36,7 @@ public struct JSONLogHandler: LogHandler {
         fields["level"] = event.level.rawValue
         fields["label"] = label
         fields["msg"] = event.message.description
-        guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys]) else { return }
+        guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
         line.append(0x0A)
         // A closed or broken standard error (its reader gone) loses the line, never the process.
         Self.output.withLock { _ in try? FileHandle.standardError.write(contentsOf: line) }

@@ -38,6 +38,9 @@ public final class AuditBatcher: Service, Sendable {
         (wakeUps, wakeUp) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
+    /// Events appended and not written yet.
+    public var waitingCount: Int { waiting.withLock(\.count) }
+
     /// Appends `event`; returns once it has committed, or throws what kept it from committing.
     public func append(_ event: AuditEvent) async throws {
         try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, any Error>) in

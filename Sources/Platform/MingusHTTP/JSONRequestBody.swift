@@ -35,18 +35,6 @@ public enum JSONValue: Codable, Sendable, Equatable {
         case .object(let fields): try container.encode(fields)
         }
     }
-
-    /// The JSON type's name, for errors.
-    public var typeName: String {
-        switch self {
-        case .null: "null"
-        case .bool: "boolean"
-        case .integer, .number: "number"
-        case .string: "string"
-        case .array: "array"
-        case .object: "object"
-        }
-    }
 }
 
 /// A JSON object request body: read with a size limit, its fields checked one by one. Every

@@ -101,16 +101,25 @@ public enum WorkerRuntime {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: prometheus))
         let sideDatabase = PostgresClient(
             configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: definition.sideConnections), logger: logger)
-        let parts: WorkerParts
+        // The side pool is closed however the worker ends: built, run and stopped, or failed.
+        var failure: (any Error)?
         do {
-            parts = try await definition.build(WorkerSetup(
+            let parts = try await definition.build(WorkerSetup(
                 configuration: configuration, environment: environment, logger: logger, sideDatabase: sideDatabase,
                 schemas: try configuration.resolvedSchemasDirectory()))
+            try await run(parts, of: definition, configuration: configuration, certificate: certificate,
+                          prometheus: prometheus, logger: logger)
         } catch {
-            logger.critical("worker cannot start", metadata: ["mingus.error": "\(error)"])
-            await sideDatabase.shutdown()
-            throw error
+            failure = error
         }
+        await sideDatabase.shutdown()
+        if let failure { throw failure }
+    }
+
+    /// Connects the worker's parts to the broker and the database and runs them until stopped.
+    private static func run(_ parts: WorkerParts, of definition: WorkerDefinition, configuration: MingusConfiguration,
+                            certificate: ServerCertificate?, prometheus: PrometheusCollectorRegistry, logger: Logger) async throws {
+        let name = definition.name
         let registry = parts.registry
         let extraQueues = parts.extraQueues
 
@@ -146,13 +155,7 @@ public enum WorkerRuntime {
 
         logger.info("worker starting", metadata: ["mingus.queue": "\(queues.queue)", "mingus.types": "\(registry.types)"])
         defer { logger.info("worker stopped") }
-        do {
-            try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + reloader + parts.services,
-                                      drainTimeout: configuration.drainTimeout, broker: broker, database: database, logger: logger)
-        } catch {
-            await sideDatabase.shutdown()
-            throw error
-        }
-        await sideDatabase.shutdown()
+        try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + reloader + parts.services,
+                                  drainTimeout: configuration.drainTimeout, broker: broker, database: database, logger: logger)
     }
 }

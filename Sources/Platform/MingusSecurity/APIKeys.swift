@@ -3,31 +3,22 @@ public import Foundation
 import MingusCore
 public import MingusPostgres
 
-/// A permission an API key can hold, such as `payments:write`.
+/// A permission an API key can hold, such as `payments:write` (`<domain>:<verb>`).
 ///
 /// Roles are declared by the domain whose routes check them (`extension Role { static let
 /// paymentsWrite = Role("payments:write") }`) and listed in its domain description; ``admin``
 /// holds every role.
-public struct Role: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+public struct Role: DeclaredName {
     public let rawValue: String
 
     public init(rawValue: String) {
         self.rawValue = rawValue
     }
 
-    /// A role named `name` (`<domain>:<verb>`).
-    public init(_ name: String) {
-        self.init(rawValue: name)
-    }
-
     /// Holds every other role.
     public static let admin = Role("admin")
     /// Searches the audit trail (`GET /api/financial/audit`).
     public static let auditRead = Role("audit:read")
-
-    public var description: String { rawValue }
-
-    public static func < (lhs: Role, rhs: Role) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// Who is calling: the API key's id, name and roles.

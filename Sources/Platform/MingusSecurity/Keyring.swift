@@ -6,29 +6,13 @@ public import MingusPostgres
 /// What a data key protects. Each purpose has its own versioned keys.
 ///
 /// Purposes are declared by the domain that seals with them (payments declares `pan`,
-/// `records`, `transit` and `fingerprint`), so a new domain adds its own without touching this
-/// module. A purpose name is 1-32 lower-case letters, digits, `_` or `-`.
-public struct KeyPurpose: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+/// `records`, `transit` and `fingerprint`).
+public struct KeyPurpose: DeclaredName {
     public let rawValue: String
 
     public init(rawValue: String) {
         self.rawValue = rawValue
     }
-
-    /// A purpose named `name`.
-    public init(_ name: String) {
-        self.init(rawValue: name)
-    }
-
-    /// Whether `name` may name a purpose.
-    public static func isValidName(_ name: String) -> Bool {
-        (1...32).contains(name.utf8.count)
-            && name.utf8.allSatisfy { (0x61...0x7a).contains($0) || (0x30...0x39).contains($0) || $0 == 0x5f || $0 == 0x2d }
-    }
-
-    public var description: String { rawValue }
-
-    public static func < (lhs: KeyPurpose, rhs: KeyPurpose) -> Bool { lhs.rawValue < rhs.rawValue }
 }
 
 /// A failure of key management or encryption, without any key or plaintext in it.
