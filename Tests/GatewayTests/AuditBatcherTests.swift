@@ -10,29 +10,17 @@ import Testing
 /// The gateway's group-committed audit writer, on a database of its own.
 @Suite("Audit events committed in batches")
 struct AuditBatcherTests {
-    /// Gives `body` a batcher on a fresh, migrated database and a function that starts it; the
-    /// batcher is stopped gracefully afterwards. `body` must start it.
-    func withBatcher(_ body: @Sendable (AuditBatcher, PostgresClient, _ start: @Sendable () -> Void) async throws -> Void) async throws {
+    /// Gives `body` a batcher on a fresh, migrated database.
+    func withBatcher(_ body: @Sendable (AuditBatcher, PostgresClient, _ url: String) async throws -> Void) async throws {
         try await TestEnvironment.withFreshDatabase { url in
             let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 4))
             _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
             let batcher = AuditBatcher(database: database, component: "batch", logger: Logger(label: "test"))
-            let group = ServiceGroup(configuration: .init(services: [batcher], logger: Logger(label: "test")))
-            let (started, starting) = AsyncStream<Void>.makeStream()
-            try await withThrowingTaskGroup(of: Void.self) { tasks in
-                tasks.addTask {
-                    for await _ in started { break }
-                    try await group.run()
-                }
-                do {
-                    try await body(batcher, database) { starting.yield() }
-                } catch {
-                    starting.finish()
-                    await group.triggerGracefulShutdown()
-                    throw error
-                }
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
+            do {
+                try await body(batcher, database, url)
+            } catch {
+                await database.shutdown()
+                throw error
             }
             await database.shutdown()
         }
@@ -44,8 +32,7 @@ struct AuditBatcherTests {
 
     @Test("each append returns once its event is committed; 400 concurrent events all land and the chains verify")
     func concurrentAppends() async throws {
-        try await withBatcher { batcher, database, start in
-            start()
+        try await withBatcher { batcher, database, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for index in 0..<400 {
                     group.addTask {
@@ -65,7 +52,17 @@ struct AuditBatcherTests {
 
     @Test("an event that cannot be stored fails alone; the events batched with it commit")
     func oneBadEventFailsAlone() async throws {
-        try await withBatcher { batcher, database, start in
+        try await withBatcher { batcher, database, url in
+            // A held lock on the stream heads stops the first batch (one event) in flight, so the
+            // 50 events appended meanwhile wait together: the bad one goes out in one batch with
+            // the 49 others, and the batch's failure is what is tested.
+            let blocker = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: url))
+            try await blocker.executeScript("BEGIN; LOCK TABLE audit_streams IN SHARE MODE")
+            async let lead: Void = batcher.append(AuditEvent(actor: "lead", action: "http.get", resource: "/api/x", outcome: .success))
+            #expect(try await eventually {
+                try await database.query("SELECT count(*)::int FROM pg_locks WHERE NOT granted AND relation = 'audit_streams'::regclass")[0]
+                    .decode(Int.self, at: 0) == 1
+            })
             try await withThrowingTaskGroup(of: Bool.self) { group in
                 for index in 0..<50 {
                     group.addTask {
@@ -79,17 +76,20 @@ struct AuditBatcherTests {
                         }
                     }
                 }
-                // All 50 wait before the batcher runs, so the bad event goes out in one batch with
-                // the 49 others and the batch's failure is what is tested.
                 #expect(try await eventually { batcher.waitingCount == 50 })
-                start()
+                try await blocker.executeScript("COMMIT")
                 var stored = 0
                 var failed = 0
                 for try await ok in group { if ok { stored += 1 } else { failed += 1 } }
                 #expect(stored == 49)
                 #expect(failed == 1)
             }
+            try await lead
+            await blocker.close()
             #expect(try await database.query("SELECT count(*)::int FROM audit_events WHERE actor LIKE 'good-%'")[0].decode(Int.self, at: 0) == 49)
+            #expect(try await count("lead", on: database) == 1)
+            let verification = try await AuditVerifier(database: database, publicKeys: []).verify(streamPrefix: "batch/")
+            #expect(verification.firstBreak == nil, "\(verification)")
         }
     }
 }

@@ -32,7 +32,33 @@ struct GatewayAuthTests {
         }
         #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 200)
         #expect(try await APIKeyStore(database: gateway.database).revoke(name) == 1)
-        #expect(try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 401)
+        // The gateway trusts a verification for MINGUS_API_KEY_CACHE_SECONDS (5 by default).
+        #expect(try await eventually(timeout: .seconds(30)) {
+            try await httpRequest(gateway.base + "/api/financial/audit", headers: ["Authorization": "Bearer \(key)"]).status == 401
+        })
+        try await gateway.stopCleanly()
+    }
+
+    @Test("a verified key is trusted for the cache lifetime, then read again: revocation takes effect; wrong secrets never verify")
+    func keyCache() async throws {
+        let gateway = try await Gateway.start()
+        let (name, key) = try await gateway.key([.auditRead])
+        let store = APIKeyStore(database: gateway.database)
+        let long = APIKeyCache(store: store, lifetime: .seconds(600))
+        let short = APIKeyCache(store: store, lifetime: .seconds(1))
+        #expect(try await long.verify(key)?.name == name)
+        #expect(try await short.verify(key)?.name == name)
+        #expect(try await store.revoke(name) == 1)
+        #expect(try await store.verify(key) == nil, "the store itself sees the revocation at once")
+        #expect(try await long.verify(key)?.name == name, "trusted until the lifetime ends")
+        try await Task.sleep(for: .milliseconds(1100))
+        #expect(try await short.verify(key) == nil, "read again after the lifetime")
+        #expect(try await long.verify(key + "x") == nil)
+        let uncached = APIKeyCache(store: store, lifetime: .zero)
+        let (other, otherKey) = try await gateway.key([.auditRead])
+        #expect(try await uncached.verify(otherKey)?.name == other)
+        #expect(try await store.revoke(other) == 1)
+        #expect(try await uncached.verify(otherKey) == nil, "a zero lifetime caches nothing")
         try await gateway.stopCleanly()
     }
 

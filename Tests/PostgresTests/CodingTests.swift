@@ -91,6 +91,24 @@ struct CodingTests {
         }
     }
 
+    @Test func roundTripsArraysWithNullsAndByteaArrays() async throws {
+        try await TestDatabase.withClient(poolSize: 1) { client in
+            let texts: [String?] = ["a", nil, "NULL", "x\"y,z", ""]
+            let ints: [Int?] = [nil, 7]
+            let blobs: [[UInt8]] = [[0, 1, 255], [], Array("\\".utf8)]
+            let row = try #require(try await client.query("""
+                SELECT \(texts)::text[], (\(texts)::text[])[2] IS NULL, \(ints)::int8[], \(blobs)::bytea[], cardinality(\(blobs)::bytea[]),
+                       (\(blobs)::bytea[])[1] = '\\x0001ff'::bytea
+                """).first)
+            #expect(try row.decode([String?].self, at: 0) == texts)
+            #expect(try row.decode(Bool.self, at: 1))
+            #expect(try row.decode([Int?].self, at: 2) == ints)
+            #expect(try row.decode([[UInt8]].self, at: 3) == blobs)
+            #expect(try row.decode(Int.self, at: 4) == 3)
+            #expect(try row.decode(Bool.self, at: 5))
+        }
+    }
+
     @Test func formatsTimestampsInUTCWithMicroseconds() async throws {
         #expect(Self.date.postgresText == "2026-11-23 10:00:00.123456+00")
         #expect(Date(timeIntervalSince1970: 0).postgresText == "1970-01-01 00:00:00.000000+00")

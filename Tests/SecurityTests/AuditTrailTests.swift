@@ -76,6 +76,42 @@ struct AuditTrailTests {
         try await fixture.finish()
     }
 
+    @Test("events appended in batches chain exactly like single ones, interleaved on the same streams")
+    func batches() async throws {
+        let fixture = try await AuditFixture()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for batch in 0..<40 {
+                group.addTask {
+                    try await fixture.database.withTransaction { db -> Void in
+                        let events = (0..<(batch % 5 + 1)).map { index in
+                            AuditEvent(actor: "apikey:batch", action: "payment.authorized", resource: "payment/\(batch)-\(index)",
+                                       outcome: .success, origin: "worker",
+                                       details: ["batch": "\(batch)", "quote": "\"q\" \\ \u{1}", "unicode": "zürich ✓"])
+                        }
+                        let first = try await AuditTrail.append(events, component: fixture.component, on: db)
+                        // A single event after a batch in the same transaction continues its stream.
+                        let single = try await AuditTrail.append(AuditEvent(actor: "apikey:single", action: "x", resource: "r/\(batch)",
+                                                                            outcome: .failure), component: fixture.component, on: db)
+                        #expect(single.stream == first?.stream)
+                        #expect(single.seq == (first?.firstSeq ?? 0) + Int64(events.count))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let none = try await fixture.database.withConnection { try await AuditTrail.append([], component: fixture.component, on: $0) }
+        #expect(none == nil)
+        let result = try await fixture.verify()
+        #expect(result.isIntact, "\(result.firstBreak?.description ?? "")")
+        #expect(result.events == (0..<40).reduce(0) { $0 + $1 % 5 + 2 })
+        let details = try await fixture.database.query("""
+            SELECT details->>'quote', details->>'unicode' FROM audit_events WHERE actor = 'apikey:batch' LIMIT 1
+            """)[0]
+        #expect(try details.decode(String.self, at: 0) == "\"q\" \\ \u{1}")
+        #expect(try details.decode(String.self, at: 1) == "zürich ✓")
+        try await fixture.finish()
+    }
+
     @Test("UPDATE, DELETE and TRUNCATE of audit events are refused")
     func appendOnly() async throws {
         let fixture = try await AuditFixture()

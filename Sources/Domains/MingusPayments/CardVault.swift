@@ -9,30 +9,83 @@ public enum CardVault {
     /// The token of `pan`: the existing one when the card is vaulted (under any fingerprint key
     /// version), else a new one with the number sealed under the newest `pan` key.
     public static func tokenize(_ pan: PAN, keyring: Keyring, on db: PostgresConnection) async throws -> String {
-        let fingerprints = keyring.fingerprints(Array(pan.digits.utf8), purpose: .fingerprint)
-        guard let newest = fingerprints.first else {
-            throw KeyringError("no fingerprint data key: run mingusctl keys init")
+        try await tokenize([pan], keyring: keyring, on: db)[0]
+    }
+
+    /// The tokens of `pans`, in order (one card, one token), with three statements at most
+    /// however many there are: one lookup of every fingerprint, one insert of the cards not yet
+    /// vaulted, and a second lookup for cards another transaction vaulted meanwhile.
+    public static func tokenize(_ pans: [PAN], keyring: Keyring, on db: PostgresConnection) async throws -> [String] {
+        guard !pans.isEmpty else { return [] }
+        var cardOfDigits: [String: Int] = [:]
+        var cards: [(pan: PAN, fingerprints: [(version: Int, value: [UInt8])])] = []
+        for pan in pans where cardOfDigits[pan.digits] == nil {
+            let fingerprints = keyring.fingerprints(Array(pan.digits.utf8), purpose: .fingerprint)
+            guard !fingerprints.isEmpty else { throw KeyringError("no fingerprint data key: run mingusctl keys init") }
+            cardOfDigits[pan.digits] = cards.count
+            cards.append((pan, fingerprints))
         }
+        var tokens = [String?](repeating: nil, count: cards.count)
+
         // A plain read: payments of one card in concurrent transactions must not queue on its row.
-        for fingerprint in fingerprints {
+        func lookUp(_ indices: [Int], newestOnly: Bool) async throws {
+            var owners: [Int] = [], versions: [Int] = [], values: [[UInt8]] = []
+            for index in indices {
+                for fingerprint in newestOnly ? Array(cards[index].fingerprints.prefix(1)) : cards[index].fingerprints {
+                    owners.append(index)
+                    versions.append(fingerprint.version)
+                    values.append(fingerprint.value)
+                }
+            }
             let rows = try await db.query("""
-                SELECT token FROM card_tokens WHERE fingerprint_version = \(fingerprint.version) AND fingerprint = \(fingerprint.value)
+                SELECT wanted.owner, card_tokens.token
+                FROM unnest(\(owners)::int[], \(versions)::int[], \(values)::bytea[]) AS wanted (owner, version, fingerprint)
+                JOIN card_tokens ON card_tokens.fingerprint_version = wanted.version AND card_tokens.fingerprint = wanted.fingerprint
                 """)
-            if let row = rows.first { return try row.decode(String.self, at: 0) }
+            for row in rows { tokens[try row.decode(Int.self, at: 0)] = try row.decode(String.self, at: 1) }
         }
-        let token = "tok_" + Hex.random(bytes: 16)
-        let sealed = try keyring.seal(Array(pan.digits.utf8), purpose: .pan, context: storageContext(token))
-        let inserted = try await db.query("""
-            INSERT INTO card_tokens (token, fingerprint, fingerprint_version, pan_ciphertext, pan_key_version, card_brand, masked_pan)
-            VALUES (\(token), \(newest.value), \(newest.version), \(sealed.combined), \(sealed.version), \(pan.brand.rawValue), \(pan.masked))
-            ON CONFLICT (fingerprint_version, fingerprint) DO NOTHING
-            RETURNING token
-            """)
-        if let row = inserted.first { return try row.decode(String.self, at: 0) }
-        // Another transaction vaulted the same card first.
-        return try await db.query("""
-            SELECT token FROM card_tokens WHERE fingerprint_version = \(newest.version) AND fingerprint = \(newest.value)
-            """)[0].decode(String.self, at: 0)
+        try await lookUp(Array(cards.indices), newestOnly: false)
+
+        // New cards, in fingerprint order so that concurrent batches take their locks in one order.
+        let missing = cards.indices.filter { tokens[$0] == nil }.sorted {
+            cards[$0].fingerprints[0].value.lexicographicallyPrecedes(cards[$1].fingerprints[0].value)
+        }
+        if !missing.isEmpty {
+            var fresh: [String] = [], fingerprints: [[UInt8]] = [], fingerprintVersions: [Int] = []
+            var ciphertexts: [[UInt8]] = [], keyVersions: [Int] = [], brands: [String] = [], masks: [String] = []
+            for index in missing {
+                let (pan, cardFingerprints) = cards[index]
+                let token = "tok_" + Hex.random(bytes: 16)
+                let sealed = try keyring.seal(Array(pan.digits.utf8), purpose: .pan, context: storageContext(token))
+                fresh.append(token)
+                fingerprints.append(cardFingerprints[0].value)
+                fingerprintVersions.append(cardFingerprints[0].version)
+                ciphertexts.append(sealed.combined)
+                keyVersions.append(sealed.version)
+                brands.append(pan.brand.rawValue)
+                masks.append(pan.masked)
+            }
+            let inserted = try await db.query("""
+                INSERT INTO card_tokens (token, fingerprint, fingerprint_version, pan_ciphertext, pan_key_version, card_brand, masked_pan)
+                SELECT * FROM unnest(\(fresh)::text[], \(fingerprints)::bytea[], \(fingerprintVersions)::int[], \(ciphertexts)::bytea[],
+                                     \(keyVersions)::int[], \(brands)::text[], \(masks)::text[])
+                ON CONFLICT (fingerprint_version, fingerprint) DO NOTHING
+                RETURNING token
+                """)
+            let stored = Set(try inserted.map { try $0.decode(String.self, at: 0) })
+            for (position, index) in missing.enumerated() where stored.contains(fresh[position]) {
+                tokens[index] = fresh[position]
+            }
+            // Another transaction vaulted some of these cards first.
+            let raced = missing.filter { tokens[$0] == nil }
+            if !raced.isEmpty { try await lookUp(raced, newestOnly: true) }
+        }
+        return try pans.map { pan in
+            guard let token = tokens[cardOfDigits[pan.digits]!] else {
+                throw VaultMiss()
+            }
+            return token
+        }
     }
 
     /// The card number behind `token`, opened inside the payments worker only.
@@ -73,4 +126,9 @@ public enum CardVault {
 
     /// The authenticated context of a vaulted number: ciphertext copied to another token does not open.
     static func storageContext(_ token: String) -> String { "card_token:\(token)" }
+}
+
+/// A card was neither found in the vault nor stored (retrying the job reads the vault again).
+struct VaultMiss: Error, CustomStringConvertible {
+    var description: String { "a card was neither found in the vault nor stored" }
 }

@@ -48,15 +48,23 @@ public struct PaymentDecision: Sendable {
 
 /// Every statement on `payment_data`.
 public enum PaymentStore {
-    /// Records a payment as pending; a row already there (a retried request) is kept.
-    public static func insertPending(_ payment: PendingPayment, on db: PostgresConnection) async throws {
-        let metadata = String(decoding: try JSONEncoder.mingus.encode(payment.metadata ?? [:]), as: UTF8.self)
+    /// Records payments as pending with one statement; a row already there (a retried request,
+    /// or a payment the worker decided first) is kept.
+    public static func insertPending(_ payments: [PendingPayment], on db: PostgresConnection) async throws {
+        guard !payments.isEmpty else { return }
+        let metadata = try payments.map { String(decoding: try JSONEncoder.mingus.encode($0.metadata ?? [:]), as: UTF8.self) }
         try await db.execute("""
             INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_brand, masked_pan,
                                       metadata, callback_url, requested_by, created_at)
-            VALUES (\(payment.transactionID)::uuid, \(payment.merchantID), 'pending', \(payment.money.amount),
-                    \(payment.money.currency.code), \(payment.pan.brand.rawValue), \(payment.pan.masked),
-                    \(metadata)::jsonb, \(payment.callbackURL), \(payment.requestedBy), \(payment.requestedAt))
+            SELECT p.transaction_id, p.merchant_id, 'pending', p.amount, p.currency, p.card_brand, p.masked_pan, p.metadata,
+                   p.callback_url, p.requested_by, p.created_at
+            FROM unnest(\(payments.map(\.transactionID))::uuid[], \(payments.map(\.merchantID))::text[],
+                        \(payments.map(\.money.amount))::bigint[], \(payments.map(\.money.currency.code))::text[],
+                        \(payments.map(\.pan.brand.rawValue))::text[], \(payments.map(\.pan.masked))::text[], \(metadata)::jsonb[],
+                        \(payments.map(\.callbackURL))::text[], \(payments.map(\.requestedBy))::text[],
+                        \(payments.map(\.requestedAt))::timestamptz[])
+                 AS p (transaction_id, merchant_id, amount, currency, card_brand, masked_pan, metadata, callback_url,
+                       requested_by, created_at)
             ON CONFLICT (transaction_id) DO NOTHING
             """)
     }
@@ -65,19 +73,37 @@ public enum PaymentStore {
     /// Returns false when the payment was already decided (an earlier job with the same id):
     /// then nothing changes.
     public static func recordDecision(_ decision: PaymentDecision, of job: PaymentJob, on db: PostgresConnection) async throws -> Bool {
-        let metadata = String(decoding: try JSONEncoder.mingus.encode(job.metadata ?? [:]), as: UTF8.self)
-        let authorized = decision.authorizationCode != nil
+        !(try await recordDecisions([(decision, job)], on: db).isEmpty)
+    }
+
+    /// Records how each job's payment ended, with one statement, and returns the transaction
+    /// ids it changed: a payment already decided (by an earlier job with the same id) is left
+    /// as it is and not returned.
+    public static func recordDecisions(_ decided: [(decision: PaymentDecision, job: PaymentJob)],
+                                       on db: PostgresConnection) async throws -> Set<String> {
+        guard !decided.isEmpty else { return [] }
+        let jobs = decided.map(\.job)
+        let decisions = decided.map(\.decision)
+        let metadata = try jobs.map { String(decoding: try JSONEncoder.mingus.encode($0.metadata ?? [:]), as: UTF8.self) }
         let updated = try await db.query("""
             INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_token, card_brand, masked_pan,
                                       expiry_month, expiry_year, authorization_code, decline_code, failure_reason, processor,
                                       metadata, callback_url, requested_by, created_at, authorized_at, retention_until)
-            SELECT \(job.transactionId)::uuid, \(job.merchantId)::text, \(decision.status)::text, \(job.amount)::bigint,
-                   \(job.currency)::text, \(decision.token)::text, \(decision.pan?.brand.rawValue)::text, \(decision.pan?.masked)::text,
-                   \(decision.expiry?.month)::smallint, \(decision.expiry?.year)::smallint, \(decision.authorizationCode)::text,
-                   \(decision.declineCode)::text, \(decision.failureReason)::text, \(decision.processor)::text, \(metadata)::jsonb,
-                   \(job.callbackUrl)::text, \(job.requestedBy)::text,
-                   \(job.requestedAt)::timestamptz, CASE WHEN \(authorized)::boolean THEN now() END, now() + p.retention
-            FROM retention_policies p WHERE p.data_type = 'payment'
+            SELECT d.transaction_id, d.merchant_id, d.status, d.amount, d.currency, d.card_token, d.card_brand, d.masked_pan,
+                   d.expiry_month, d.expiry_year, d.authorization_code, d.decline_code, d.failure_reason, d.processor,
+                   d.metadata, d.callback_url, d.requested_by, d.created_at,
+                   CASE WHEN d.authorization_code IS NOT NULL THEN now() END, now() + p.retention
+            FROM unnest(\(jobs.map(\.transactionId))::uuid[], \(jobs.map(\.merchantId))::text[], \(decisions.map(\.status))::text[],
+                        \(jobs.map(\.amount))::bigint[], \(jobs.map(\.currency))::text[], \(decisions.map(\.token))::text[],
+                        \(decisions.map { $0.pan?.brand.rawValue })::text[], \(decisions.map { $0.pan?.masked })::text[],
+                        \(decisions.map { $0.expiry?.month })::smallint[], \(decisions.map { $0.expiry?.year })::smallint[],
+                        \(decisions.map(\.authorizationCode))::text[], \(decisions.map(\.declineCode))::text[],
+                        \(decisions.map(\.failureReason))::text[], \(decisions.map(\.processor))::text[], \(metadata)::jsonb[],
+                        \(jobs.map(\.callbackUrl))::text[], \(jobs.map(\.requestedBy))::text[], \(jobs.map(\.requestedAt))::timestamptz[])
+                 AS d (transaction_id, merchant_id, status, amount, currency, card_token, card_brand, masked_pan, expiry_month,
+                       expiry_year, authorization_code, decline_code, failure_reason, processor, metadata, callback_url,
+                       requested_by, created_at)
+            CROSS JOIN retention_policies p WHERE p.data_type = 'payment'
             ON CONFLICT (transaction_id) DO UPDATE SET
                 status = EXCLUDED.status, card_token = EXCLUDED.card_token, card_brand = EXCLUDED.card_brand,
                 masked_pan = EXCLUDED.masked_pan, expiry_month = EXCLUDED.expiry_month, expiry_year = EXCLUDED.expiry_year,
@@ -85,9 +111,9 @@ public enum PaymentStore {
                 failure_reason = EXCLUDED.failure_reason, processor = EXCLUDED.processor,
                 authorized_at = EXCLUDED.authorized_at, retention_until = EXCLUDED.retention_until, updated_at = now()
             WHERE payment_data.status = 'pending'
-            RETURNING transaction_id
+            RETURNING transaction_id::text
             """)
-        return !updated.isEmpty
+        return Set(try updated.map { try $0.decode(String.self, at: 0) })
     }
 
     /// The payment with `transactionID`, nil when there is none.

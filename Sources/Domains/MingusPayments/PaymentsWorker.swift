@@ -26,9 +26,9 @@ public struct PaymentsWorker: Sendable {
     /// Every job type of the worker, each body checked against the schema `schema` gives for its type.
     public func registry(schema: (String) throws -> JSONSchema) throws -> JobRegistry {
         var registry = JobRegistry()
-        registry.register(PaymentJob.type, as: PaymentJob.self, schema: try schema(PaymentJob.type),
-                          batchable: !processor.waitsOnNetwork) { job, context in
-            try await process(job, context)
+        registry.registerBatch(PaymentJob.type, as: PaymentJob.self, schema: try schema(PaymentJob.type),
+                               batchable: !processor.waitsOnNetwork) { jobs in
+            try await process(jobs)
         }
         registry.register(RecordJob.type, as: RecordJob.self, schema: try schema(RecordJob.type)) { job, context in
             try await store(job, context)
@@ -59,11 +59,37 @@ public struct PaymentsWorker: Sendable {
         }
     }
 
-    /// Opens the card, vaults it, authorizes, and records the outcome, an audit event and, when
-    /// asked for, a webhook. The CVV exists only in memory until the authorization is answered.
-    func process(_ job: PaymentJob, _ context: JobContext) async throws {
-        var token: String?
+    /// A payment decided in memory, not yet recorded.
+    struct Decided {
+        var job: PaymentJob
+        var context: JobContext
+        var outcome: Outcome
         var card: (pan: PAN, expiry: CardExpiry)?
+        /// Whether the card passed every check, so that it is vaulted.
+        var vaults: Bool
+    }
+
+    /// Opens each card, authorizes, vaults the cards, and records the outcomes, their audit
+    /// events and, when asked for, webhooks: a batch's payments with a few multi-row statements.
+    /// The CVV exists only in memory until the authorization is answered.
+    func process(_ jobs: [BatchedJob<PaymentJob>]) async throws {
+        guard let db = jobs.first?.context.database else { return }
+        var decided: [Decided] = []
+        decided.reserveCapacity(jobs.count)
+        for job in jobs { decided.append(try await decide(job.body, job.context)) }
+        let vaulting = decided.indices.filter { decided[$0].vaults }
+        var tokens: [Int: String] = [:]
+        if !vaulting.isEmpty {
+            let vaulted = try await CardVault.tokenize(vaulting.map { decided[$0].card!.pan }, keyring: try await keys.current(), on: db)
+            tokens = Dictionary(uniqueKeysWithValues: zip(vaulting, vaulted))
+        }
+        try await record(decided, tokens: tokens, on: db)
+    }
+
+    /// How one payment ends: opened, validated and authorized, nothing written yet.
+    func decide(_ job: PaymentJob, _ context: JobContext) async throws -> Decided {
+        var card: (pan: PAN, expiry: CardExpiry)?
+        var vaults = false
         let outcome: Outcome
         switch try await openCard(job) {
         case .unreadable(let reason):
@@ -73,7 +99,7 @@ public struct PaymentsWorker: Sendable {
                 let (pan, expiry, cvv, name) = try transit.validated()
                 card = (pan, expiry)
                 let money = try Money(minorUnits: job.amount, currency: Currency(job.currency))
-                token = try await CardVault.tokenize(pan, keyring: try await keys.current(), on: context.database)
+                vaults = true
                 let request = AuthorizationRequest(
                     transactionID: job.transactionId, merchantID: job.merchantId, pan: pan, expiry: expiry, cvv: cvv,
                     cardholder: name, money: money, attempt: context.attempt)
@@ -93,7 +119,7 @@ public struct PaymentsWorker: Sendable {
                 outcome = .failed(reason: "amount invalid: \(error.field) breaks \(error.rule)")
             }
         }
-        try await record(job, outcome: outcome, token: token, card: card, context)
+        return Decided(job: job, context: context, outcome: outcome, card: card, vaults: vaults)
     }
 
     /// The card fields of a job, or why they can never be read.
@@ -121,42 +147,48 @@ public struct PaymentsWorker: Sendable {
         return .card(card)
     }
 
-    private func record(_ job: PaymentJob, outcome: Outcome, token: String?, card: (pan: PAN, expiry: CardExpiry)?,
-                        _ context: JobContext) async throws {
-        var code: String?
-        var decline: String?
-        var reason: String?
-        switch outcome {
-        case .authorized(let value): code = value
-        case .declined(let value): decline = value
-        case .failed(let value): reason = value
+    /// Records the decided payments (those not decided before), then their audit events and webhooks.
+    private func record(_ decided: [Decided], tokens: [Int: String], on db: PostgresConnection) async throws {
+        let decisions = decided.enumerated().map { index, payment in
+            var decision = PaymentDecision(status: payment.outcome.status, token: tokens[index], pan: payment.card?.pan,
+                                           expiry: payment.card?.expiry, processor: processor.name)
+            switch payment.outcome {
+            case .authorized(let code): decision.authorizationCode = code
+            case .declined(let code): decision.declineCode = code
+            case .failed(let reason): decision.failureReason = reason
+            }
+            return (decision: decision, job: payment.job)
         }
-        let authorized = code != nil
-        let decision = PaymentDecision(status: outcome.status, token: token, pan: card?.pan, expiry: card?.expiry,
-                                       authorizationCode: code, declineCode: decline, failureReason: reason, processor: processor.name)
         // A payment already decided (by an earlier job with the same id) is left as it is.
-        guard try await PaymentStore.recordDecision(decision, of: job, on: context.database) else { return }
-        var details = ["status": outcome.status, "amount": "\(job.amount)", "currency": job.currency, "merchant_id": job.merchantId]
-        details["card_type"] = card?.pan.brand.rawValue
-        details["masked_pan"] = card?.pan.masked
-        details["decline_code"] = decline
-        details["failure_reason"] = reason
-        _ = try await AuditTrail.append(
-            AuditEvent(actor: job.requestedBy, action: "payment.\(outcome.status)", resource: "payment/\(job.transactionId)",
-                       outcome: authorized ? .success : .failure, origin: "payments-worker", details: details),
-            component: "payments", on: context.database)
-        context.logger.debug("payment decided", metadata: [
-            "mingus.payment.id": "\(job.transactionId)", "mingus.payment.status": "\(outcome.status)",
-        ])
-        guard let url = job.callbackUrl else { return }
-        let data = PaymentEventData(
-            transactionId: job.transactionId, status: outcome.status, merchantId: job.merchantId, amount: job.amount,
-            currency: job.currency, cardType: card?.pan.brand.rawValue, maskedPan: card?.pan.masked, authorizationCode: code,
-            declineCode: decline, failureReason: reason, metadata: job.metadata)
-        let event = "payment.\(outcome.status)"
-        try await context.emit(type: WebhookJob.type, WebhookJob(
-            webhookId: "msg_\(job.transactionId.replacingOccurrences(of: "-", with: ""))", url: url, eventType: event,
-            payload: WebhookPayload(type: event, timestamp: Date(), data: data)))
+        let changed = try await PaymentStore.recordDecisions(decisions, on: db)
+        let fresh = decisions.indices.filter { changed.contains(decisions[$0].job.transactionId.lowercased()) }
+        try await AuditTrail.append(fresh.map { index in
+            let (decision, job) = decisions[index]
+            var details = ["status": decision.status, "amount": "\(job.amount)", "currency": job.currency, "merchant_id": job.merchantId]
+            details["card_type"] = decision.pan?.brand.rawValue
+            details["masked_pan"] = decision.pan?.masked
+            details["decline_code"] = decision.declineCode
+            details["failure_reason"] = decision.failureReason
+            return AuditEvent(actor: job.requestedBy, action: "payment.\(decision.status)", resource: "payment/\(job.transactionId)",
+                              outcome: decision.authorizationCode != nil ? .success : .failure, origin: "payments-worker", details: details)
+        }, component: "payments", on: db)
+        for index in fresh {
+            let (decision, job) = decisions[index]
+            let context = decided[index].context
+            context.logger.debug("payment decided", metadata: [
+                "mingus.payment.id": "\(job.transactionId)", "mingus.payment.status": "\(decision.status)",
+            ])
+            guard let url = job.callbackUrl else { continue }
+            let data = PaymentEventData(
+                transactionId: job.transactionId, status: decision.status, merchantId: job.merchantId, amount: job.amount,
+                currency: job.currency, cardType: decision.pan?.brand.rawValue, maskedPan: decision.pan?.masked,
+                authorizationCode: decision.authorizationCode, declineCode: decision.declineCode,
+                failureReason: decision.failureReason, metadata: job.metadata)
+            let event = "payment.\(decision.status)"
+            try await context.emit(type: WebhookJob.type, WebhookJob(
+                webhookId: "msg_\(job.transactionId.replacingOccurrences(of: "-", with: ""))", url: url, eventType: event,
+                payload: WebhookPayload(type: event, timestamp: Date(), data: data)))
+        }
     }
 
     // MARK: - Records

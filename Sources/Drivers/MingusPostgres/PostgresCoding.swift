@@ -173,6 +173,29 @@ extension UInt8: PostgresArrayElement {
     }
 }
 
+extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement & PostgresEncodable & PostgresDecodable {
+    /// An array literal with NULL for nil, e.g. `{"a",NULL}`.
+    public static func postgresArrayText(_ elements: [Wrapped?]) -> String {
+        PostgresArrayLiteral.encode(elements.map { $0?.postgresText })
+    }
+
+    /// Parses a one-dimensional array literal; NULL elements are nil.
+    public static func postgresArray(from text: String) -> [Wrapped?]? {
+        guard let items = PostgresArrayLiteral.decode(text) else { return nil }
+        var elements: [Wrapped?] = []
+        elements.reserveCapacity(items.count)
+        for item in items {
+            guard let item else { elements.append(nil); continue }
+            guard let element = Wrapped(postgresText: item) else { return nil }
+            elements.append(element)
+        }
+        return elements
+    }
+}
+
+/// `[[UInt8]]` is `bytea[]`.
+extension Array: PostgresArrayElement where Element == UInt8 {}
+
 extension Array: PostgresEncodable where Element: PostgresArrayElement {
     /// A PostgreSQL array literal, or bytea for `[UInt8]`.
     public var postgresText: String { Element.postgresArrayText(self) }
@@ -230,10 +253,14 @@ enum PostgresBytea {
 
 /// One-dimensional array literals, e.g. `{1,2,NULL}` or `{"a b","c\"d"}`.
 enum PostgresArrayLiteral {
-    static func encode(_ items: [String]) -> String {
+    static func encode(_ items: [String?]) -> String {
         var text = "{"
         for (index, item) in items.enumerated() {
             if index > 0 { text.append(",") }
+            guard let item else {
+                text.append("NULL")
+                continue
+            }
             text.append("\"")
             for character in item {
                 if character == "\"" || character == "\\" { text.append("\\") }

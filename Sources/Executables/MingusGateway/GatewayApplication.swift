@@ -24,14 +24,15 @@ public enum GatewayApplication {
     /// the 401 and 403 answers of listed origins too. The health routes have neither.
     public static func router(
         services: GatewayServices, registry: PrometheusCollectorRegistry, cors: CORSPolicy = .disabled,
-        readiness: @escaping @Sendable () async -> [String]
+        keyCacheLifetime: Duration = .seconds(5), readiness: @escaping @Sendable () async -> [String]
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
         if cors.isEnabled {
             router.add(middleware: CORSPolicyMiddleware(policy: cors))
         }
-        router.add(middleware: APIAccessMiddleware(database: services.database, audit: services.audit, logger: services.logger))
+        router.add(middleware: APIAccessMiddleware(database: services.database, keyCacheLifetime: keyCacheLifetime, audit: services.audit,
+                                                  logger: services.logger))
         router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
         for domain in domains { domain.mount(router, services) }
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))

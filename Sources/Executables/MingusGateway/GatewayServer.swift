@@ -41,7 +41,8 @@ public enum GatewayServer {
         let audit = AuditBatcher(database: database, component: "gateway", logger: logger)
         let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker), keys: keys,
                                        idempotency: IdempotencyStore(database: database), audit: audit, logger: logger)
-        let router = GatewayApplication.router(services: services, registry: prometheus, cors: cors) {
+        let router = GatewayApplication.router(services: services, registry: prometheus, cors: cors,
+                                               keyCacheLifetime: configuration.apiKeyCacheLifetime) {
             await readinessProblems(broker: broker, database: database)
         }
         let host = configuration.httpHost
@@ -62,8 +63,7 @@ public enum GatewayServer {
         defer { connecting.cancel() }
         let purger = IdempotencyKeyPurger(database: database, logger: logger)
         let reloader: [any Service] = certificate.map { [ServerCertificateReloader(certificate: $0, logger: logger)] } ?? []
-        // The audit writer is first, so it stops last: after the server has answered its last request.
-        try await runUntilStopped([audit, application, purger] + reloader, drainTimeout: configuration.drainTimeout,
+        try await runUntilStopped([application, purger] + reloader, drainTimeout: configuration.drainTimeout,
                                   broker: broker, database: database, logger: logger)
     }
 }

@@ -39,6 +39,8 @@ public struct MingusConfiguration: Sendable {
     public var workerBatchSize: Int
     public var drainTimeout: Duration
     public var maxAttempts: Int
+    /// How long the gateway trusts an API key verification (a revoked key works this long at most); zero: not at all.
+    public var apiKeyCacheLifetime: Duration
     /// The PEM certificate chain and private key HTTP servers present; both nil: plain HTTP.
     public var tlsCertificateFile: String?
     public var tlsKeyFile: String?
@@ -85,6 +87,11 @@ public struct MingusConfiguration: Sendable {
         workerBatchSize = try positive("MINGUS_WORKER_BATCH_SIZE", default: 50, max: 1000)
         drainTimeout = .seconds(try positive("MINGUS_DRAIN_TIMEOUT", default: 30, max: 3600))
         maxAttempts = try positive("MINGUS_MAX_ATTEMPTS", default: 5, max: 100)
+        let cacheText = value("MINGUS_API_KEY_CACHE_SECONDS") ?? "5"
+        guard let cacheSeconds = Int(cacheText), (0...300).contains(cacheSeconds) else {
+            throw ConfigurationError(variable: "MINGUS_API_KEY_CACHE_SECONDS", message: "must be a whole number 0-300, got '\(cacheText)'")
+        }
+        apiKeyCacheLifetime = .seconds(cacheSeconds)
         let levelText = value("MINGUS_LOG_LEVEL") ?? "info"
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ConfigurationError(variable: "MINGUS_LOG_LEVEL",

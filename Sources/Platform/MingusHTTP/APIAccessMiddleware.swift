@@ -10,13 +10,14 @@ import MingusSecurity
 /// committed; concurrent requests' events commit together (``AuditBatcher``).
 public struct APIAccessMiddleware: RouterMiddleware {
     public typealias Context = APIRequestContext
-    let keys: APIKeyStore
+    let keys: APIKeyCache
     let audit: AuditBatcher
     let logger: Logger
 
-    /// Checks keys against `database` and appends each request's event through `audit`.
-    public init(database: PostgresClient, audit: AuditBatcher, logger: Logger) {
-        keys = APIKeyStore(database: database)
+    /// Checks keys against `database` (trusting a verification for `keyCacheLifetime`) and
+    /// appends each request's event through `audit`.
+    public init(database: PostgresClient, keyCacheLifetime: Duration, audit: AuditBatcher, logger: Logger) {
+        keys = APIKeyCache(store: APIKeyStore(database: database), lifetime: keyCacheLifetime)
         self.audit = audit
         self.logger = logger
     }

@@ -97,12 +97,12 @@ public final class JobConsumer: Service, Sendable {
     /// Feeds deliveries into a buffer that `concurrency` lanes drain batch by batch, until the
     /// consumer ends; then the lanes finish what was received and return.
     private func consume(_ consumer: AMQPConsumer) async throws {
-        let buffer = DeliveryBuffer()
+        let buffer = DeliveryBuffer<AMQPDelivery>()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for _ in 0..<configuration.concurrency {
                 group.addTask {
                     while let batch = await buffer.take(max: self.configuration.batchSize) {
-                        await self.process(batch)
+                        await self.process(batch, batchDone: buffer.batchDone)
                     }
                 }
             }
@@ -123,13 +123,14 @@ public final class JobConsumer: Service, Sendable {
         let delivery: AMQPDelivery
         let envelope: JobEnvelope
         let entry: JobRegistry.Entry
-        let run: JobRegistry.JobRun
+        let body: any Sendable
         let logger: Logger
     }
 
     /// Handles deliveries taken together: the ones that can be batched in one transaction, the
     /// others each in its own, concurrently.
-    func process(_ deliveries: [AMQPDelivery]) async {
+    /// `batchDone` is called once the batchable ones have committed (at once when there are none).
+    func process(_ deliveries: [AMQPDelivery], batchDone: @Sendable () -> Void = {}) async {
         var batch: [PreparedJob] = []
         var single: [PreparedJob] = []
         for delivery in deliveries {
@@ -145,6 +146,7 @@ public final class JobConsumer: Service, Sendable {
             } else if !batch.isEmpty {
                 await applyBatch(batch)
             }
+            batchDone()
         }
     }
 
@@ -176,14 +178,14 @@ public final class JobConsumer: Service, Sendable {
                 return nil
             }
         }
-        let run: JobRegistry.JobRun
+        let body: any Sendable
         do {
-            run = try entry.decode(envelope.body)
+            body = try entry.decode(envelope.body)
         } catch {
             await deadLetter(delivery, envelope: envelope, reason: "undecodable", error: Self.describeDecoding(error), logger: logger)
             return nil
         }
-        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, run: run, logger: logger)
+        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, body: body, logger: logger)
     }
 
     /// Applies one job in its own transaction, then settles it.
@@ -203,10 +205,10 @@ public final class JobConsumer: Service, Sendable {
                     """)
                 guard !fresh.isEmpty else { return .duplicate }
                 do {
-                    try await job.run(JobContext(
+                    try await job.entry.run([(job.body, JobContext(
                         id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: context.queue,
                         traceID: envelope.traceID, database: db, logger: context.logger, source: context.source,
-                        emitted: emitted))
+                        emitted: emitted))])
                 } catch let error as PermanentJobError where error.keepingChanges {
                     try await db.execute("DELETE FROM mingus_inbox WHERE message_id = \(envelope.id)")
                     return .failedForGood(error.reason)
@@ -240,8 +242,9 @@ public final class JobConsumer: Service, Sendable {
         }
     }
 
-    /// Applies jobs in one transaction: one statement records them all in the inbox, then their
-    /// handlers run one after the other. If anything fails, the transaction rolls back and each
+    /// Applies jobs in one transaction: one statement records them all in the inbox, then the
+    /// fresh jobs of each type go to their handler (a batch handler takes them all at once; a
+    /// per-job handler runs once per job, one after the other). If anything fails, the transaction rolls back and each
     /// job is applied on its own, so a failing job never fails its neighbours.
     func applyBatch(_ jobs: [PreparedJob]) async {
         let queue = configuration.queues.queue
@@ -262,11 +265,22 @@ public final class JobConsumer: Service, Sendable {
                     """)
                 var fresh = Set(try inserted.map { try $0.decode(String.self, at: 0) })
                 let applied = fresh
+                // The fresh jobs grouped by type, types in the order they first appear: each
+                // group goes to its handler at once.
+                var groups: [(entry: JobRegistry.Entry, jobs: [(body: any Sendable, context: JobContext)])] = []
+                var groupOfType: [String: Int] = [:]
                 for job in jobs where fresh.remove(job.envelope.id) != nil {
-                    try await job.run(JobContext(
+                    let context = JobContext(
                         id: job.envelope.id, type: job.envelope.type, attempt: job.envelope.attempt, queue: queue,
-                        traceID: job.envelope.traceID, database: db, logger: job.logger, source: source, emitted: emitted))
+                        traceID: job.envelope.traceID, database: db, logger: job.logger, source: source, emitted: emitted)
+                    if let index = groupOfType[job.envelope.type] {
+                        groups[index].jobs.append((job.body, context))
+                    } else {
+                        groupOfType[job.envelope.type] = groups.count
+                        groups.append((job.entry, [(job.body, context)]))
+                    }
                 }
+                for group in groups { try await group.entry.run(group.jobs) }
                 return applied
             }
         } catch let error as PostgresError where error.isConnectionFailure {
@@ -386,45 +400,86 @@ public final class JobConsumer: Service, Sendable {
     }
 }
 
-/// Deliveries received and not yet taken by a lane. `take` returns what is waiting (up to
-/// `max`), or waits for the next delivery; nil once finished and empty.
-final class DeliveryBuffer: Sendable {
+/// Deliveries received and not yet taken by a lane, handed out so that batches grow with load.
+///
+/// A lane that takes deliveries counts as batching until it calls ``batchDone()`` (at once when
+/// it took nothing batchable). While another lane is batching, a free lane takes deliveries only
+/// once a full batch (`max`) waits: so under light load one transaction at a time gathers
+/// everything that arrived while the previous one ran (group commit), and under heavy load every
+/// lane commits full batches side by side. `take` returns nil once finished and empty.
+final class DeliveryBuffer<Element: Sendable>: Sendable {
+    private struct Waiter {
+        var max: Int
+        var continuation: CheckedContinuation<[Element]?, Never>
+    }
+
     private struct State {
-        var items: [AMQPDelivery] = []
-        var waiters: [CheckedContinuation<[AMQPDelivery]?, Never>] = []
+        var items: [Element] = []
+        var waiters: [Waiter] = []
+        var batching = 0
         var finished = false
+
+        /// Hands waiting deliveries to waiting lanes while the rules allow; returns who gets what.
+        mutating func dispatch() -> [(CheckedContinuation<[Element]?, Never>, [Element]?)] {
+            var handed: [(CheckedContinuation<[Element]?, Never>, [Element]?)] = []
+            while let waiter = waiters.first {
+                if let taken = take(max: waiter.max) {
+                    waiters.removeFirst()
+                    handed.append((waiter.continuation, taken))
+                } else if finished && items.isEmpty {
+                    waiters.removeFirst()
+                    handed.append((waiter.continuation, nil))
+                } else {
+                    break
+                }
+            }
+            return handed
+        }
+
+        /// Up to `max` deliveries when a lane may take them now.
+        mutating func take(max: Int) -> [Element]? {
+            guard !items.isEmpty, items.count >= max || batching == 0 || finished else { return nil }
+            let count = Swift.min(max, items.count)
+            defer { items.removeFirst(count) }
+            batching += 1
+            return Array(items.prefix(count))
+        }
     }
 
     private let state = Mutex(State())
 
-    func append(_ delivery: AMQPDelivery) {
-        let waiter: CheckedContinuation<[AMQPDelivery]?, Never>? = state.withLock { state in
-            if !state.waiters.isEmpty { return state.waiters.removeFirst() }
+    func append(_ delivery: Element) {
+        let handed = state.withLock { state in
             state.items.append(delivery)
-            return nil
+            return state.dispatch()
         }
-        waiter?.resume(returning: [delivery])
+        for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }
     }
 
     func finish() {
-        let waiters = state.withLock { state in
+        let handed = state.withLock { state in
             state.finished = true
-            defer { state.waiters = [] }
-            return state.waiters
+            return state.dispatch()
         }
-        for waiter in waiters { waiter.resume(returning: nil) }
+        for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }
     }
 
-    func take(max: Int) async -> [AMQPDelivery]? {
+    /// The lane that took deliveries has committed its batch (or took nothing batchable).
+    func batchDone() {
+        let handed = state.withLock { state in
+            state.batching -= 1
+            return state.dispatch()
+        }
+        for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }
+    }
+
+    /// Deliveries for a free lane: up to `max`, once the rules above allow; nil once finished and empty.
+    func take(max: Int) async -> [Element]? {
         await withCheckedContinuation { continuation in
-            let ready: [AMQPDelivery]?? = state.withLock { state in
-                if !state.items.isEmpty {
-                    let count = min(max, state.items.count)
-                    defer { state.items.removeFirst(count) }
-                    return .some(Array(state.items.prefix(count)))
-                }
-                if state.finished { return .some(nil) }
-                state.waiters.append(continuation)
+            let ready: [Element]?? = state.withLock { state in
+                if state.waiters.isEmpty, let taken = state.take(max: max) { return .some(taken) }
+                if state.finished && state.items.isEmpty { return .some(nil) }
+                state.waiters.append(Waiter(max: max, continuation: continuation))
                 return .none
             }
             if let ready { continuation.resume(returning: ready) }

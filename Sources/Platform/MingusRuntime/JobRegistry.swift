@@ -99,17 +99,22 @@ public struct PermanentJobError: Error, CustomStringConvertible {
     public var description: String { reason }
 }
 
+/// A job of a batch handler: its decoded body and its context.
+public struct BatchedJob<Body: Sendable>: Sendable {
+    public let body: Body
+    public let context: JobContext
+}
+
 /// The job types a worker handles: type → body decoding, optional schema, handler.
 public struct JobRegistry: Sendable {
     struct Entry: Sendable {
         let schema: JSONSchema?
         let batchable: Bool
-        /// Decodes a body once and returns the handler bound to it.
-        let decode: @Sendable ([UInt8]) throws -> JobRun
+        /// Decodes a body.
+        let decode: @Sendable ([UInt8]) throws -> any Sendable
+        /// Runs the handler for decoded bodies of this type, all in the transaction of their contexts.
+        let run: @Sendable ([(body: any Sendable, context: JobContext)]) async throws -> Void
     }
-
-    /// A handler with its decoded body, ready to run in a job's transaction.
-    typealias JobRun = @Sendable (JobContext) async throws -> Void
 
     private(set) var entries: [String: Entry] = [:]
 
@@ -132,9 +137,32 @@ public struct JobRegistry: Sendable {
         entries[type] = Entry(
             schema: schema,
             batchable: batchable,
-            decode: { bytes in
-                let body = try JSONDecoder.mingus.decode(Body.self, from: Data(bytes))
-                return { context in try await handler(body, context) }
+            decode: { bytes in try JSONDecoder.mingus.decode(Body.self, from: Data(bytes)) },
+            run: { jobs in
+                for job in jobs { try await handler(job.body as! Body, job.context) }
+            })
+    }
+
+    /// Handles jobs of `type` a batch at a time: every job of the type taken together is passed
+    /// to `handler` at once, in one transaction (their contexts share `database`), so that it can
+    /// write them all with a few multi-row statements. Jobs already applied are left out.
+    ///
+    /// If `handler` throws, the transaction rolls back and each job runs again alone (a batch of
+    /// one), so a failing job never fails its neighbours. With `batchable: false` every batch
+    /// holds one job.
+    public mutating func registerBatch<Body: Decodable & Sendable>(
+        _ type: String,
+        as body: Body.Type,
+        schema: JSONSchema? = nil,
+        batchable: Bool = true,
+        handler: @escaping @Sendable ([BatchedJob<Body>]) async throws -> Void
+    ) {
+        entries[type] = Entry(
+            schema: schema,
+            batchable: batchable,
+            decode: { bytes in try JSONDecoder.mingus.decode(Body.self, from: Data(bytes)) },
+            run: { jobs in
+                try await handler(jobs.map { BatchedJob(body: $0.body as! Body, context: $0.context) })
             })
     }
 

@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 public import Foundation
 import MingusCore
 public import MingusPostgres
@@ -100,5 +101,47 @@ public struct APIKeyStore: Sendable {
         return Data(bytes).base64EncodedString()
             .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "-")
             .replacingOccurrences(of: "=", with: "")
+    }
+}
+
+/// Presented API keys and what they verified to, remembered for ``lifetime`` so that a busy
+/// caller's requests do not each read `mingus_api_keys`.
+///
+/// A revoked key so stops working within the lifetime, as Kong's credential cache does within
+/// its `db_update_frequency`; a wrong secret is remembered as wrong for as long. Entries are
+/// keyed by the SHA-256 of the presented text, never the text. A lifetime of zero turns the
+/// cache off.
+public final class APIKeyCache: Sendable {
+    private struct Entry: Sendable {
+        var identity: APIKeyIdentity?
+        var expires: ContinuousClock.Instant
+    }
+
+    private let store: APIKeyStore
+    /// How long a verification is trusted.
+    public let lifetime: Duration
+    private let capacity: Int
+    private let entries = Mutex<[[UInt8]: Entry]>([:])
+
+    public init(store: APIKeyStore, lifetime: Duration, capacity: Int = 10_000) {
+        self.store = store
+        self.lifetime = lifetime
+        self.capacity = capacity
+    }
+
+    /// The identity of a presented key, as ``APIKeyStore/verify(_:)`` answers it at most
+    /// ``lifetime`` ago.
+    public func verify(_ presented: String) async throws -> APIKeyIdentity? {
+        guard lifetime > .zero else { return try await store.verify(presented) }
+        let digest = Array(SHA256.hash(data: Array(presented.utf8)))
+        let now = ContinuousClock.now
+        if let entry = entries.withLock({ $0[digest] }), entry.expires > now { return entry.identity }
+        let identity = try await store.verify(presented)
+        entries.withLock { entries in
+            if entries.count >= capacity { entries = entries.filter { $0.value.expires > now } }
+            if entries.count >= capacity { entries.removeAll() }
+            entries[digest] = Entry(identity: identity, expires: now + lifetime)
+        }
+        return identity
     }
 }

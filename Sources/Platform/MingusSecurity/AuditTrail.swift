@@ -43,13 +43,58 @@ public enum AuditTrail {
     /// deadlock over two.
     @discardableResult
     public static func append(_ event: AuditEvent, component: String, on connection: PostgresConnection) async throws -> (stream: String, seq: Int64) {
-        let details = String(decoding: try JSONSerialization.data(withJSONObject: event.details, options: [.sortedKeys]), as: UTF8.self)
         let rows = try await connection.query("""
             SELECT stream, mingus_audit_append(stream, \(event.actor), \(event.action), \(event.resource),
-                                               \(event.outcome.rawValue), \(event.origin), \(details)::jsonb)
+                                               \(event.outcome.rawValue), \(event.origin), \(jsonObject(event.details))::jsonb)
             FROM (SELECT \(component)::text || '/' || (pg_backend_pid() % \(Int64(shards)))::text AS stream) AS writer
             """)
         return (try rows[0].decode(String.self, at: 0), try rows[0].decode(Int64.self, at: 1))
+    }
+
+    /// Appends `events`, in order, inside the caller's transaction with one statement: one
+    /// stream (chosen as for a single event), its head locked and moved once. Returns the stream
+    /// and the sequence number of the first event; nil when `events` is empty.
+    @discardableResult
+    public static func append(_ events: [AuditEvent], component: String, on connection: PostgresConnection) async throws -> (stream: String, firstSeq: Int64)? {
+        guard !events.isEmpty else { return nil }
+        let rows = try await connection.query("""
+            SELECT stream, mingus_audit_append_all(stream, \(events.map(\.actor)), \(events.map(\.action)),
+                                                   \(events.map(\.resource)), \(events.map(\.outcome.rawValue)),
+                                                   \(events.map(\.origin)), \(events.map { jsonObject($0.details) })::jsonb[])
+            FROM (SELECT \(component)::text || '/' || (pg_backend_pid() % \(Int64(shards)))::text AS stream) AS writer
+            """)
+        return (try rows[0].decode(String.self, at: 0), try rows[0].decode(Int64.self, at: 1))
+    }
+
+    /// `details` as a JSON object (keys sorted, so the same details always read the same).
+    static func jsonObject(_ details: [String: String]) -> String {
+        guard !details.isEmpty else { return "{}" }
+        var text = "{"
+        for (index, key) in details.keys.sorted().enumerated() {
+            if index > 0 { text += "," }
+            appendJSONString(key, to: &text)
+            text += ":"
+            appendJSONString(details[key]!, to: &text)
+        }
+        return text + "}"
+    }
+
+    private static func appendJSONString(_ value: String, to text: inout String) {
+        text += "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
     }
 }
 

@@ -16,12 +16,27 @@ public struct PaymentRoutes: Sendable {
     let keys: KeyringCache
     let publisher: JobPublisher
     let idempotency: IdempotencyStore
+    /// Pending rows (with their idempotent answers) of concurrent requests, committed together.
+    let pendingRows: GroupCommitter<PendingWrite>
 
     public init(_ gateway: GatewayServices) {
         database = gateway.database
         keys = gateway.keys
         publisher = gateway.publisher
         idempotency = gateway.idempotency
+        pendingRows = GroupCommitter(database: gateway.database, logger: gateway.logger) { writes, db in
+            try await PaymentStore.insertPending(writes.map(\.payment), on: db)
+            for write in writes {
+                guard let answer = write.idempotentAnswer else { continue }
+                try await IdempotencyStore.complete(apiKeyID: answer.apiKeyID, key: answer.key, status: 202, body: answer.body, on: db)
+            }
+        }
+    }
+
+    /// An accepted payment's pending row and, for a request with an `Idempotency-Key`, the answer kept for it.
+    struct PendingWrite: Sendable {
+        var payment: PendingPayment
+        var idempotentAnswer: (apiKeyID: String, key: String, body: [UInt8])?
     }
 
     static let bodyLimit = 16 * 1024
@@ -167,12 +182,7 @@ public struct PaymentRoutes: Sendable {
             let pending = PendingPayment(
                 transactionID: transactionID, merchantID: payment.merchantID, money: payment.money, pan: payment.pan,
                 metadata: payment.metadata, callbackURL: payment.callbackURL, requestedBy: caller.actor, requestedAt: requestedAt)
-            try await database.withTransaction { db in
-                try await PaymentStore.insertPending(pending, on: db)
-                if let idempotencyKey {
-                    try await IdempotencyStore.complete(apiKeyID: caller.id, key: idempotencyKey, status: 202, body: bytes, on: db)
-                }
-            }
+            try await pendingRows.commit(PendingWrite(payment: pending, idempotentAnswer: idempotencyKey.map { (caller.id, $0, bytes) }))
             return .json(.accepted, bytes: bytes, headers: answer.headers)
         } catch {
             if let idempotencyKey { await idempotency.release(apiKeyID: caller.id, key: idempotencyKey) }
