@@ -257,7 +257,7 @@ let package = Package(
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "UnixSignals", package: "swift-service-lifecycle")]
         ),
-        .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusRuntime", "TestSupport"]),
+        .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusSecurity", "MingusRuntime", "TestSupport"]),
     ]
 )
 

@@ -49,7 +49,17 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the end-to-end alerts benchmarks.")
     var onlyAlerts = false
 
+    @Flag(help: "Run only the recovery benchmark: RabbitMQ, then PostgreSQL stopped and started under payment load (the local services).")
+    var onlyRecovery = false
+
+    @Option(help: "Seconds each service stays down in the recovery benchmark (0: a plain restart).")
+    var outage = 10
+
     mutating func run() async throws {
+        if onlyRecovery {
+            try await runRecovery()
+            return
+        }
         if onlyPayments {
             try await runPayments()
             return
@@ -192,6 +202,19 @@ struct Benchmarks: AsyncParsableCommand {
         print("  fan-out to all nine sinks:  \(String(format: "%8.1f", figures.alertsPerSecond)) alerts/s = \(String(format: "%.0f", figures.deliveriesPerSecond)) deliveries/s (\(figures.alerts) alerts, 16 concurrent HTTP clients)")
         print("  POST → last delivery, Teams sink slowed to 2 s, \(slow.alerts) alerts at \(slow.rate)/s: p50 \(String(format: "%.0f", slow.p50)) ms, p99 \(String(format: "%.0f", slow.p99)) ms")
         print("    the other eight channels meanwhile: p50 \(String(format: "%.0f", slow.othersP50)) ms, p99 \(String(format: "%.0f", slow.othersP99)) ms")
+    }
+
+    /// Payments through a RabbitMQ restart and then a PostgreSQL restart: how soon they flow again.
+    func runRecovery() async throws {
+        let (clients, backlog) = (32, 3_000)
+        let figures = try await RecoveryBenchmarks.run(clients: clients, backlog: backlog, outage: .seconds(outage))
+        func seconds(_ value: Double) -> String { String(format: "%6.2f s", value) }
+        print("")
+        print("recovery (gateway + 1 payments worker, \(clients) clients posting, \(backlog) payments queued first; RabbitMQ down \(outage) s, then PostgreSQL down \(outage) s)")
+        print("  RabbitMQ back → first payment decided: \(seconds(figures.brokerFirstDecision)), gateway accepts again: \(seconds(figures.brokerFirstAccepted))")
+        print("  both back → first payment decided:     \(seconds(figures.firstDecision)), gateway accepts again: \(seconds(figures.firstAccepted))")
+        print("  both back → backlog drained:           \(seconds(figures.backlogDrained)) (\(figures.backlog) payments accepted before, decided after)")
+        print("  jobs sent to a retry tier: \(Int(figures.retried)), dead-lettered: \(Int(figures.deadLettered))")
     }
 
     /// End-to-end payments: the gateway alone, then gateway and 1 or 2 workers, then latency.
