@@ -23,9 +23,14 @@ public actor BrokerLink {
     /// Whether the current connection is open (for readiness).
     public var isConnected: Bool { current?.isOpen ?? false }
 
+    /// The longest pause between two connection attempts: a broker that is back is found within
+    /// about this long, however long it was away.
+    static let maximumBackoff = Duration.seconds(1)
+
     /// An open connection: the current one, or a new one once the broker answers. Retries with
-    /// exponential backoff (100 ms to 10 s, with jitter) until it succeeds or the task is cancelled;
-    /// bad credentials or URLs are retried too, but logged as errors.
+    /// exponential backoff (50 ms up to ``maximumBackoff``, each pause between half and all of
+    /// that) until it succeeds or the task is cancelled; bad credentials or URLs are retried too,
+    /// but logged as errors.
     public func connection() async throws -> AMQPConnection {
         if let current, current.isOpen { return current }
         if let connecting { return try await connecting.value }
@@ -48,7 +53,8 @@ public actor BrokerLink {
     }
 
     private func connectWithBackoff() async throws -> AMQPConnection {
-        var delay = Duration.milliseconds(100)
+        var delay = Duration.milliseconds(50)
+        var failures = 0
         while true {
             do {
                 let connection = try await AMQPConnection.connect(configuration, logger: logger)
@@ -57,11 +63,16 @@ public actor BrokerLink {
                 return connection
             } catch {
                 let level: Logger.Level = (error as? AMQPError)?.isRecoverable == false ? .error : .warning
-                logger.log(level: level, "cannot reach RabbitMQ; retrying", metadata: [
-                    "mingus.error": "\(error)", "mingus.retry_in_ms": "\(RetryPolicy.milliseconds(delay))",
-                ])
-                try await Task.sleep(for: delay * Double.random(in: 0.8...1.2))
-                delay = min(delay * 2, .seconds(10))
+                // The first five attempts, then one in ten: a long outage does not flood the log.
+                failures += 1
+                if failures <= 5 || failures % 10 == 0 {
+                    logger.log(level: level, "cannot reach RabbitMQ; retrying", metadata: [
+                        "mingus.error": "\(error)", "mingus.retry_in_ms": "\(RetryPolicy.milliseconds(delay))",
+                        "mingus.attempts": "\(failures)",
+                    ])
+                }
+                try await Task.sleep(for: delay * Double.random(in: 0.5...1.0))
+                delay = min(delay * 2, Self.maximumBackoff)
             }
         }
     }

@@ -14,8 +14,14 @@ public import ServiceLifecycle
 /// transaction: insert the job id into the inbox (a job already there is acknowledged without
 /// running again), run the handler (whose emitted jobs go to the outbox in the same transaction),
 /// commit; then acknowledge. A failed handler is retried through the retry tiers, and after
-/// ``RetryPolicy/maxAttempts`` dead-lettered with the last error. When the database is
-/// unreachable the job is requeued after a pause instead, without counting an attempt.
+/// ``RetryPolicy/maxAttempts`` dead-lettered with the last error.
+///
+/// An outage is never the job's fault and never counts as an attempt. When the database
+/// connection is lost, the job keeps its delivery and runs again once the database answers a
+/// probe (every 50 to 500 ms). When the broker connection is lost, jobs in flight finish (their
+/// acknowledgements are lost, so the broker redelivers them and the inbox acknowledges the
+/// copies), deliveries not yet started are dropped (the broker requeues them), and the consumer
+/// reconnects within a second of the broker accepting connections again.
 ///
 /// At most `concurrency` jobs run at once (the broker's prefetch is set to the same number). On
 /// graceful shutdown the consumer is cancelled, jobs in flight finish and are acknowledged, and
@@ -67,7 +73,7 @@ public final class JobConsumer: Service, Sendable {
     }
 
     public func run() async throws {
-        var delay = Duration.milliseconds(100)
+        var delay = Duration.milliseconds(50)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
                 let connection = try await broker.connection()
@@ -76,7 +82,7 @@ public final class JobConsumer: Service, Sendable {
                     "mingus.queue": "\(configuration.queues.queue)", "mingus.concurrency": "\(configuration.concurrency)",
                     "mingus.batch_size": "\(configuration.batchSize)", "mingus.prefetch": "\(configuration.prefetch)",
                 ])
-                delay = .milliseconds(100)
+                delay = .milliseconds(50)
                 try await withGracefulShutdownHandler {
                     try await consume(consumer)
                 } onGracefulShutdown: { [logger, queue = configuration.queues.queue] in
@@ -88,14 +94,16 @@ public final class JobConsumer: Service, Sendable {
             } catch {
                 if Task.isShuttingDownGracefully { return }
                 logger.warning("consumer stopped; reconnecting", metadata: ["mingus.error": "\(error)"])
-                try? await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(5))
+                try? await Task.sleep(for: delay * Double.random(in: 0.5...1.0))
+                delay = min(delay * 2, BrokerLink.maximumBackoff)
             }
         }
     }
 
     /// Feeds deliveries into a buffer that `concurrency` lanes drain batch by batch, until the
-    /// consumer ends; then the lanes finish what was received and return.
+    /// consumer ends; then the lanes finish what was received and return. When the consumer
+    /// fails (its channel or connection closed), deliveries no lane has taken are dropped: the
+    /// broker requeues them, and applying them would only be repeated.
     private func consume(_ consumer: AMQPConsumer) async throws {
         let buffer = DeliveryBuffer<AMQPDelivery>()
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -110,7 +118,7 @@ public final class JobConsumer: Service, Sendable {
                 for try await delivery in consumer { buffer.append(delivery) }
                 buffer.finish()
             } catch {
-                buffer.finish()
+                buffer.finish(droppingWaiting: true)
                 try await group.waitForAll()
                 throw error
             }
@@ -230,11 +238,9 @@ public final class JobConsumer: Service, Sendable {
             }
             if emitted.isSet { outbox.nudge() }
         } catch let error as PostgresError where error.isConnectionFailure {
-            // The database is unreachable: not the job's fault. Pause, then give it back.
-            logger.warning("database unavailable; requeueing the job", metadata: ["mingus.error": "\(error)"])
-            metrics.processed(queue: queue, type: envelope.type, outcome: "requeued")
-            try? await Task.sleep(for: .seconds(1))
-            settle(delivery, logger: logger) { try $0.nack(requeue: true) }
+            // Not the job's fault: keep the delivery and run the job again once the database answers.
+            logger.warning("database unavailable; the job runs again once it answers", metadata: ["mingus.error": "\(error)"])
+            if await databaseAnswers() { await apply(job) }
         } catch let error as PermanentJobError {
             await deadLetter(delivery, envelope: envelope, reason: "permanent", error: error.reason, logger: logger)
         } catch {
@@ -284,12 +290,8 @@ public final class JobConsumer: Service, Sendable {
                 return applied
             }
         } catch let error as PostgresError where error.isConnectionFailure {
-            logger.warning("database unavailable; requeueing a batch", metadata: ["mingus.error": "\(error)", "mingus.batch": "\(jobs.count)"])
-            try? await Task.sleep(for: .seconds(1))
-            for job in jobs {
-                metrics.processed(queue: queue, type: job.envelope.type, outcome: "requeued")
-                settle(job.delivery, logger: job.logger) { try $0.nack(requeue: true) }
-            }
+            logger.warning("database unavailable; the batch runs again once it answers", metadata: ["mingus.error": "\(error)", "mingus.batch": "\(jobs.count)"])
+            if await databaseAnswers() { await applyBatch(jobs) }
             return
         } catch {
             logger.debug("batch failed; applying its jobs one by one", metadata: ["mingus.error": "\(error)", "mingus.batch": "\(jobs.count)"])
@@ -309,6 +311,19 @@ public final class JobConsumer: Service, Sendable {
     }
 
     private enum Outcome: Equatable { case applied, duplicate, failedForGood(String) }
+
+    /// Waits until the database answers a probe, probing with backoff (50 ms up to 500 ms, each
+    /// pause between half and all of that). False when the worker stops first: the job's
+    /// delivery stays unsettled, and the broker requeues it when the connection closes.
+    private func databaseAnswers() async -> Bool {
+        var delay = Duration.milliseconds(50)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: delay * Double.random(in: 0.5...1.0))
+            if (try? await database.execute("SELECT 1")) != nil { return true }
+            delay = min(delay * 2, .milliseconds(500))
+        }
+        return false
+    }
 
     private func retryOrDeadLetter(_ delivery: AMQPDelivery, envelope: JobEnvelope, error: any Error, logger: Logger) async {
         let queue = configuration.queues.queue
@@ -456,9 +471,11 @@ final class DeliveryBuffer<Element: Sendable>: Sendable {
         for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }
     }
 
-    func finish() {
+    /// Ends the buffer: lanes get what is waiting, then nil; with `droppingWaiting`, nil at once.
+    func finish(droppingWaiting: Bool = false) {
         let handed = state.withLock { state in
             state.finished = true
+            if droppingWaiting { state.items = [] }
             return state.dispatch()
         }
         for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }

@@ -13,7 +13,7 @@ public final class RuntimeMetrics: Sendable {
         jobsInFlight = Meter(label: "mingus_jobs_in_flight", factory: factory)
     }
 
-    /// Outcomes of a delivery: `ok`, `duplicate` (already applied), `retried`, `dead_lettered`, `requeued`.
+    /// Outcomes of a delivery: `ok`, `duplicate` (already applied), `retried`, `dead_lettered`.
     func processed(queue: String, type: String, outcome: String) {
         handles.counter("mingus_jobs_processed_total", [("queue", queue), ("type", type), ("outcome", outcome)]).increment()
     }
