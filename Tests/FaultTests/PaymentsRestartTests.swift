@@ -37,11 +37,12 @@ struct PaymentsRestartTests {
             let afterBroker = try await load.decidedCount(in: cluster)
             #expect(try await eventually(timeout: .seconds(90)) { try await load.decidedCount(in: cluster) > afterBroker },
                     "consumption resumes after the broker restart\n\(cluster.output)")
-            // Caught up, with jobs still queued and in flight: each of them meets the outage.
+            // Caught up, with jobs still queued or in flight: each of them meets the outage, and
+            // a few jobs meet it more often than many would (requeued in turn).
             var waiting = 0
             #expect(try await eventually(timeout: .seconds(60)) {
                 waiting = load.accepted.count - (try await load.decidedCount(in: cluster))
-                return (20...300).contains(waiting)
+                return (1...300).contains(waiting)
             }, "a few hundred payments at most wait when the database goes down: \(waiting)")
             // Down for longer than the broker's delivery limit (20) would last if the worker
             // requeued those jobs about once a second.

@@ -214,7 +214,7 @@ struct Benchmarks: AsyncParsableCommand {
         print("  RabbitMQ back → first payment decided: \(seconds(figures.brokerFirstDecision)), gateway accepts again: \(seconds(figures.brokerFirstAccepted))")
         print("  both back → first payment decided:     \(seconds(figures.firstDecision)), gateway accepts again: \(seconds(figures.firstAccepted))")
         print("  both back → backlog drained:           \(seconds(figures.backlogDrained)) (\(figures.backlog) payments accepted before, decided after)")
-        print("  jobs sent to a retry tier: \(Int(figures.retried)), dead-lettered: \(Int(figures.deadLettered))")
+        print("  jobs sent to a retry tier: \(Int(figures.retried)), dead-lettered by the worker: \(Int(figures.deadLettered)), in the dead-letter queue: \(figures.deadLetterQueue); accepted payments never decided: \(figures.undecided)")
     }
 
     /// End-to-end payments: the gateway alone, then gateway and 1 or 2 workers, then latency.
