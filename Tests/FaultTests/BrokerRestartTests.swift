@@ -41,4 +41,30 @@ struct BrokerRestartTests {
         try await reconnected.deleteQueue(queue)
         await reconnected.close()
     }
+
+    @Test("a publish the broker does not confirm in time (a memory alarm blocks the connection) fails with confirmTimeout; publishing works again after the alarm")
+    func confirmTimeout() async throws {
+        let configuration = try AMQPConfiguration(url: TestEnvironment.amqpURL)
+        let connection = try await AMQPConnection.connect(configuration, logger: Logger(label: "test"))
+        let queue = TestEnvironment.uniqueName("alarm_queue")
+        try await connection.declare(AMQPTopology(queues: [.quorum(queue)]))
+        try TestEnvironment.services("rabbitmqctl", "set_vm_memory_high_watermark", "absolute", "1")
+        defer { try? TestEnvironment.services("rabbitmqctl", "set_vm_memory_high_watermark", "0.4") }
+        do {
+            let started = ContinuousClock.now
+            let error = await #expect(throws: AMQPError.self) {
+                try await connection.publish(AMQPMessage(body: Array("held".utf8)), exchange: "", routingKey: queue,
+                                             confirmTimeout: .seconds(1))
+            }
+            #expect(error?.kind == .confirmTimeout, "\(String(describing: error))")
+            #expect(ContinuousClock.now - started >= .seconds(1), "not before its deadline")
+        }
+        try TestEnvironment.services("rabbitmqctl", "set_vm_memory_high_watermark", "0.4")
+        // Once the alarm clears, the connection publishes again (the held message may go too).
+        let fresh = try await AMQPConnection.connect(configuration, logger: Logger(label: "test"))
+        try await fresh.publish(AMQPMessage(body: Array("after".utf8)), exchange: "", routingKey: queue, confirmTimeout: .seconds(30))
+        try await fresh.deleteQueue(queue)
+        await fresh.close()
+        await connection.close()
+    }
 }

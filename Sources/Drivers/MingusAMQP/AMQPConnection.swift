@@ -61,12 +61,14 @@ public final class AMQPConnection: Sendable {
         _ message: AMQPMessage,
         exchange: String,
         routingKey: String,
-        mandatory: Bool = false
+        mandatory: Bool = false,
+        confirmTimeout: Duration? = nil
     ) async throws {
+        let deadline = confirmTimeout.map { ContinuousClock.now + $0 }
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             core.submit(continuation) { worker in
                 worker.publish(message, exchange: exchange, routingKey: routingKey, mandatory: mandatory,
-                               continuation: continuation)
+                               deadline: deadline, continuation: continuation)
             }
         }
     }

@@ -17,6 +17,8 @@ public struct AMQPError: Error, CustomStringConvertible, Sendable, Equatable {
         case returned
         /// The broker refused to take responsibility for a published message.
         case nacked
+        /// The broker did not answer a publish within the publisher's timeout.
+        case confirmTimeout = "confirm_timeout"
         /// The broker cancelled a consumer (its queue was deleted, for example).
         case consumerCancelled = "consumer_cancelled"
         /// Something the library reported that fits none of the above.

@@ -15,6 +15,8 @@ final class ConnectionWorker {
     private struct PendingConfirm {
         let continuation: CheckedContinuation<Void, any Error>
         let messageID: String?
+        /// When the publisher stops waiting for the broker's answer.
+        let deadline: ContinuousClock.Instant?
     }
 
     private struct Consumer {
@@ -36,10 +38,18 @@ final class ConnectionWorker {
     private var nextPublishSequence: UInt64 = 1
     private var lowestUnconfirmed: UInt64 = 1
     private var pendingConfirms: [UInt64: PendingConfirm] = [:]
+    /// The earliest deadline among pending confirms, if any has one.
+    private var earliestConfirmDeadline: ContinuousClock.Instant?
     /// Returned mandatory messages by message id, until their confirm arrives.
     private var returned: [String: AMQPError] = [:]
     /// Publishes held back while the broker blocks the connection.
-    private var heldPublishes: [() -> Void] = []
+    private var heldPublishes: [HeldPublish] = []
+
+    private struct HeldPublish {
+        let deadline: ContinuousClock.Instant?
+        let continuation: CheckedContinuation<Void, any Error>
+        let send: () -> Void
+    }
     private var blocked = false
 
     private var closedError: AMQPError?
@@ -133,6 +143,7 @@ final class ConnectionWorker {
             }
             if closedError != nil || closing { break }
             readFrames(timeoutMicroseconds: 0)
+            expireConfirms()
             if closedError != nil || core.hasCommands { continue }
             if waitForInput() {
                 readFrames(timeoutMicroseconds: 0)
@@ -253,7 +264,7 @@ final class ConnectionWorker {
             core.setBlocked(false, reason: "")
             let held = heldPublishes
             heldPublishes = []
-            for publish in held { publish() }
+            for publish in held { publish.send() }
         default:
             logger.debug("ignoring AMQP method", metadata: ["mingus.amqp.method": "\(method.id)", "mingus.amqp.channel": "\(channel)"])
         }
@@ -275,12 +286,14 @@ final class ConnectionWorker {
 
     func publish(
         _ message: AMQPMessage, exchange: String, routingKey: String, mandatory: Bool,
-        continuation: CheckedContinuation<Void, any Error>
+        deadline: ContinuousClock.Instant?, continuation: CheckedContinuation<Void, any Error>
     ) {
         if blocked {
-            heldPublishes.append { [unowned self] in
-                publish(message, exchange: exchange, routingKey: routingKey, mandatory: mandatory, continuation: continuation)
-            }
+            heldPublishes.append(HeldPublish(deadline: deadline, continuation: continuation) { [unowned self] in
+                publish(message, exchange: exchange, routingKey: routingKey, mandatory: mandatory, deadline: deadline,
+                        continuation: continuation)
+            })
+            if let deadline, earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
             return
         }
         do {
@@ -311,8 +324,39 @@ final class ConnectionWorker {
             connectionFailed(AMQPError(.connectionClosed, "AMQP connection lost while publishing: \(Self.describe(status))"))
             return
         }
-        pendingConfirms[nextPublishSequence] = PendingConfirm(continuation: continuation, messageID: mandatory ? properties.messageID : nil)
+        pendingConfirms[nextPublishSequence] = PendingConfirm(
+            continuation: continuation, messageID: mandatory ? properties.messageID : nil, deadline: deadline)
+        if let deadline, earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
         nextPublishSequence += 1
+    }
+
+    /// Fails the publishes whose deadline has passed without an answer from the broker, or while
+    /// held back by a blocked connection (checked at every turn of the loop, so at most a poll
+    /// interval late). A late `basic.ack` for one of them finds nothing to resume.
+    private func expireConfirms() {
+        guard let earliest = earliestConfirmDeadline else { return }
+        let now = ContinuousClock.now
+        guard earliest <= now else { return }
+        earliestConfirmDeadline = nil
+        let timeout = AMQPError(.confirmTimeout, "the broker did not confirm the message in time")
+        heldPublishes.removeAll { held in
+            guard let deadline = held.deadline else { return false }
+            if deadline <= now {
+                held.continuation.resume(throwing: timeout)
+                return true
+            }
+            if earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
+            return false
+        }
+        for (sequence, pending) in pendingConfirms {
+            guard let deadline = pending.deadline else { continue }
+            if deadline <= now {
+                pendingConfirms.removeValue(forKey: sequence)
+                pending.continuation.resume(throwing: timeout)
+            } else if earliestConfirmDeadline.map({ deadline < $0 }) ?? true {
+                earliestConfirmDeadline = deadline
+            }
+        }
     }
 
     private func confirm(upTo tag: UInt64, multiple: Bool, nackedBy error: AMQPError?) {
@@ -542,7 +586,7 @@ final class ConnectionWorker {
         heldPublishes = []
         blocked = false
         closedError = closedError ?? error
-        for publish in held { publish() }  // each fails at once: the connection is closed
+        for publish in held { publish.send() }  // each fails at once: the connection is closed
         openChannels = []
     }
 

@@ -3,7 +3,6 @@ import Hummingbird
 import MingusAMQP
 import MingusCore
 import MingusHTTP
-import Synchronization
 
 /// Publishes the gateway's jobs with publisher confirms. When the broker is unreachable, blocked
 /// (a resource alarm) or does not confirm in time, the request fails with 503 and `Retry-After`:
@@ -22,7 +21,6 @@ public struct JobPublisher: Sendable {
 
     /// Publishes `body` as a job of `type` with id `id` and waits for the broker's confirm: 503
     /// with `Retry-After` when the broker is unreachable, blocked or slower than the timeout.
-
     public func publish<Body: Encodable>(type: String, id: String, body: Body, traceID: String?) async throws {
         guard let connection = await broker.connectedNow() else {
             throw unavailable("the message broker is unreachable")
@@ -32,27 +30,10 @@ public struct JobPublisher: Sendable {
         }
         let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID,
                                    body: Array(try JSONEncoder.mingus.encode(body)))
-        let once = Once()
-        let timeout = confirmTimeout
         do {
-            // A confirm cannot be cancelled, so the wait races a timer: whichever ends first answers.
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let timer = Task {
-                    try await Task.sleep(for: timeout)
-                    if once.claim() { continuation.resume(throwing: PublishTimeout()) }
-                }
-                Task {
-                    do {
-                        try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange,
-                                                     routingKey: type, mandatory: true)
-                        if once.claim() { continuation.resume() }
-                    } catch {
-                        if once.claim() { continuation.resume(throwing: error) }
-                    }
-                    timer.cancel()
-                }
-            }
-        } catch is PublishTimeout {
+            try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: type,
+                                         mandatory: true, confirmTimeout: confirmTimeout)
+        } catch let error as AMQPError where error.kind == .confirmTimeout {
             throw unavailable("the message broker did not confirm the job in time")
         } catch {
             throw unavailable("the message broker refused the job")
@@ -64,12 +45,4 @@ public struct JobPublisher: Sendable {
         error.headers[.retryAfter] = "\(Self.retryAfterSeconds)"
         return error
     }
-}
-
-private struct PublishTimeout: Error {}
-
-/// True for the first caller only.
-private final class Once: Sendable {
-    private let taken = Atomic<Bool>(false)
-    func claim() -> Bool { !taken.exchange(true, ordering: .acquiringAndReleasing) }
 }
