@@ -9,6 +9,11 @@ final class LibPQSession: @unchecked Sendable {
     private var connection: OpaquePointer?
     private var isCopying = false
     private let logger: Logger
+    /// Statements with parameters prepared on this session, by SQL text.
+    private var preparedNames: [String: String] = [:]
+    private var preparedCount = 0
+    /// Statements prepared at most per session; beyond that, statements are parsed at every call.
+    static let maximumPreparedStatements = 500
 
     private init(connection: OpaquePointer, logger: Logger) {
         self.connection = connection
@@ -122,7 +127,11 @@ final class LibPQSession: @unchecked Sendable {
 
     // MARK: - Statements
 
-    /// Runs one statement with the extended protocol (`PQexecParams`), binds in text format.
+    /// Runs one statement with the extended protocol, binds in text format. A statement with
+    /// parameters is prepared the first time this session sees its text (`PQprepare`), and run
+    /// as that prepared statement from then on (`PQexecPrepared`): the server parses and
+    /// analyzes it once per session, and plans it as PostgreSQL's `plan_cache_mode` decides
+    /// (custom plans first, a generic one once it is no costlier).
     func query(_ sql: String, binds: [String?]) throws -> PostgresRows {
         let connection = try open()
         for (index, bind) in binds.enumerated() where bind?.utf8.contains(0) == true {
@@ -135,8 +144,35 @@ final class LibPQSession: @unchecked Sendable {
         defer {
             for pointer in copies { free(UnsafeMutablePointer(mutating: pointer ?? nil)) }
         }
-        let result = PQexecParams(connection, sql, Int32(binds.count), nil, copies.map { $0 ?? nil }, nil, nil, 0)
-        return try consume(result, connection)
+        let values = copies.map { $0 ?? nil }
+        guard let name = try preparedName(sql, parameters: binds.count, connection) else {
+            return try consume(PQexecParams(connection, sql, Int32(binds.count), nil, values, nil, nil, 0), connection)
+        }
+        do {
+            return try consume(PQexecPrepared(connection, name, Int32(binds.count), values, nil, nil, 0), connection)
+        } catch let error as PostgresError where error.sqlState == "0A000" {
+            // "cached plan must not change result type": a table changed under a `SELECT *` or
+            // `RETURNING *`. The error stands (it may have aborted a transaction); the next
+            // call prepares the statement again.
+            preparedNames[sql] = nil
+            _ = try? script("DEALLOCATE \(name)")
+            throw error
+        }
+    }
+
+    /// The name of `sql`'s prepared statement, preparing it first when needed; nil for a
+    /// statement without parameters, or once the session holds its maximum.
+    private func preparedName(_ sql: String, parameters: Int, _ connection: OpaquePointer) throws -> String? {
+        guard parameters > 0 else { return nil }
+        if let name = preparedNames[sql] { return name }
+        guard preparedNames.count < Self.maximumPreparedStatements else { return nil }
+        preparedCount += 1
+        let name = "mingus_\(preparedCount)"
+        guard let result = PQprepare(connection, name, sql, Int32(parameters), nil) else { throw lostConnection(connection) }
+        defer { PQclear(result) }
+        guard PQresultStatus(result) == PGRES_COMMAND_OK else { throw Self.error(from: result, connection) }
+        preparedNames[sql] = name
+        return name
     }
 
     /// Runs trusted, possibly multi-statement SQL with the simple protocol (`PQexec`).
