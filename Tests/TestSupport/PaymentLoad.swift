@@ -17,6 +17,7 @@ public final class PaymentLoad: Sendable {
         var accepted: [Accepted] = []
         var refused: [Int: Int] = [:]
         var stopped = false
+        var paused = false
     }
 
     private let state = Mutex(State())
@@ -61,11 +62,25 @@ public final class PaymentLoad: Sendable {
         state.withLock { $0.stopped = true }
     }
 
+    /// Clients post nothing new until ``resume()`` (an answer they wait for still arrives).
+    public func pause() {
+        state.withLock { $0.paused = true }
+    }
+
+    /// Clients post again.
+    public func resume() {
+        state.withLock { $0.paused = false }
+    }
+
     private func post(to cluster: Cluster, key: String, client: Int) async {
         let year = Calendar.current.component(.year, from: Date()) + 2
         let headers = ["Authorization": "Bearer \(key)", "Content-Type": "application/json"]
         var sequence = 0
         while !state.withLock({ $0.stopped }) {
+            if state.withLock({ $0.paused }) {
+                try? await Task.sleep(for: .milliseconds(10))
+                continue
+            }
             sequence += 1
             let body = #"{"card_number":"4242424242424242","expiry_month":12,"expiry_year":\#(year),"cvv":"123","cardholder_name":"Load Client","amount":\#(100 + sequence),"currency":"EUR","merchant_id":"load-\#(client)"}"#
             var status = 0
