@@ -249,6 +249,11 @@ private enum NumberFormatting {
 /// JSON Pointer (RFC 6901) helpers.
 private enum JSONPointer {
     static func appending(_ component: String, to path: String) -> String {
+        // Most names need no escaping; checking the bytes first keeps validation off Foundation's
+        // string search, which showed in profiles of a busy worker.
+        guard component.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else {
+            return path + "/" + component
+        }
         let escaped = component.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
         return path + "/" + escaped
     }
