@@ -52,6 +52,9 @@ public enum PaymentStore {
     /// or a payment the worker decided first) is kept.
     public static func insertPending(_ payments: [PendingPayment], on db: PostgresConnection) async throws {
         guard !payments.isEmpty else { return }
+        // In transaction id order, as the worker writes its decisions: two batches that share
+        // rows then wait on each other in one order, never in a deadlock.
+        let payments = payments.sorted { $0.transactionID.lowercased() < $1.transactionID.lowercased() }
         let metadata = try payments.map { String(decoding: try JSONEncoder.mingus.encode($0.metadata ?? [:]), as: UTF8.self) }
         try await db.execute("""
             INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_brand, masked_pan,
@@ -82,6 +85,8 @@ public enum PaymentStore {
     public static func recordDecisions(_ decided: [(decision: PaymentDecision, job: PaymentJob)],
                                        on db: PostgresConnection) async throws -> Set<String> {
         guard !decided.isEmpty else { return [] }
+        // In transaction id order, as the gateway writes pending rows (see insertPending).
+        let decided = decided.sorted { $0.job.transactionId.lowercased() < $1.job.transactionId.lowercased() }
         let jobs = decided.map(\.job)
         let decisions = decided.map(\.decision)
         let metadata = try jobs.map { String(decoding: try JSONEncoder.mingus.encode($0.metadata ?? [:]), as: UTF8.self) }
