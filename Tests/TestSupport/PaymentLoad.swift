@@ -18,6 +18,8 @@ public final class PaymentLoad: Sendable {
         var refused: [Int: Int] = [:]
         var stopped = false
         var paused = false
+        /// Clients waiting for ``resume()``.
+        var waiting: [CheckedContinuation<Void, Never>] = []
     }
 
     private let state = Mutex(State())
@@ -59,7 +61,12 @@ public final class PaymentLoad: Sendable {
     }
 
     private func stop() {
-        state.withLock { $0.stopped = true }
+        let waiting = state.withLock { state in
+            state.stopped = true
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for client in waiting { client.resume() }
     }
 
     /// Clients post nothing new until ``resume()`` (an answer they wait for still arrives).
@@ -69,7 +76,24 @@ public final class PaymentLoad: Sendable {
 
     /// Clients post again.
     public func resume() {
-        state.withLock { $0.paused = false }
+        let waiting = state.withLock { state in
+            state.paused = false
+            defer { state.waiting = [] }
+            return state.waiting
+        }
+        for client in waiting { client.resume() }
+    }
+
+    /// Returns at once unless paused; then once resumed or stopped.
+    private func whilePaused() async {
+        await withCheckedContinuation { (client: CheckedContinuation<Void, Never>) in
+            let goOn = state.withLock { state in
+                guard state.paused && !state.stopped else { return true }
+                state.waiting.append(client)
+                return false
+            }
+            if goOn { client.resume() }
+        }
     }
 
     private func post(to cluster: Cluster, key: String, client: Int) async {
@@ -77,10 +101,8 @@ public final class PaymentLoad: Sendable {
         let headers = ["Authorization": "Bearer \(key)", "Content-Type": "application/json"]
         var sequence = 0
         while !state.withLock({ $0.stopped }) {
-            if state.withLock({ $0.paused }) {
-                try? await Task.sleep(for: .milliseconds(10))
-                continue
-            }
+            await whilePaused()
+            if state.withLock({ $0.stopped }) { break }
             sequence += 1
             let body = #"{"card_number":"4242424242424242","expiry_month":12,"expiry_year":\#(year),"cvv":"123","cardholder_name":"Load Client","amount":\#(100 + sequence),"currency":"EUR","merchant_id":"load-\#(client)"}"#
             var status = 0

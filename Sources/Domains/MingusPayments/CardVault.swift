@@ -6,13 +6,9 @@ public import MingusPostgres
 /// The token vault (`card_tokens`): one random token per distinct card, found again through a
 /// keyed fingerprint, the number kept only as AES-256-GCM ciphertext.
 public enum CardVault {
-    /// The token of `pan`: the existing one when the card is vaulted (under any fingerprint key
-    /// version), else a new one with the number sealed under the newest `pan` key.
-    public static func tokenize(_ pan: PAN, keyring: Keyring, on db: PostgresConnection) async throws -> String {
-        try await tokenize([pan], keyring: keyring, on: db)[0]
-    }
-
-    /// The tokens of `pans`, in order (one card, one token), with three statements at most
+    /// The tokens of `pans`, in order (one card, one token): a card's existing token when it is
+    /// vaulted (under any fingerprint key version), else a new one with the number sealed under
+    /// the newest `pan` key. Three statements at most
     /// however many there are: one lookup of every fingerprint, one insert of the cards not yet
     /// vaulted, and a second lookup for cards another transaction vaulted meanwhile.
     public static func tokenize(_ pans: [PAN], keyring: Keyring, on db: PostgresConnection) async throws -> [String] {

@@ -55,7 +55,8 @@ public enum PaymentStore {
         // In transaction id order, as the worker writes its decisions: two batches that share
         // rows then wait on each other in one order, never in a deadlock.
         let payments = payments.sorted { $0.transactionID.lowercased() < $1.transactionID.lowercased() }
-        let metadata = try payments.map { String(decoding: try JSONEncoder.mingus.encode($0.metadata ?? [:]), as: UTF8.self) }
+        let encoder = JSONEncoder.mingus
+        let metadata = try payments.map { String(decoding: try encoder.encode($0.metadata ?? [:]), as: UTF8.self) }
         try await db.execute("""
             INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_brand, masked_pan,
                                       metadata, callback_url, requested_by, created_at)
@@ -72,15 +73,8 @@ public enum PaymentStore {
             """)
     }
 
-    /// Records how `job`'s payment ended, with the retention date of the `payment` policy.
-    /// Returns false when the payment was already decided (an earlier job with the same id):
-    /// then nothing changes.
-    public static func recordDecision(_ decision: PaymentDecision, of job: PaymentJob, on db: PostgresConnection) async throws -> Bool {
-        !(try await recordDecisions([(decision, job)], on: db).isEmpty)
-    }
-
-    /// Records how each job's payment ended, with one statement, and returns the transaction
-    /// ids it changed: a payment already decided (by an earlier job with the same id) is left
+    /// Records how each job's payment ended, with the retention date of the `payment` policy, in
+    /// one statement, and returns the transaction ids it changed: a payment already decided (by an earlier job with the same id) is left
     /// as it is and not returned.
     public static func recordDecisions(_ decided: [(decision: PaymentDecision, job: PaymentJob)],
                                        on db: PostgresConnection) async throws -> Set<String> {
@@ -89,7 +83,8 @@ public enum PaymentStore {
         let decided = decided.sorted { $0.job.transactionId.lowercased() < $1.job.transactionId.lowercased() }
         let jobs = decided.map(\.job)
         let decisions = decided.map(\.decision)
-        let metadata = try jobs.map { String(decoding: try JSONEncoder.mingus.encode($0.metadata ?? [:]), as: UTF8.self) }
+        let encoder = JSONEncoder.mingus
+        let metadata = try jobs.map { String(decoding: try encoder.encode($0.metadata ?? [:]), as: UTF8.self) }
         let updated = try await db.query("""
             INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_token, card_brand, masked_pan,
                                       expiry_month, expiry_year, authorization_code, decline_code, failure_reason, processor,

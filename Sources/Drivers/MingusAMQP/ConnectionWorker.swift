@@ -293,7 +293,7 @@ final class ConnectionWorker {
                 publish(message, exchange: exchange, routingKey: routingKey, mandatory: mandatory, deadline: deadline,
                         continuation: continuation)
             })
-            if let deadline, earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
+            noteDeadline(deadline)
             return
         }
         do {
@@ -326,8 +326,14 @@ final class ConnectionWorker {
         }
         pendingConfirms[nextPublishSequence] = PendingConfirm(
             continuation: continuation, messageID: mandatory ? properties.messageID : nil, deadline: deadline)
-        if let deadline, earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
+        noteDeadline(deadline)
         nextPublishSequence += 1
+    }
+
+    /// Keeps ``earliestConfirmDeadline`` the earliest deadline of any waiting publish.
+    private func noteDeadline(_ deadline: ContinuousClock.Instant?) {
+        guard let deadline else { return }
+        if earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
     }
 
     /// Fails the publishes whose deadline has passed without an answer from the broker, or while
@@ -345,7 +351,7 @@ final class ConnectionWorker {
                 held.continuation.resume(throwing: timeout)
                 return true
             }
-            if earliestConfirmDeadline.map({ deadline < $0 }) ?? true { earliestConfirmDeadline = deadline }
+            noteDeadline(deadline)
             return false
         }
         for (sequence, pending) in pendingConfirms {
@@ -353,8 +359,8 @@ final class ConnectionWorker {
             if deadline <= now {
                 pendingConfirms.removeValue(forKey: sequence)
                 pending.continuation.resume(throwing: timeout)
-            } else if earliestConfirmDeadline.map({ deadline < $0 }) ?? true {
-                earliestConfirmDeadline = deadline
+            } else {
+                noteDeadline(deadline)
             }
         }
     }

@@ -253,23 +253,26 @@ enum PostgresBytea {
 
 /// One-dimensional array literals, e.g. `{1,2,NULL}` or `{"a b","c\"d"}`.
 enum PostgresArrayLiteral {
+    /// Built over UTF-8 bytes (a quote and a backslash are single bytes that no multi-byte
+    /// character contains): multi-row statements send every column of a batch this way.
     static func encode(_ items: [String?]) -> String {
-        var text = "{"
+        var text: [UInt8] = [UInt8(ascii: "{")]
+        text.reserveCapacity(items.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (index, item) in items.enumerated() {
-            if index > 0 { text.append(",") }
+            if index > 0 { text.append(UInt8(ascii: ",")) }
             guard let item else {
-                text.append("NULL")
+                text.append(contentsOf: "NULL".utf8)
                 continue
             }
-            text.append("\"")
-            for character in item {
-                if character == "\"" || character == "\\" { text.append("\\") }
-                text.append(character)
+            text.append(UInt8(ascii: "\""))
+            for byte in item.utf8 {
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { text.append(UInt8(ascii: "\\")) }
+                text.append(byte)
             }
-            text.append("\"")
+            text.append(UInt8(ascii: "\""))
         }
-        text.append("}")
-        return text
+        text.append(UInt8(ascii: "}"))
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// The elements (nil for NULL), or nil when the text is not a one-dimensional array literal.

@@ -249,9 +249,9 @@ public final class JobConsumer: Service, Sendable {
     }
 
     /// Applies jobs in one transaction: one statement records them all in the inbox, then the
-    /// fresh jobs of each type go to their handler (a batch handler takes them all at once; a
-    /// per-job handler runs once per job, one after the other). If anything fails, the transaction rolls back and each
-    /// job is applied on its own, so a failing job never fails its neighbours.
+    /// fresh jobs of each type go to their handler together (a per-job handler runs once per
+    /// job, one after the other). If anything fails, the transaction rolls back and each job is
+    /// applied on its own, so a failing job never fails its neighbours.
     func applyBatch(_ jobs: [PreparedJob]) async {
         let queue = configuration.queues.queue
         let source = configuration.source
@@ -464,27 +464,26 @@ final class DeliveryBuffer<Element: Sendable>: Sendable {
     private let state = Mutex(State())
 
     func append(_ delivery: Element) {
-        let handed = state.withLock { state in
-            state.items.append(delivery)
-            return state.dispatch()
-        }
-        for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }
+        update { $0.items.append(delivery) }
     }
 
     /// Ends the buffer: lanes get what is waiting, then nil; with `droppingWaiting`, nil at once.
     func finish(droppingWaiting: Bool = false) {
-        let handed = state.withLock { state in
+        update { state in
             state.finished = true
             if droppingWaiting { state.items = [] }
-            return state.dispatch()
         }
-        for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }
     }
 
     /// The lane that took deliveries has committed its batch (or took nothing batchable).
     func batchDone() {
+        update { $0.batching -= 1 }
+    }
+
+    /// Changes the state, then resumes the waiting lanes the change lets go on.
+    private func update(_ change: (inout State) -> Void) {
         let handed = state.withLock { state in
-            state.batching -= 1
+            change(&state)
             return state.dispatch()
         }
         for (continuation, deliveries) in handed { continuation.resume(returning: deliveries) }

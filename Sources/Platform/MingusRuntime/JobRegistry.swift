@@ -134,13 +134,9 @@ public struct JobRegistry: Sendable {
         batchable: Bool = true,
         handler: @escaping @Sendable (Body, JobContext) async throws -> Void
     ) {
-        entries[type] = Entry(
-            schema: schema,
-            batchable: batchable,
-            decode: { bytes in try JSONDecoder.mingus.decode(Body.self, from: Data(bytes)) },
-            run: { jobs in
-                for job in jobs { try await handler(job.body as! Body, job.context) }
-            })
+        registerBatch(type, as: body, schema: schema, batchable: batchable) { jobs in
+            for job in jobs { try await handler(job.body, job.context) }
+        }
     }
 
     /// Handles jobs of `type` a batch at a time: every job of the type taken together is passed
