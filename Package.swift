@@ -154,6 +154,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusBreach",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                "MingusAlerts",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "MingusGateway",
             dependencies: [
                 "MingusCore",
@@ -162,6 +178,7 @@ let package = Package(
                 "MingusSecurity",
                 "MingusPayments",
                 "MingusAlerts",
+                "MingusBreach",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -190,6 +207,7 @@ let package = Package(
         .executableTarget(name: "mingus-gateway", dependencies: ["MingusGateway", "MingusCore"]),
         .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-breach-worker", dependencies: ["MingusBreach", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -266,9 +284,9 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime"],
-    "Domains": ["MingusPayments", "MingusAlerts"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
-                    "mingus-alerts-worker", "mingus-test-worker", "mingus-bench"],
+                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-test-worker", "mingus-bench"],
 ]
 for (tier, names) in tiers {
     for target in package.targets where names.contains(target.name) {
