@@ -236,7 +236,11 @@ let package = Package(
             dependencies: ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusAMQP", "MingusPostgres", "MingusPayments"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "TestSupport"]),
+        .testTarget(
+            name: "BreachTests",
+            dependencies: ["MingusBreach", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport"]
+        ),
         .testTarget(
             name: "RuntimeTests",
             dependencies: ["MingusRuntime", "MingusSecurity", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]

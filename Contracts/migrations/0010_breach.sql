@@ -108,3 +108,8 @@ CREATE TABLE breach_evidence (
     recorded_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX breach_evidence_obligation ON breach_evidence (obligation_id);
+
+-- Data key purposes are declared by the domains (DomainDescription.keyPurposes); the column
+-- checks their shape instead of a list every new domain would have to extend.
+ALTER TABLE mingus_data_keys DROP CONSTRAINT mingus_data_keys_purpose_check;
+ALTER TABLE mingus_data_keys ADD CONSTRAINT mingus_data_keys_purpose_check CHECK (purpose ~ '^[a-z][a-z0-9-]{1,31}$');

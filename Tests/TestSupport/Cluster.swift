@@ -24,9 +24,12 @@ public final class Cluster: @unchecked Sendable {
     /// `http://127.0.0.1:<port>` of the gateway.
     public let base: String
     public private(set) var workers: [WorkerProcess] = []
+    /// The broker virtual host of this cluster alone, when it was started with one.
+    public let virtualHost: String?
 
     private init(databaseName: String, databaseURL: String, database: PostgresClient, keyPath: URL, kek: KeyEncryptingKey,
-                 webhookSecret: String, environment: [String: String], gateway: WorkerProcess, base: String) {
+                 webhookSecret: String, environment: [String: String], gateway: WorkerProcess, base: String, virtualHost: String?) {
+        self.virtualHost = virtualHost
         self.databaseName = databaseName
         self.databaseURL = databaseURL
         self.database = database
@@ -40,10 +43,22 @@ public final class Cluster: @unchecked Sendable {
 
     /// Starts the gateway and `workers` payments workers; `environment` is added to every process's.
     /// Returns once the gateway is ready (`/readyz`: database and broker reachable) unless
-    /// `waitUntilReady` is false.
+    /// `waitUntilReady` is false. With `privateBroker`, the cluster gets a broker virtual host of
+    /// its own (deleted by ``stop()``), so that its workers never take another cluster's jobs
+    /// from a queue of the same name.
     public static func start(workers: Int = 0, environment extra: [String: String] = [:], waitUntilReady: Bool = true,
-                             bin: URL? = nil) async throws -> Cluster {
+                             bin: URL? = nil, privateBroker: Bool = false) async throws -> Cluster {
         let (name, url) = try await TestEnvironment.createDatabase()
+        var virtualHost: String?
+        var brokerURL: [String: String] = [:]
+        if privateBroker {
+            try TestEnvironment.services("rabbitmqctl", "-q", "add_vhost", name)
+            virtualHost = name
+            try TestEnvironment.services("rabbitmqctl", "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+            var components = URLComponents(string: TestEnvironment.amqpURL)!
+            components.path = "/" + name
+            brokerURL["MINGUS_AMQP_URL"] = components.string!
+        }
         let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: 4))
         _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
         let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("keys"))
@@ -56,6 +71,7 @@ public final class Cluster: @unchecked Sendable {
             "MINGUS_HTTP_PORT": "0", "MINGUS_METRICS_PORT": "0", "MINGUS_LOG_LEVEL": "info",
             "MINGUS_SCHEMAS_DIR": TestEnvironment.repositoryRoot.appendingPathComponent("Contracts/schemas").path,
         ]
+        environment.merge(brokerURL) { _, new in new }
         environment.merge(extra) { _, new in new }
         let gateway = try WorkerProcess("mingus-gateway", environment: environment, bin: bin)
         guard let port = try await loggedPort(gateway, message: "gateway listening") else {
@@ -63,7 +79,8 @@ public final class Cluster: @unchecked Sendable {
             throw WorkerProcessError(message: "the gateway did not start: \(gateway.output.suffix(2000))")
         }
         let cluster = Cluster(databaseName: name, databaseURL: url, database: database, keyPath: keyPath, kek: kek,
-                              webhookSecret: secret, environment: environment, gateway: gateway, base: "http://127.0.0.1:\(port)")
+                              webhookSecret: secret, environment: environment, gateway: gateway, base: "http://127.0.0.1:\(port)",
+                              virtualHost: virtualHost)
         for _ in 0..<workers { _ = try cluster.startWorker(bin: bin) }
         if waitUntilReady {
             let ready = try await eventually(timeout: .seconds(60)) {
@@ -103,6 +120,7 @@ public final class Cluster: @unchecked Sendable {
         for process in processes { codes.append(try await process.wait(timeout: .seconds(40))) }
         await database.shutdown()
         try await TestEnvironment.dropDatabase(databaseName)
+        if let virtualHost { try TestEnvironment.services("rabbitmqctl", "-q", "delete_vhost", virtualHost) }
         return codes
     }
 }

@@ -12,6 +12,8 @@ public final class WorkerProcess: @unchecked Sendable {
     public let logFile: URL
     public private(set) var pid: pid_t = 0
     private var exitStatus: Int32?
+    /// Whether ``kill9()`` was called.
+    public private(set) var wasKilled = false
 
     /// The folder holding the package's built executables (next to the test bundle).
     public static var binDirectory: URL {
@@ -92,6 +94,7 @@ public final class WorkerProcess: @unchecked Sendable {
 
     /// Stops the process with SIGKILL and reaps it.
     public func kill9() async throws {
+        wasKilled = true
         signal(SIGKILL)
         _ = try await wait(timeout: .seconds(10))
     }

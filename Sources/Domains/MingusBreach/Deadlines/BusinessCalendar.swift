@@ -58,18 +58,14 @@ public struct LocalDate: Sendable, Hashable, Comparable, CustomStringConvertible
         self.init(dayNumber: Int((Double(seconds) / 86_400).rounded(.down)))
     }
 
-    /// The first instant of this day in `zone` (its local midnight, or the first local time after
-    /// it where a DST change skips midnight).
+    /// The first instant of this day in `zone`: its local midnight, or the first local time after
+    /// it where a change of offset skips midnight.
     public func start(in zone: TimeZone) -> Date {
         let localMidnight = Double(dayNumber) * 86_400
-        // Two passes settle the offset: the guess's offset may differ from the answer's across a change.
-        var instant = Date(timeIntervalSince1970: localMidnight - Double(zone.secondsFromGMT(for: Date(timeIntervalSince1970: localMidnight))))
-        instant = Date(timeIntervalSince1970: localMidnight - Double(zone.secondsFromGMT(for: instant)))
-        if LocalDate(instant, in: zone) < self {
-            // Midnight does not exist that day (clocks went forward at 00:00): the day starts an hour later.
-            instant = Date(timeIntervalSince1970: localMidnight - Double(zone.secondsFromGMT(for: instant.addingTimeInterval(7_200))))
-        }
-        return instant
+        // The offsets in force around the day; the earliest instant they give that falls on this day.
+        let offsets = Set([-86_400.0, 0, 86_400].map { Double(zone.secondsFromGMT(for: Date(timeIntervalSince1970: localMidnight + $0))) })
+        let candidates = offsets.map { Date(timeIntervalSince1970: localMidnight - $0) }.sorted()
+        return candidates.first { LocalDate($0, in: zone) == self } ?? candidates.last!
     }
 
     /// The last whole second of this day in `zone` (23:59:59 local time).
