@@ -193,7 +193,7 @@ struct BreachEndToEndTests {
                     "what": "Notice for \(regime)", "sent_to": obligation["notify"]!, "sent_at": iso(Date()), "reference": "ref-\(regime)",
                 ])
                 #expect(evidence.status == 201, "\(evidence.body)")
-                if regime == "pci_visa" {
+                if regime == "pci_acquirer" {
                     let view = try await breach.breach(id)
                     #expect(view["regulatory_reported"] as? Bool == false)
                 }
@@ -251,7 +251,9 @@ struct BreachEndToEndTests {
             // record, superseded by a new obligation.
             let earlier = try await breach.request("PATCH", "/api/financial/breach/\(id)", ["aware_at": iso(Date().addingTimeInterval(-40 * 3600))])
             #expect(earlier.status == 202)
-            try #require(try await eventually { try await breach.obligations(id)["gdpr_art33"]?["id"] as? String != firstArt33["id"] as? String })
+            let moved = try await eventually { try await breach.obligations(id)["gdpr_art33"]?["id"] as? String != firstArt33["id"] as? String }
+            let timelineNow = try await breach.breach(id)["timeline"] ?? ""
+            try #require(moved, "\(timelineNow)\n\(breach.cluster.output)")
             let all = try await breach.breach(id)["obligations"] as? [[String: Any]] ?? []
             let old = try #require(all.first { $0["id"] as? String == firstArt33["id"] as? String })
             #expect(old["status"] as? String == "superseded")

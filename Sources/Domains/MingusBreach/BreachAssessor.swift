@@ -187,11 +187,12 @@ public struct BreachAssessor: Sendable {
                 continue // Met is met: the evidence stands whatever the clock says now.
             }
             if existing.communicated, let old = existing.deadline ?? existing.target {
-                let id = try await insert(draft, breach: breach, on: db)
+                // Out of the live set first (one live obligation per regime), then linked to its successor.
                 try await db.execute("""
-                    UPDATE breach_obligations SET status = 'superseded', superseded_by = \(id), updated_at = clock_timestamp()
-                    WHERE id = \(existing.id)
+                    UPDATE breach_obligations SET status = 'superseded', updated_at = clock_timestamp() WHERE id = \(existing.id)
                     """)
+                let id = try await insert(draft, breach: breach, on: db)
+                try await db.execute("UPDATE breach_obligations SET superseded_by = \(id) WHERE id = \(existing.id)")
                 outcome.superseded.append(draft.regime)
                 outcome.movedAfterCommunication.append((draft.regime, old, draft.deadline ?? draft.target))
                 try await timeline(breach, actor: actor, kind: "obligation_superseded",
