@@ -31,28 +31,34 @@ public struct BreachWorker: Sendable {
 
     func handle(_ report: BreachReportJob, _ context: JobContext) async throws {
         let db = context.database
-        guard try await assessor.store(report, on: db) else {
+        var writes = BreachWrites(breach: report.breachId)
+        guard try await assessor.store(report, on: db, writes: &writes) else {
             context.logger.info("breach already stored", metadata: ["mingus.breach": "\(report.breachId)"])
             return
         }
-        guard let facts = try await assessor.facts(of: report.breachId, on: db) else { return }
-        let outcome = try await assessor.reassess(report.breachId, facts: facts, actor: "breach-worker", on: db)
-        try await assessor.timeline(report.breachId, actor: "breach-worker", kind: "assessed",
-                                    "Assessed under rules \(assessor.rules.version): \(outcome.added.count) obligations (\(outcome.added.joined(separator: ", ")))",
-                                    on: db)
+        let facts = BreachFacts(
+            severity: report.severity, discoveredAt: report.discoveredAt, awareAt: report.awareAt, categories: Set(report.dataCategories),
+            dataEncrypted: report.dataEncrypted, keyCompromised: report.keyCompromised, personsAffected: report.personsAffected,
+            jurisdictions: report.jurisdictions, personsByJurisdiction: report.personsByJurisdiction, roles: Set(report.entityRoles),
+            facts: Dictionary(report.facts.map { ($0.fact, $0.occurredAt) }) { _, last in last })
+        let outcome = try await assessor.reassess(report.breachId, facts: facts, actor: "breach-worker", on: db, writes: &writes)
+        writes.timeline(actor: "breach-worker", kind: "assessed",
+                        "Assessed under rules \(assessor.rules.version): \(outcome.added.count) obligations (\(outcome.added.joined(separator: ", ")))")
+        try await writes.flush(on: db, rulesVersion: assessor.rules.version)
     }
 
     func handle(_ update: BreachUpdateJob, _ context: JobContext) async throws {
         let db = context.database
-        guard try await assessor.apply(update, on: db), let facts = try await assessor.facts(of: update.breachId, on: db) else {
+        var writes = BreachWrites(breach: update.breachId)
+        guard try await assessor.apply(update, on: db, writes: &writes), let facts = try await assessor.facts(of: update.breachId, on: db) else {
             throw PermanentJobError("breach \(update.breachId) does not exist")
         }
-        let outcome = try await assessor.reassess(update.breachId, facts: facts, actor: update.actor, on: db)
+        let outcome = try await assessor.reassess(update.breachId, facts: facts, actor: update.actor, on: db, writes: &writes)
         let parts = [("added", outcome.added), ("changed", outcome.changed), ("superseded", outcome.superseded), ("withdrawn", outcome.withdrawn)]
             .filter { !$0.1.isEmpty }.map { "\($0.0) \($0.1.joined(separator: ", "))" }
-        try await assessor.timeline(update.breachId, actor: update.actor, kind: "reassessed",
-                                    "Reassessed under rules \(assessor.rules.version): " + (parts.isEmpty ? "no change to the obligations" : parts.joined(separator: "; ")),
-                                    on: db)
+        writes.timeline(actor: update.actor, kind: "reassessed",
+                        "Reassessed under rules \(assessor.rules.version): " + (parts.isEmpty ? "no change to the obligations" : parts.joined(separator: "; ")))
+        try await writes.flush(on: db, rulesVersion: assessor.rules.version)
         for moved in outcome.movedAfterCommunication {
             let alert = AlertJob(
                 status: .firing, severity: .high, title: "Breach notification deadline changed after it was communicated",
@@ -98,10 +104,12 @@ public struct BreachWorker: Sendable {
         try await db.execute("""
             UPDATE breach_obligations SET communicated = true, updated_at = clock_timestamp() WHERE id = \(reminder.obligationId)
             """)
-        try await assessor.timeline(breach, actor: "breach-worker", kind: "reminder",
-                                    overdue ? "\(regimeName): overdue since \(JobEnvelope.formatTime(deadline)); alert sent (\(severity.rawValue))"
-                                            : "\(regimeName): due by \(JobEnvelope.formatTime(deadline)), within \(lead); alert sent (\(severity.rawValue))",
-                                    on: db, details: ["obligation_id": reminder.obligationId.uuidString.lowercased(), "before_seconds": "\(reminder.before)"])
+        var writes = BreachWrites(breach: breach)
+        writes.timeline(actor: "breach-worker", kind: "reminder",
+                        overdue ? "\(regimeName): overdue since \(JobEnvelope.formatTime(deadline)); alert sent (\(severity.rawValue))"
+                                : "\(regimeName): due by \(JobEnvelope.formatTime(deadline)), within \(lead); alert sent (\(severity.rawValue))",
+                        details: ["obligation_id": reminder.obligationId.uuidString.lowercased(), "before_seconds": "\(reminder.before)"])
+        try await writes.flush(on: db, rulesVersion: assessor.rules.version)
     }
 
     /// `48 h`, `90 min`, `30 s`.
