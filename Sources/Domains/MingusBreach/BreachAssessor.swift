@@ -299,35 +299,43 @@ public struct BreachWrites: Sendable {
 
     /// Writes everything gathered, in the caller's transaction.
     public func flush(on db: PostgresConnection, rulesVersion: String) async throws {
+        try await Self.flush([self], on: db, rulesVersion: rulesVersion)
+    }
+
+    /// Writes what several jobs gathered (about any breaches) with one statement per table.
+    public static func flush(_ all: [BreachWrites], on db: PostgresConnection, rulesVersion: String) async throws {
+        let obligations = all.flatMap { writes in writes.obligations.map { (breach: writes.breach, $0.id, $0.draft, $0.supersedes) } }
         if !obligations.isEmpty {
-            let drafts = obligations.map(\.draft)
+            let drafts = obligations.map(\.2)
             try await db.execute("""
                 INSERT INTO breach_obligations (id, breach_id, regime, regime_name, notify, rules_version, reason, clock, clock_started_at,
                     deadline, target, period)
-                SELECT o.id, \(breach), o.regime, o.regime_name, o.notify, \(rulesVersion), o.reason, o.clock, o.clock_started_at,
+                SELECT o.id, o.breach_id, o.regime, o.regime_name, o.notify, \(rulesVersion), o.reason, o.clock, o.clock_started_at,
                        o.deadline, o.target, o.period
-                FROM unnest(\(obligations.map(\.id))::uuid[], \(drafts.map(\.regime))::text[], \(drafts.map(\.regimeName))::text[],
-                            \(drafts.map(\.notify))::text[], \(drafts.map(\.reason))::text[], \(drafts.map(\.clock))::text[],
-                            \(drafts.map(\.clockStartedAt))::timestamptz[], \(drafts.map(\.deadline))::timestamptz[],
+                FROM unnest(\(obligations.map(\.1))::uuid[], \(obligations.map(\.breach))::uuid[], \(drafts.map(\.regime))::text[],
+                            \(drafts.map(\.regimeName))::text[], \(drafts.map(\.notify))::text[], \(drafts.map(\.reason))::text[],
+                            \(drafts.map(\.clock))::text[], \(drafts.map(\.clockStartedAt))::timestamptz[], \(drafts.map(\.deadline))::timestamptz[],
                             \(drafts.map(\.target))::timestamptz[], \(drafts.map(\.period))::text[])
-                     AS o (id, regime, regime_name, notify, reason, clock, clock_started_at, deadline, target, period)
+                     AS o (id, breach_id, regime, regime_name, notify, reason, clock, clock_started_at, deadline, target, period)
                 """)
-            let successions = obligations.filter { $0.supersedes != nil }
+            let successions = obligations.filter { $0.3 != nil }
             if !successions.isEmpty {
                 try await db.execute("""
-                    UPDATE breach_obligations o SET superseded_by = s.new FROM unnest(\(successions.map { $0.supersedes! })::uuid[],
-                        \(successions.map(\.id))::uuid[]) AS s (old, new)
+                    UPDATE breach_obligations o SET superseded_by = s.new FROM unnest(\(successions.map { $0.3! })::uuid[],
+                        \(successions.map(\.1))::uuid[]) AS s (old, new)
                     WHERE o.id = s.old
                     """)
             }
         }
-        try await Scheduler.schedule(on: db, reminders)
+        try await Scheduler.schedule(on: db, all.flatMap(\.reminders))
+        let entries = all.flatMap { writes in writes.entries.map { (breach: writes.breach, $0) } }
         if !entries.isEmpty {
             try await db.execute("""
                 INSERT INTO breach_timeline (breach_id, actor, kind, message, details)
-                SELECT \(breach), e.actor, e.kind, e.message, e.details::jsonb
-                FROM unnest(\(entries.map(\.actor))::text[], \(entries.map(\.kind))::text[], \(entries.map(\.message))::text[],
-                            \(entries.map(\.details))::text[]) WITH ORDINALITY AS e (actor, kind, message, details, n)
+                SELECT e.breach_id, e.actor, e.kind, e.message, e.details::jsonb
+                FROM unnest(\(entries.map(\.breach))::uuid[], \(entries.map(\.1.actor))::text[], \(entries.map(\.1.kind))::text[],
+                            \(entries.map(\.1.message))::text[], \(entries.map(\.1.details))::text[])
+                     WITH ORDINALITY AS e (breach_id, actor, kind, message, details, n)
                 ORDER BY e.n
                 """)
         }
