@@ -18,10 +18,11 @@ struct BreachCluster {
         return BreachCluster(cluster: cluster, key: key)
     }
 
-    func request(_ method: String, _ path: String, _ body: Any? = nil) async throws -> (status: Int, body: [String: Any]) {
+    func request(_ method: String, _ path: String, _ body: Any? = nil, headers: [String: String] = [:]) async throws -> (status: Int, body: [String: Any]) {
         let answer = try await httpRequest(
-            cluster.base + path, method: method, headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"],
-            body: try body.map { try JSONSerialization.data(withJSONObject: $0) })
+            cluster.base + path, method: method,
+            headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"].merging(headers) { _, new in new },
+            body: try body.map { try JSONSerialization.data(withJSONObject: $0, options: .sortedKeys) })
         return (answer.status, (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]) ?? ["raw": answer.body])
     }
 
@@ -114,6 +115,18 @@ struct BreachEndToEndTests {
             #expect((listed.body["breaches"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
             let none = try await breach.request("GET", "/api/financial/breaches?regime=hipaa_404")
             #expect((none.body["breaches"] as? [[String: Any]])?.isEmpty == true)
+
+            // A retried report with its Idempotency-Key gets the first answer: one breach, stored once.
+            let retried = cardBreach()
+            let first = try await breach.request("POST", "/api/financial/breach/report", retried, headers: ["Idempotency-Key": "report-1"])
+            let again = try await breach.request("POST", "/api/financial/breach/report", retried, headers: ["Idempotency-Key": "report-1"])
+            #expect(first.status == 202 && again.status == 202)
+            #expect(first.body["id"] as? String == again.body["id"] as? String)
+            let reuse = try await breach.request("POST", "/api/financial/breach/report", cardBreach(persons: 901), headers: ["Idempotency-Key": "report-1"])
+            #expect(reuse.status == 422 && (reuse.body["error"] as? [String: Any])?["code"] as? String == "idempotency_key_reuse")
+            let retriedID = try #require(first.body["id"] as? String)
+            try #require(try await eventually { try await breach.assessedAt(retriedID) != nil })
+            #expect(try await breach.cluster.database.query("SELECT count(*) FROM breaches")[0].decode(Int64.self, at: 0) == 2)
         } catch {
             try? await breach.stop()
             throw error
