@@ -127,6 +127,14 @@ struct BreachEndToEndTests {
             let retriedID = try #require(first.body["id"] as? String)
             try #require(try await eventually { try await breach.assessedAt(retriedID) != nil })
             #expect(try await breach.cluster.database.query("SELECT count(*) FROM breaches")[0].decode(Int64.self, at: 0) == 2)
+
+            // Keyset paging, newest report first.
+            let page1 = try await breach.request("GET", "/api/financial/breaches?limit=1")
+            let cursor = try #require(page1.body["next_cursor"] as? String)
+            let page2 = try await breach.request("GET", "/api/financial/breaches?limit=1&cursor=\(cursor)")
+            #expect((page1.body["breaches"] as? [[String: Any]])?.first?["id"] as? String == retriedID)
+            #expect((page2.body["breaches"] as? [[String: Any]])?.first?["id"] as? String == id)
+            #expect(page2.body["next_cursor"] == nil)
         } catch {
             try? await breach.stop()
             throw error

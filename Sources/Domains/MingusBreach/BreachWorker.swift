@@ -1,4 +1,5 @@
 public import Foundation
+import CoreMetrics
 import Logging
 import MingusAlerts
 import MingusCore
@@ -9,6 +10,10 @@ public import MingusRuntime
 /// reminders turned into alerts (`alerts.ingest`). Each runs in its job's transaction.
 public struct BreachWorker: Sendable {
     public let assessor: BreachAssessor
+    /// `mingus_breach_assessments_total{kind}`, `mingus_breach_obligations_added_total{regime}`,
+    /// `mingus_breach_reminders_total{when}`: counted as handlers finish (a batch that rolls back
+    /// and runs again counts again).
+    let metrics = MetricHandles()
 
     public init(assessor: BreachAssessor) {
         self.assessor = assessor
@@ -45,6 +50,7 @@ public struct BreachWorker: Sendable {
         writes.timeline(actor: "breach-worker", kind: "assessed",
                         "Assessed under rules \(assessor.rules.version): \(outcome.added.count) obligations (\(outcome.added.joined(separator: ", ")))")
         try await writes.flush(on: db, rulesVersion: assessor.rules.version)
+        count(outcome, kind: "report")
     }
 
     func handle(_ update: BreachUpdateJob, _ context: JobContext) async throws {
@@ -59,6 +65,7 @@ public struct BreachWorker: Sendable {
         writes.timeline(actor: update.actor, kind: "reassessed",
                         "Reassessed under rules \(assessor.rules.version): " + (parts.isEmpty ? "no change to the obligations" : parts.joined(separator: "; ")))
         try await writes.flush(on: db, rulesVersion: assessor.rules.version)
+        count(outcome, kind: "update")
         for moved in outcome.movedAfterCommunication {
             let alert = AlertJob(
                 status: .firing, severity: .high, title: "Breach notification deadline changed after it was communicated",
@@ -114,6 +121,7 @@ public struct BreachWorker: Sendable {
                 receivedAt: Date())
             try await job.context.emit(type: AlertJob.type, alert)
             communicated.append(reminder.obligationId)
+            metrics.counter("mingus_breach_reminders_total", [("when", overdue ? "overdue" : "before")]).increment()
             writes[obligation.breach, default: BreachWrites(breach: obligation.breach)].timeline(
                 actor: "breach-worker", kind: "reminder",
                 overdue ? "\(obligation.regimeName): overdue since \(JobEnvelope.formatTime(deadline)); alert sent (\(severity.rawValue))"
@@ -125,6 +133,13 @@ public struct BreachWorker: Sendable {
             UPDATE breach_obligations SET communicated = true, updated_at = clock_timestamp() WHERE id = ANY(\(communicated)::uuid[])
             """)
         try await BreachWrites.flush(Array(writes.values), on: db, rulesVersion: assessor.rules.version)
+    }
+
+    private func count(_ outcome: BreachAssessor.Outcome, kind: String) {
+        metrics.counter("mingus_breach_assessments_total", [("kind", kind)]).increment()
+        for regime in outcome.added + outcome.superseded {
+            metrics.counter("mingus_breach_obligations_added_total", [("regime", regime)]).increment()
+        }
     }
 
     /// `48 h`, `90 min`, `30 s`.
