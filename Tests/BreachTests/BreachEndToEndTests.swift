@@ -204,6 +204,14 @@ struct BreachEndToEndTests {
                 let answer = try await breach.request("PUT", path, ["status": status, "note": "moving on"])
                 #expect(answer.status == 200 && answer.body["status"] as? String == status, "\(answer.body)")
             }
+            // Another breach turns out to be a false positive: its open obligations are withdrawn.
+            let other = try await breach.report(cardBreach())
+            #expect(try await breach.request("PUT", "/api/financial/breach/\(other)/status", ["status": "investigating"]).status == 200)
+            #expect(try await breach.request("PUT", "/api/financial/breach/\(other)/status", ["status": "false_positive"]).status == 200)
+            let statuses = (try await breach.breach(other)["obligations"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
+            #expect(statuses.count == 6 && statuses.allSatisfy { $0 == "withdrawn" }, "\(statuses)")
+            #expect(try await breach.timeline(other, kind: "obligation_withdrawn").count == 6)
+
             let falsePositive = try await breach.request("PUT", path, ["status": "false_positive"])
             #expect(falsePositive.status == 409 && (falsePositive.body["error"] as? [String: Any])?["code"] as? String == "illegal_transition")
             let early = try await breach.request("PUT", path, ["status": "closed"])
