@@ -199,6 +199,10 @@ public struct RetentionRoutes: Sendable {
         let scope = try body.string("scope")
         let reason = try text(body, "reason", max: 2048)
         var subject: String?, resource: String?, dataType: String?, from: Date?, to: Date?
+        let needed = ["subject": "subject_id", "resource": "resource_id", "data_type": "data_type"][scope]
+        if let needed, body.value(needed) == nil {
+            throw APIError.invalidField(needed, rule: "required", "a hold of scope \(scope) needs \(needed)")
+        }
         switch scope {
         case "subject": subject = try text(body, "subject_id", max: 255)
         case "resource": resource = try text(body, "resource_id", max: 255)
