@@ -54,6 +54,7 @@ run: release
 	$(RELEASE_BIN)/mingusctl migrate
 	$(RELEASE_BIN)/mingusctl topology declare
 	$(RELEASE_BIN)/mingusctl keys init
+	@[ -f "$${MINGUS_AUDIT_SIGNING_KEY_PATH:-.services/keys/audit-signing.key}" ] || $(RELEASE_BIN)/mingusctl audit keygen
 	@Deploy/local/run-cluster.sh "$(RELEASE_BIN)"
 
 bench: release

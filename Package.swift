@@ -248,6 +248,7 @@ let package = Package(
                 "MingusPayments",
                 "MingusAlerts",
                 "MingusBreach",
+                "MingusRetention",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -59,7 +59,8 @@ public struct RetentionSweeper: Sendable {
                 results[target.dataType] = try await sweep(target, action: action, sweep: id, dryRun: dryRun)
             }
         } catch {
-            try? await database.execute("UPDATE retention_sweeps SET status = 'failed', error = \("\(error)"), finished_at = now() WHERE id = \(id)")
+            // The job is retried and resumes the sweep where it stopped; meanwhile the sweep shows why.
+            _ = try? await database.execute("UPDATE retention_sweeps SET error = \("\(error)") WHERE id = \(id)")
             throw error
         }
         try await database.withTransaction { db in

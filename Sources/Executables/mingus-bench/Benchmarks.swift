@@ -55,6 +55,12 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the breach assessment benchmark.")
     var onlyBreach = false
 
+    @Option(help: "Due payment rows the retention benchmark sweeps.")
+    var retentionRows = 1_000_000
+
+    @Flag(help: "Run only the retention sweep benchmark.")
+    var onlyRetention = false
+
     @Flag(help: "Run only the recovery benchmark: RabbitMQ, then PostgreSQL stopped and started under payment load (the local services).")
     var onlyRecovery = false
 
@@ -76,6 +82,11 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyBreach {
             try await runBreach()
+        try await runRetention()
+            return
+        }
+        if onlyRetention {
+            try await runRetention()
             return
         }
         let configuration = try MingusConfiguration()
@@ -223,6 +234,16 @@ struct Benchmarks: AsyncParsableCommand {
         print("breach assessment end to end (release processes; gateway + 1 breach worker; reports touching GDPR, HIPAA, PCI, FTC and three states)")
         print("  POST → assessed, burst:     \(String(format: "%8.0f", figures.reportsPerSecond)) reports/s (\(figures.reports) reports, 16 concurrent HTTP clients, \(String(format: "%.1f", figures.obligationsPerReport)) obligations each)")
         print("  accepted → obligations stored at \(String(format: "%.0f", paced.rate))/s (\(paced.reports) reports): p50 \(String(format: "%.1f", paced.p50)) ms, p99 \(String(format: "%.1f", paced.p99)) ms, max \(String(format: "%.1f", paced.max)) ms")
+    }
+
+    /// A retention sweep of due payment rows under a steady insert load.
+    func runRetention() async throws {
+        let figures = try await RetentionBenchmarks.run(rows: retentionRows, insertRate: 200)
+        print("")
+        print("retention sweep (release processes; 1 retention worker, batches of 5,000; \(figures.rows) due payment rows, inserts at \(Int(figures.insertRate))/s meanwhile)")
+        print("  archived and deleted:       \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(String(format: "%.1f", Double(figures.archiveBytes) / 1_048_576)) MB of gzip JSON lines)")
+        print("  insert latency without a sweep: p50 \(String(format: "%.2f", figures.quiet.p50)) ms, p99 \(String(format: "%.2f", figures.quiet.p99)) ms")
+        print("  insert latency during the sweep: p50 \(String(format: "%.2f", figures.sweeping.p50)) ms, p99 \(String(format: "%.2f", figures.sweeping.p99)) ms (\(figures.sweeping.inserts) inserts; p99 ratio \(String(format: "%.2f", figures.sweeping.p99 / figures.quiet.p99)))")
     }
 
     /// Payments through a RabbitMQ restart and then a PostgreSQL restart: how soon they flow again.
