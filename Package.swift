@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
     ],
     targets: [
         // C libraries from Debian packages (librabbitmq-dev, libpq-dev), each with a small shim
@@ -95,6 +96,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusMail",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "MingusRuntime",
             dependencies: [
                 "MingusCore",
@@ -134,6 +143,7 @@ let package = Package(
             name: "MingusAlerts",
             dependencies: [
                 "MingusCore",
+                "MingusMail",
                 "MingusPostgres",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -157,6 +167,7 @@ let package = Package(
             name: "MingusBreach",
             dependencies: [
                 "MingusCore",
+                "MingusMail",
                 "MingusPostgres",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -166,7 +177,9 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         .target(
@@ -287,7 +300,7 @@ let package = Package(
 /// platform, the business domains, and the executables with the libraries behind them.
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
-    "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime"],
+    "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
     "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-breach-worker", "mingus-test-worker", "mingus-bench"],
