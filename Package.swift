@@ -235,6 +235,7 @@ let package = Package(
                 "MingusGateway",
                 "MingusPayments",
                 "MingusAlerts",
+                "MingusBreach",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

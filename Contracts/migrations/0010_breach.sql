@@ -113,3 +113,9 @@ CREATE INDEX breach_evidence_obligation ON breach_evidence (obligation_id);
 -- checks their shape instead of a list every new domain would have to extend.
 ALTER TABLE mingus_data_keys DROP CONSTRAINT mingus_data_keys_purpose_check;
 ALTER TABLE mingus_data_keys ADD CONSTRAINT mingus_data_keys_purpose_check CHECK (purpose ~ '^[a-z][a-z0-9-]{1,31}$');
+
+-- API key roles likewise: the domains declare them and `mingusctl apikey create` checks names
+-- against that list; the column checks their shape (`admin`, `<domain>:<verb>`).
+ALTER TABLE mingus_api_keys DROP CONSTRAINT mingus_api_keys_roles_check;
+ALTER TABLE mingus_api_keys ADD CONSTRAINT mingus_api_keys_roles_check
+    CHECK (array_to_string(roles, ',') ~ '^([a-z]+(:[a-z]+)?(,[a-z]+(:[a-z]+)?)*)?$');

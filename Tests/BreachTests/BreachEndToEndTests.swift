@@ -18,10 +18,11 @@ struct BreachCluster {
         return BreachCluster(cluster: cluster, key: key)
     }
 
-    func request(_ method: String, _ path: String, _ body: Any? = nil) async throws -> (status: Int, body: [String: Any]) {
+    func request(_ method: String, _ path: String, _ body: Any? = nil, headers: [String: String] = [:]) async throws -> (status: Int, body: [String: Any]) {
         let answer = try await httpRequest(
-            cluster.base + path, method: method, headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"],
-            body: try body.map { try JSONSerialization.data(withJSONObject: $0) })
+            cluster.base + path, method: method,
+            headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"].merging(headers) { _, new in new },
+            body: try body.map { try JSONSerialization.data(withJSONObject: $0, options: .sortedKeys) })
         return (answer.status, (try? JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String: Any]) ?? ["raw": answer.body])
     }
 
@@ -114,6 +115,26 @@ struct BreachEndToEndTests {
             #expect((listed.body["breaches"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
             let none = try await breach.request("GET", "/api/financial/breaches?regime=hipaa_404")
             #expect((none.body["breaches"] as? [[String: Any]])?.isEmpty == true)
+
+            // A retried report with its Idempotency-Key gets the first answer: one breach, stored once.
+            let retried = cardBreach()
+            let first = try await breach.request("POST", "/api/financial/breach/report", retried, headers: ["Idempotency-Key": "report-1"])
+            let again = try await breach.request("POST", "/api/financial/breach/report", retried, headers: ["Idempotency-Key": "report-1"])
+            #expect(first.status == 202 && again.status == 202)
+            #expect(first.body["id"] as? String == again.body["id"] as? String)
+            let reuse = try await breach.request("POST", "/api/financial/breach/report", cardBreach(persons: 901), headers: ["Idempotency-Key": "report-1"])
+            #expect(reuse.status == 422 && (reuse.body["error"] as? [String: Any])?["code"] as? String == "idempotency_key_reuse")
+            let retriedID = try #require(first.body["id"] as? String)
+            try #require(try await eventually { try await breach.assessedAt(retriedID) != nil })
+            #expect(try await breach.cluster.database.query("SELECT count(*) FROM breaches")[0].decode(Int64.self, at: 0) == 2)
+
+            // Keyset paging, newest report first.
+            let page1 = try await breach.request("GET", "/api/financial/breaches?limit=1")
+            let cursor = try #require(page1.body["next_cursor"] as? String)
+            let page2 = try await breach.request("GET", "/api/financial/breaches?limit=1&cursor=\(cursor)")
+            #expect((page1.body["breaches"] as? [[String: Any]])?.first?["id"] as? String == retriedID)
+            #expect((page2.body["breaches"] as? [[String: Any]])?.first?["id"] as? String == id)
+            #expect(page2.body["next_cursor"] == nil)
         } catch {
             try? await breach.stop()
             throw error
@@ -193,7 +214,7 @@ struct BreachEndToEndTests {
                     "what": "Notice for \(regime)", "sent_to": obligation["notify"]!, "sent_at": iso(Date()), "reference": "ref-\(regime)",
                 ])
                 #expect(evidence.status == 201, "\(evidence.body)")
-                if regime == "pci_visa" {
+                if regime == "pci_acquirer" {
                     let view = try await breach.breach(id)
                     #expect(view["regulatory_reported"] as? Bool == false)
                 }
@@ -251,7 +272,9 @@ struct BreachEndToEndTests {
             // record, superseded by a new obligation.
             let earlier = try await breach.request("PATCH", "/api/financial/breach/\(id)", ["aware_at": iso(Date().addingTimeInterval(-40 * 3600))])
             #expect(earlier.status == 202)
-            try #require(try await eventually { try await breach.obligations(id)["gdpr_art33"]?["id"] as? String != firstArt33["id"] as? String })
+            let moved = try await eventually { try await breach.obligations(id)["gdpr_art33"]?["id"] as? String != firstArt33["id"] as? String }
+            let timelineNow = try await breach.breach(id)["timeline"] ?? ""
+            try #require(moved, "\(timelineNow)\n\(breach.cluster.output)")
             let all = try await breach.breach(id)["obligations"] as? [[String: Any]] ?? []
             let old = try #require(all.first { $0["id"] as? String == firstArt33["id"] as? String })
             #expect(old["status"] as? String == "superseded")

@@ -34,9 +34,9 @@ public struct BreachAssessor: Sendable {
         }
     }
 
-    /// Stores a reported breach (nothing when it is already stored) with its facts and timeline.
-    /// Returns false when it was already there.
-    public func store(_ report: BreachReportJob, on db: PostgresConnection) async throws -> Bool {
+    /// Stores a reported breach (nothing when it is already stored) with its facts; its timeline
+    /// rows go to `writes`. Returns false when it was already there.
+    public func store(_ report: BreachReportJob, on db: PostgresConnection, writes: inout BreachWrites) async throws -> Bool {
         let reportedAt = APITimeParsing.parse(report.reportedAt) ?? Date()
         let inserted = try await db.execute("""
             INSERT INTO breaches (id, title, description, severity, discovered_at, aware_at, data_categories, data_encrypted,
@@ -49,18 +49,17 @@ public struct BreachAssessor: Sendable {
             ON CONFLICT (id) DO NOTHING
             """)
         guard inserted == 1 else { return false }
-        try await timeline(report.breachId, actor: report.reportedBy, kind: "reported",
-                           "Reported with severity \(report.severity.rawValue); \(report.personsAffected) persons and \(report.recordsAffected) records affected",
-                           on: db)
+        writes.timeline(actor: report.reportedBy, kind: "reported",
+                        "Reported with severity \(report.severity.rawValue); \(report.personsAffected) persons and \(report.recordsAffected) records affected")
         for fact in report.facts {
-            try await record(fact, for: report.breachId, actor: report.reportedBy, on: db)
+            try await record(fact, for: report.breachId, actor: report.reportedBy, on: db, writes: &writes)
         }
         return true
     }
 
     /// Applies an update to a stored breach (locked for the rest of the transaction) and
     /// describes each change on the timeline. Returns nil when there is no such breach.
-    public func apply(_ update: BreachUpdateJob, on db: PostgresConnection) async throws -> Bool {
+    public func apply(_ update: BreachUpdateJob, on db: PostgresConnection, writes: inout BreachWrites) async throws -> Bool {
         guard let before = try await facts(of: update.breachId, on: db, lock: true) else { return false }
         let changes = update.changes
         var said: [String] = []
@@ -103,16 +102,16 @@ public struct BreachAssessor: Sendable {
         }
         if !said.isEmpty {
             let why = update.note.map { " (\($0))" } ?? ""
-            try await timeline(update.breachId, actor: update.actor, kind: "changed", said.joined(separator: "; ") + why, on: db)
+            writes.timeline(actor: update.actor, kind: "changed", said.joined(separator: "; ") + why)
         }
         for fact in update.facts {
-            try await record(fact, for: update.breachId, actor: update.actor, on: db)
+            try await record(fact, for: update.breachId, actor: update.actor, on: db, writes: &writes)
         }
         return true
     }
 
     /// Records a clock-starting fact (a new time replaces the old one; the timeline keeps both).
-    func record(_ fact: BreachFactRecord, for breach: UUID, actor: String, on db: PostgresConnection) async throws {
+    func record(_ fact: BreachFactRecord, for breach: UUID, actor: String, on db: PostgresConnection, writes: inout BreachWrites) async throws {
         let rows = try await db.query("""
             INSERT INTO breach_facts (breach_id, fact, occurred_at, recorded_by) VALUES (\(breach), \(fact.fact), \(fact.occurredAt), \(actor))
             ON CONFLICT (breach_id, fact) DO UPDATE SET occurred_at = EXCLUDED.occurred_at, recorded_by = EXCLUDED.recorded_by,
@@ -122,8 +121,7 @@ public struct BreachAssessor: Sendable {
             """)
         guard let row = rows.first else { return }
         let replaced = try row.decode(Bool.self, at: 0)
-        try await timeline(breach, actor: actor, kind: "fact",
-                           "\(fact.fact) \(replaced ? "now recorded" : "recorded") at \(JobEnvelope.formatTime(fact.occurredAt))", on: db)
+        writes.timeline(actor: actor, kind: "fact", "\(fact.fact) \(replaced ? "now recorded" : "recorded") at \(JobEnvelope.formatTime(fact.occurredAt))")
     }
 
     /// The breach's facts as the rules see them; nil when there is no such breach.
@@ -160,7 +158,8 @@ public struct BreachAssessor: Sendable {
 
     /// Brings the breach's obligations in line with the rules, schedules the reminders of every
     /// open deadline, and stamps the assessment. `actor` is who caused it.
-    public func reassess(_ breach: UUID, facts: BreachFacts, actor: String, on db: PostgresConnection, now: Date = Date()) async throws -> Outcome {
+    public func reassess(_ breach: UUID, facts: BreachFacts, actor: String, on db: PostgresConnection, writes: inout BreachWrites,
+                         now: Date = Date()) async throws -> Outcome {
         let drafts = rules.assess(facts)
         let live = try await db.query("""
             SELECT id, regime, status, deadline, target, communicated FROM breach_obligations
@@ -174,12 +173,11 @@ public struct BreachAssessor: Sendable {
         var byRegime = Dictionary(uniqueKeysWithValues: live.map { ($0.regime, $0) })
         for draft in drafts {
             guard let existing = byRegime.removeValue(forKey: draft.regime) else {
-                let id = try await insert(draft, breach: breach, on: db)
+                let id = writes.add(draft)
                 outcome.added.append(draft.regime)
-                try await timeline(breach, actor: actor, kind: "obligation_added",
-                                   "\(draft.regimeName): notify \(draft.notify) \(Self.due(draft)) (\(draft.reason))", on: db,
-                                   details: ["obligation_id": id.uuidString.lowercased(), "regime": draft.regime])
-                try await scheduleReminders(obligation: id, deadline: draft.deadline, now: now, on: db)
+                writes.timeline(actor: actor, kind: "obligation_added", "\(draft.regimeName): notify \(draft.notify) \(Self.due(draft)) (\(draft.reason))",
+                                details: ["obligation_id": id.uuidString.lowercased(), "regime": draft.regime])
+                scheduleReminders(obligation: id, deadline: draft.deadline, now: now, writes: &writes)
                 continue
             }
             guard !Self.same(existing.deadline, draft.deadline) || !Self.same(existing.target, draft.target) else { continue }
@@ -187,18 +185,19 @@ public struct BreachAssessor: Sendable {
                 continue // Met is met: the evidence stands whatever the clock says now.
             }
             if existing.communicated, let old = existing.deadline ?? existing.target {
-                let id = try await insert(draft, breach: breach, on: db)
+                // Out of the live set now (one live obligation per regime); linked to its successor
+                // once that is stored.
                 try await db.execute("""
-                    UPDATE breach_obligations SET status = 'superseded', superseded_by = \(id), updated_at = clock_timestamp()
-                    WHERE id = \(existing.id)
+                    UPDATE breach_obligations SET status = 'superseded', updated_at = clock_timestamp() WHERE id = \(existing.id)
                     """)
+                let id = writes.add(draft, superseding: existing.id)
                 outcome.superseded.append(draft.regime)
                 outcome.movedAfterCommunication.append((draft.regime, old, draft.deadline ?? draft.target))
-                try await timeline(breach, actor: actor, kind: "obligation_superseded",
-                                   "\(draft.regimeName): the facts now give \(Self.due(draft)) instead of \(JobEnvelope.formatTime(old)), which was already communicated; it stays on record and a new obligation replaces it (\(draft.reason))",
-                                   on: db, details: ["obligation_id": id.uuidString.lowercased(), "superseded": existing.id.uuidString.lowercased(),
-                                                     "regime": draft.regime])
-                try await scheduleReminders(obligation: id, deadline: draft.deadline, now: now, on: db)
+                writes.timeline(actor: actor, kind: "obligation_superseded",
+                                "\(draft.regimeName): the facts now give \(Self.due(draft)) instead of \(JobEnvelope.formatTime(old)), which was already communicated; it stays on record and a new obligation replaces it (\(draft.reason))",
+                                details: ["obligation_id": id.uuidString.lowercased(), "superseded": existing.id.uuidString.lowercased(),
+                                          "regime": draft.regime])
+                scheduleReminders(obligation: id, deadline: draft.deadline, now: now, writes: &writes)
             } else {
                 try await db.execute("""
                     UPDATE breach_obligations SET deadline = \(draft.deadline), target = \(draft.target), clock = \(draft.clock),
@@ -208,10 +207,9 @@ public struct BreachAssessor: Sendable {
                     """)
                 outcome.changed.append(draft.regime)
                 let old = (existing.deadline ?? existing.target).map(JobEnvelope.formatTime) ?? "no deadline yet"
-                try await timeline(breach, actor: actor, kind: "obligation_changed",
-                                   "\(draft.regimeName): \(Self.due(draft)) (was \(old); clock \(draft.clock))", on: db,
-                                   details: ["obligation_id": existing.id.uuidString.lowercased(), "regime": draft.regime])
-                try await scheduleReminders(obligation: existing.id, deadline: draft.deadline, now: now, on: db)
+                writes.timeline(actor: actor, kind: "obligation_changed", "\(draft.regimeName): \(Self.due(draft)) (was \(old); clock \(draft.clock))",
+                                details: ["obligation_id": existing.id.uuidString.lowercased(), "regime": draft.regime])
+                scheduleReminders(obligation: existing.id, deadline: draft.deadline, now: now, writes: &writes)
             }
         }
         for gone in byRegime.values.sorted(by: { $0.regime < $1.regime }) where gone.status == "open" {
@@ -219,9 +217,9 @@ public struct BreachAssessor: Sendable {
                 UPDATE breach_obligations SET status = 'withdrawn', updated_at = clock_timestamp() WHERE id = \(gone.id)
                 """)
             outcome.withdrawn.append(gone.regime)
-            try await timeline(breach, actor: actor, kind: "obligation_withdrawn",
-                               "\(gone.regime): no longer required by the rules for the current facts\(gone.communicated ? " (it had been communicated)" : "")",
-                               on: db, details: ["obligation_id": gone.id.uuidString.lowercased(), "regime": gone.regime])
+            writes.timeline(actor: actor, kind: "obligation_withdrawn",
+                            "\(gone.regime): no longer required by the rules for the current facts\(gone.communicated ? " (it had been communicated)" : "")",
+                            details: ["obligation_id": gone.id.uuidString.lowercased(), "regime": gone.regime])
         }
         try await db.execute("""
             UPDATE breaches SET assessed_at = COALESCE(assessed_at, clock_timestamp()), rules_version = \(rules.version) WHERE id = \(breach)
@@ -229,22 +227,11 @@ public struct BreachAssessor: Sendable {
         return outcome
     }
 
-    private func insert(_ draft: ObligationDraft, breach: UUID, on db: PostgresConnection) async throws -> UUID {
-        let id = UUID()
-        try await db.execute("""
-            INSERT INTO breach_obligations (id, breach_id, regime, regime_name, notify, rules_version, reason, clock, clock_started_at,
-                deadline, target, period)
-            VALUES (\(id), \(breach), \(draft.regime), \(draft.regimeName), \(draft.notify), \(rules.version), \(draft.reason), \(draft.clock),
-                \(draft.clockStartedAt), \(draft.deadline), \(draft.target), \(draft.period))
-            """)
-        return id
-    }
-
     /// Schedules the reminders of a deadline: one per lead time still ahead, one now standing
     /// for those already past (when the deadline is still ahead), and the overdue one at the
     /// deadline. The job ids name the obligation, the deadline and the lead time, so scheduling
     /// again is harmless and a moved deadline gets reminders of its own.
-    func scheduleReminders(obligation: UUID, deadline: Date?, now: Date, on db: PostgresConnection) async throws {
+    func scheduleReminders(obligation: UUID, deadline: Date?, now: Date, writes: inout BreachWrites) {
         guard let deadline else { return }
         var reminders: [(before: Int, at: Date)] = []
         var passed: Int?
@@ -255,22 +242,16 @@ public struct BreachAssessor: Sendable {
         }
         if let passed, deadline > now { reminders.append((passed, now)) }
         reminders.append((0, deadline))
+        let encoder = JSONEncoder.mingus
         for reminder in reminders {
             let job = BreachReminderJob(obligationId: obligation, deadline: deadline, before: reminder.before)
             let id = "breach-reminder/\(obligation.uuidString.lowercased())/\(Int(deadline.timeIntervalSince1970))/\(reminder.before)"
-            try await Scheduler.schedule(on: db, id: id, type: BreachReminderJob.type, body: Array(try JSONEncoder.mingus.encode(job)),
-                                         at: reminder.at)
+            // A reminder body always encodes.
+            let body = (try? encoder.encode(job)).map(Array.init) ?? []
+            writes.reminders.append(Scheduler.OneOff(id: id, type: BreachReminderJob.type, body: body, at: reminder.at))
         }
     }
 
-    /// Appends a timeline row.
-    func timeline(_ breach: UUID, actor: String, kind: String, _ message: String, on db: PostgresConnection,
-                  details: [String: String] = [:]) async throws {
-        try await db.execute("""
-            INSERT INTO breach_timeline (breach_id, actor, kind, message, details)
-            VALUES (\(breach), \(actor), \(kind), \(message), \(Self.json(details))::jsonb)
-            """)
-    }
 
     static func json<T: Encodable>(_ value: T) -> String {
         (try? String(decoding: JSONEncoder().encode(value), as: UTF8.self)) ?? "{}"
@@ -288,6 +269,76 @@ public struct BreachAssessor: Sendable {
         if let deadline = draft.deadline { return "by \(JobEnvelope.formatTime(deadline)) (\(draft.period))" }
         if let target = draft.target { return "\(draft.period), by \(JobEnvelope.formatTime(target))" }
         return "once \(draft.clock.replacingOccurrences(of: "fact:", with: "")) is recorded (\(draft.period))"
+    }
+}
+
+/// What one job writes about one breach besides its own row, gathered while it runs and
+/// written with one statement per table (``flush(on:rulesVersion:)``): timeline rows in order,
+/// new obligations, and their reminders.
+public struct BreachWrites: Sendable {
+    public let breach: UUID
+    private(set) var entries: [(actor: String, kind: String, message: String, details: String)] = []
+    private(set) var obligations: [(id: UUID, draft: ObligationDraft, supersedes: UUID?)] = []
+    var reminders: [Scheduler.OneOff] = []
+
+    public init(breach: UUID) {
+        self.breach = breach
+    }
+
+    /// Adds a timeline row.
+    public mutating func timeline(actor: String, kind: String, _ message: String, details: [String: String] = [:]) {
+        entries.append((actor, kind, message, BreachAssessor.json(details)))
+    }
+
+    /// Adds an obligation (superseding another, already out of the live set); returns its id.
+    mutating func add(_ draft: ObligationDraft, superseding old: UUID? = nil) -> UUID {
+        let id = UUID()
+        obligations.append((id, draft, old))
+        return id
+    }
+
+    /// Writes everything gathered, in the caller's transaction.
+    public func flush(on db: PostgresConnection, rulesVersion: String) async throws {
+        try await Self.flush([self], on: db, rulesVersion: rulesVersion)
+    }
+
+    /// Writes what several jobs gathered (about any breaches) with one statement per table.
+    public static func flush(_ all: [BreachWrites], on db: PostgresConnection, rulesVersion: String) async throws {
+        let obligations = all.flatMap { writes in writes.obligations.map { (breach: writes.breach, $0.id, $0.draft, $0.supersedes) } }
+        if !obligations.isEmpty {
+            let drafts = obligations.map(\.2)
+            try await db.execute("""
+                INSERT INTO breach_obligations (id, breach_id, regime, regime_name, notify, rules_version, reason, clock, clock_started_at,
+                    deadline, target, period)
+                SELECT o.id, o.breach_id, o.regime, o.regime_name, o.notify, \(rulesVersion), o.reason, o.clock, o.clock_started_at,
+                       o.deadline, o.target, o.period
+                FROM unnest(\(obligations.map(\.1))::uuid[], \(obligations.map(\.breach))::uuid[], \(drafts.map(\.regime))::text[],
+                            \(drafts.map(\.regimeName))::text[], \(drafts.map(\.notify))::text[], \(drafts.map(\.reason))::text[],
+                            \(drafts.map(\.clock))::text[], \(drafts.map(\.clockStartedAt))::timestamptz[], \(drafts.map(\.deadline))::timestamptz[],
+                            \(drafts.map(\.target))::timestamptz[], \(drafts.map(\.period))::text[])
+                     AS o (id, breach_id, regime, regime_name, notify, reason, clock, clock_started_at, deadline, target, period)
+                """)
+            let successions = obligations.filter { $0.3 != nil }
+            if !successions.isEmpty {
+                try await db.execute("""
+                    UPDATE breach_obligations o SET superseded_by = s.new FROM unnest(\(successions.map { $0.3! })::uuid[],
+                        \(successions.map(\.1))::uuid[]) AS s (old, new)
+                    WHERE o.id = s.old
+                    """)
+            }
+        }
+        try await Scheduler.schedule(on: db, all.flatMap(\.reminders))
+        let entries = all.flatMap { writes in writes.entries.map { (breach: writes.breach, $0) } }
+        if !entries.isEmpty {
+            try await db.execute("""
+                INSERT INTO breach_timeline (breach_id, actor, kind, message, details)
+                SELECT e.breach_id, e.actor, e.kind, e.message, e.details::jsonb
+                FROM unnest(\(entries.map(\.breach))::uuid[], \(entries.map(\.1.actor))::text[], \(entries.map(\.1.kind))::text[],
+                            \(entries.map(\.1.message))::text[], \(entries.map(\.1.details))::text[])
+                     WITH ORDINALITY AS e (breach_id, actor, kind, message, details, n)
+                ORDER BY e.n
+                """)
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 public import Foundation
+import CoreMetrics
 import Logging
 import MingusAlerts
 import MingusCore
@@ -9,6 +10,10 @@ public import MingusRuntime
 /// reminders turned into alerts (`alerts.ingest`). Each runs in its job's transaction.
 public struct BreachWorker: Sendable {
     public let assessor: BreachAssessor
+    /// `mingus_breach_assessments_total{kind}`, `mingus_breach_obligations_added_total{regime}`,
+    /// `mingus_breach_reminders_total{when}`: counted as handlers finish (a batch that rolls back
+    /// and runs again counts again).
+    let metrics = MetricHandles()
 
     public init(assessor: BreachAssessor) {
         self.assessor = assessor
@@ -23,36 +28,44 @@ public struct BreachWorker: Sendable {
         registry.register(BreachUpdateJob.type, as: BreachUpdateJob.self, schema: try schema(BreachUpdateJob.type)) { update, context in
             try await handle(update, context)
         }
-        registry.register(BreachReminderJob.type, as: BreachReminderJob.self, schema: try schema(BreachReminderJob.type)) { reminder, context in
-            try await handle(reminder, context)
+        registry.registerBatch(BreachReminderJob.type, as: BreachReminderJob.self, schema: try schema(BreachReminderJob.type)) { reminders in
+            try await handle(reminders)
         }
         return registry
     }
 
     func handle(_ report: BreachReportJob, _ context: JobContext) async throws {
         let db = context.database
-        guard try await assessor.store(report, on: db) else {
+        var writes = BreachWrites(breach: report.breachId)
+        guard try await assessor.store(report, on: db, writes: &writes) else {
             context.logger.info("breach already stored", metadata: ["mingus.breach": "\(report.breachId)"])
             return
         }
-        guard let facts = try await assessor.facts(of: report.breachId, on: db) else { return }
-        let outcome = try await assessor.reassess(report.breachId, facts: facts, actor: "breach-worker", on: db)
-        try await assessor.timeline(report.breachId, actor: "breach-worker", kind: "assessed",
-                                    "Assessed under rules \(assessor.rules.version): \(outcome.added.count) obligations (\(outcome.added.joined(separator: ", ")))",
-                                    on: db)
+        let facts = BreachFacts(
+            severity: report.severity, discoveredAt: report.discoveredAt, awareAt: report.awareAt, categories: Set(report.dataCategories),
+            dataEncrypted: report.dataEncrypted, keyCompromised: report.keyCompromised, personsAffected: report.personsAffected,
+            jurisdictions: report.jurisdictions, personsByJurisdiction: report.personsByJurisdiction, roles: Set(report.entityRoles),
+            facts: Dictionary(report.facts.map { ($0.fact, $0.occurredAt) }) { _, last in last })
+        let outcome = try await assessor.reassess(report.breachId, facts: facts, actor: "breach-worker", on: db, writes: &writes)
+        writes.timeline(actor: "breach-worker", kind: "assessed",
+                        "Assessed under rules \(assessor.rules.version): \(outcome.added.count) obligations (\(outcome.added.joined(separator: ", ")))")
+        try await writes.flush(on: db, rulesVersion: assessor.rules.version)
+        count(outcome, kind: "report")
     }
 
     func handle(_ update: BreachUpdateJob, _ context: JobContext) async throws {
         let db = context.database
-        guard try await assessor.apply(update, on: db), let facts = try await assessor.facts(of: update.breachId, on: db) else {
+        var writes = BreachWrites(breach: update.breachId)
+        guard try await assessor.apply(update, on: db, writes: &writes), let facts = try await assessor.facts(of: update.breachId, on: db) else {
             throw PermanentJobError("breach \(update.breachId) does not exist")
         }
-        let outcome = try await assessor.reassess(update.breachId, facts: facts, actor: update.actor, on: db)
+        let outcome = try await assessor.reassess(update.breachId, facts: facts, actor: update.actor, on: db, writes: &writes)
         let parts = [("added", outcome.added), ("changed", outcome.changed), ("superseded", outcome.superseded), ("withdrawn", outcome.withdrawn)]
             .filter { !$0.1.isEmpty }.map { "\($0.0) \($0.1.joined(separator: ", "))" }
-        try await assessor.timeline(update.breachId, actor: update.actor, kind: "reassessed",
-                                    "Reassessed under rules \(assessor.rules.version): " + (parts.isEmpty ? "no change to the obligations" : parts.joined(separator: "; ")),
-                                    on: db)
+        writes.timeline(actor: update.actor, kind: "reassessed",
+                        "Reassessed under rules \(assessor.rules.version): " + (parts.isEmpty ? "no change to the obligations" : parts.joined(separator: "; ")))
+        try await writes.flush(on: db, rulesVersion: assessor.rules.version)
+        count(outcome, kind: "update")
         for moved in outcome.movedAfterCommunication {
             let alert = AlertJob(
                 status: .firing, severity: .high, title: "Breach notification deadline changed after it was communicated",
@@ -63,45 +76,70 @@ public struct BreachWorker: Sendable {
         }
     }
 
-    func handle(_ reminder: BreachReminderJob, _ context: JobContext) async throws {
-        let db = context.database
+    /// Reminders due together (the scheduler fires them in the same pass) are handled together:
+    /// their obligations locked in id order with one statement, then one alert each for those
+    /// still open with the deadline the reminder is about.
+    func handle(_ reminders: [BatchedJob<BreachReminderJob>]) async throws {
+        guard let db = reminders.first?.context.database else { return }
         let rows = try await db.query("""
-            SELECT o.status, o.deadline, o.regime, o.regime_name, o.notify, o.breach_id, b.title, b.severity
+            SELECT o.id, o.status, o.deadline, o.regime, o.regime_name, o.notify, o.breach_id, b.title
             FROM breach_obligations o JOIN breaches b ON b.id = o.breach_id
-            WHERE o.id = \(reminder.obligationId) FOR UPDATE OF o
+            WHERE o.id = ANY(\(reminders.map(\.body.obligationId))::uuid[]) ORDER BY o.id FOR UPDATE OF o
             """)
-        guard let row = rows.first else { throw PermanentJobError("obligation \(reminder.obligationId) does not exist") }
-        let status = try row.decode(String.self, at: 0)
-        let deadline = try row.decode(Date?.self, at: 1)
-        guard status == "open", let deadline, BreachAssessor.same(deadline, reminder.deadline) else {
-            context.logger.debug("reminder no longer applies", metadata: ["mingus.obligation": "\(reminder.obligationId)", "mingus.status": "\(status)"])
-            return
+        struct Obligation {
+            var status: String, deadline: Date?, regime: String, regimeName: String, notify: String, breach: UUID, title: String
         }
-        let regime = try row.decode(String.self, at: 2)
-        let regimeName = try row.decode(String.self, at: 3)
-        let notify = try row.decode(String.self, at: 4)
-        let breach = try row.decode(UUID.self, at: 5)
-        let title = try row.decode(String.self, at: 6)
-        let overdue = reminder.before == 0
-        let lead = Self.describe(seconds: reminder.before)
-        let severity: AlertSeverity = overdue || reminder.before <= 4 * 3600 ? .critical : reminder.before <= 24 * 3600 ? .high : .medium
-        let headline = overdue ? "Breach notification overdue: \(regimeName)" : "Breach notification due within \(lead): \(regimeName)"
-        let alert = AlertJob(
-            status: .firing, severity: severity, title: headline,
-            description: "Notify \(notify) about \"\(title)\" by \(JobEnvelope.formatTime(deadline)) (\(regime)). Record the evidence when it is sent.",
-            labels: ["breach_id": breach.uuidString.lowercased(), "obligation_id": reminder.obligationId.uuidString.lowercased(),
-                     "regime": regime, "component": "breach"],
-            source: "breach-worker",
-            dedupKey: "breach-reminder/\(reminder.obligationId.uuidString.lowercased())/\(Int(deadline.timeIntervalSince1970))/\(reminder.before)",
-            receivedAt: Date())
-        try await context.emit(type: AlertJob.type, alert)
+        var obligations: [UUID: Obligation] = [:]
+        for row in rows {
+            obligations[try row.decode(UUID.self, at: 0)] = Obligation(
+                status: try row.decode(String.self, at: 1), deadline: try row.decode(Date?.self, at: 2), regime: try row.decode(String.self, at: 3),
+                regimeName: try row.decode(String.self, at: 4), notify: try row.decode(String.self, at: 5), breach: try row.decode(UUID.self, at: 6),
+                title: try row.decode(String.self, at: 7))
+        }
+        var communicated: [UUID] = []
+        var writes: [UUID: BreachWrites] = [:]
+        for job in reminders {
+            let reminder = job.body
+            guard let obligation = obligations[reminder.obligationId] else {
+                throw PermanentJobError("obligation \(reminder.obligationId) does not exist")
+            }
+            guard obligation.status == "open", let deadline = obligation.deadline, BreachAssessor.same(deadline, reminder.deadline) else {
+                job.context.logger.debug("reminder no longer applies",
+                                         metadata: ["mingus.obligation": "\(reminder.obligationId)", "mingus.status": "\(obligation.status)"])
+                continue
+            }
+            let overdue = reminder.before == 0
+            let lead = Self.describe(seconds: reminder.before)
+            let severity: AlertSeverity = overdue || reminder.before <= 4 * 3600 ? .critical : reminder.before <= 24 * 3600 ? .high : .medium
+            let oid = reminder.obligationId.uuidString.lowercased()
+            let alert = AlertJob(
+                status: .firing, severity: severity,
+                title: overdue ? "Breach notification overdue: \(obligation.regimeName)" : "Breach notification due within \(lead): \(obligation.regimeName)",
+                description: "Notify \(obligation.notify) about \"\(obligation.title)\" by \(JobEnvelope.formatTime(deadline)) (\(obligation.regime)). Record the evidence when it is sent.",
+                labels: ["breach_id": obligation.breach.uuidString.lowercased(), "obligation_id": oid, "regime": obligation.regime, "component": "breach"],
+                source: "breach-worker", dedupKey: "breach-reminder/\(oid)/\(Int(deadline.timeIntervalSince1970))/\(reminder.before)",
+                receivedAt: Date())
+            try await job.context.emit(type: AlertJob.type, alert)
+            communicated.append(reminder.obligationId)
+            metrics.counter("mingus_breach_reminders_total", [("when", overdue ? "overdue" : "before")]).increment()
+            writes[obligation.breach, default: BreachWrites(breach: obligation.breach)].timeline(
+                actor: "breach-worker", kind: "reminder",
+                overdue ? "\(obligation.regimeName): overdue since \(JobEnvelope.formatTime(deadline)); alert sent (\(severity.rawValue))"
+                        : "\(obligation.regimeName): due by \(JobEnvelope.formatTime(deadline)), within \(lead); alert sent (\(severity.rawValue))",
+                details: ["obligation_id": oid, "before_seconds": "\(reminder.before)"])
+        }
+        guard !communicated.isEmpty else { return }
         try await db.execute("""
-            UPDATE breach_obligations SET communicated = true, updated_at = clock_timestamp() WHERE id = \(reminder.obligationId)
+            UPDATE breach_obligations SET communicated = true, updated_at = clock_timestamp() WHERE id = ANY(\(communicated)::uuid[])
             """)
-        try await assessor.timeline(breach, actor: "breach-worker", kind: "reminder",
-                                    overdue ? "\(regimeName): overdue since \(JobEnvelope.formatTime(deadline)); alert sent (\(severity.rawValue))"
-                                            : "\(regimeName): due by \(JobEnvelope.formatTime(deadline)), within \(lead); alert sent (\(severity.rawValue))",
-                                    on: db, details: ["obligation_id": reminder.obligationId.uuidString.lowercased(), "before_seconds": "\(reminder.before)"])
+        try await BreachWrites.flush(Array(writes.values), on: db, rulesVersion: assessor.rules.version)
+    }
+
+    private func count(_ outcome: BreachAssessor.Outcome, kind: String) {
+        metrics.counter("mingus_breach_assessments_total", [("kind", kind)]).increment()
+        for regime in outcome.added + outcome.superseded {
+            metrics.counter("mingus_breach_obligations_added_total", [("regime", regime)]).increment()
+        }
     }
 
     /// `48 h`, `90 min`, `30 s`.

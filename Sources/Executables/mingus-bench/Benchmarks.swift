@@ -49,6 +49,12 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the end-to-end alerts benchmarks.")
     var onlyAlerts = false
 
+    @Option(help: "Breach reports in the burst of the breach assessment benchmark.")
+    var breaches = 2000
+
+    @Flag(help: "Run only the breach assessment benchmark.")
+    var onlyBreach = false
+
     @Flag(help: "Run only the recovery benchmark: RabbitMQ, then PostgreSQL stopped and started under payment load (the local services).")
     var onlyRecovery = false
 
@@ -66,6 +72,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyAlerts {
             try await runAlerts()
+            return
+        }
+        if onlyBreach {
+            try await runBreach()
             return
         }
         let configuration = try MingusConfiguration()
@@ -175,6 +185,7 @@ struct Benchmarks: AsyncParsableCommand {
 
         try await runPayments()
         try await runAlerts()
+        try await runBreach()
 
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
@@ -202,6 +213,16 @@ struct Benchmarks: AsyncParsableCommand {
         print("  fan-out to all nine sinks:  \(String(format: "%8.1f", figures.alertsPerSecond)) alerts/s = \(String(format: "%.0f", figures.deliveriesPerSecond)) deliveries/s (\(figures.alerts) alerts, 16 concurrent HTTP clients)")
         print("  POST → last delivery, Teams sink slowed to 2 s, \(slow.alerts) alerts at \(slow.rate)/s: p50 \(String(format: "%.0f", slow.p50)) ms, p99 \(String(format: "%.0f", slow.p99)) ms")
         print("    the other eight channels meanwhile: p50 \(String(format: "%.0f", slow.othersP50)) ms, p99 \(String(format: "%.0f", slow.othersP99)) ms")
+    }
+
+    /// Breach reports assessed end to end: a burst, then latency at a steady pace.
+    func runBreach() async throws {
+        let figures = try await BreachBenchmarks.run(reports: breaches, concurrency: 16, pacedRate: 50, pacedSeconds: 10)
+        let paced = figures.paced
+        print("")
+        print("breach assessment end to end (release processes; gateway + 1 breach worker; reports touching GDPR, HIPAA, PCI, FTC and three states)")
+        print("  POST → assessed, burst:     \(String(format: "%8.0f", figures.reportsPerSecond)) reports/s (\(figures.reports) reports, 16 concurrent HTTP clients, \(String(format: "%.1f", figures.obligationsPerReport)) obligations each)")
+        print("  accepted → obligations stored at \(String(format: "%.0f", paced.rate))/s (\(paced.reports) reports): p50 \(String(format: "%.1f", paced.p50)) ms, p99 \(String(format: "%.1f", paced.p99)) ms, max \(String(format: "%.1f", paced.max)) ms")
     }
 
     /// Payments through a RabbitMQ restart and then a PostgreSQL restart: how soon they flow again.

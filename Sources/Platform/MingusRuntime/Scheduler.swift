@@ -37,6 +37,35 @@ public final class Scheduler: Service, Sendable {
             """)
     }
 
+    /// A one-off job to schedule (``schedule(on:_:)``).
+    public struct OneOff: Sendable {
+        public var id: String
+        public var type: String
+        public var routingKey: String?
+        public var body: [UInt8]
+        public var runAt: Date
+
+        public init(id: String, type: String, routingKey: String? = nil, body: [UInt8], at runAt: Date) {
+            self.id = id
+            self.type = type
+            self.routingKey = routingKey
+            self.body = body
+            self.runAt = runAt
+        }
+    }
+
+    /// Schedules several jobs with one statement, inside the caller's transaction; ids already
+    /// scheduled are left as they are.
+    public static func schedule(on connection: PostgresConnection, _ jobs: [OneOff]) async throws {
+        guard !jobs.isEmpty else { return }
+        try await connection.execute("""
+            INSERT INTO mingus_scheduled_jobs (message_id, run_at, routing_key, type, body)
+            SELECT * FROM unnest(\(jobs.map(\.id))::text[], \(jobs.map(\.runAt))::timestamptz[],
+                                 \(jobs.map { $0.routingKey ?? $0.type })::text[], \(jobs.map(\.type))::text[], \(jobs.map(\.body))::bytea[])
+            ON CONFLICT (message_id) DO NOTHING
+            """)
+    }
+
     /// Creates or replaces a cron schedule; its next run is computed from now.
     public static func upsertPeriodic(
         on connection: PostgresConnection, name: String, cron: String, type: String, routingKey: String? = nil, body: [UInt8] = Array("{}".utf8)

@@ -15,11 +15,13 @@ import MingusSecurity
 public struct BreachRoutes: Sendable {
     let database: PostgresClient
     let publisher: JobPublisher
+    let idempotency: IdempotencyStore
     let store: BreachStore
 
     public init(_ gateway: GatewayServices) {
         database = gateway.database
         publisher = gateway.publisher
+        idempotency = gateway.idempotency
         store = BreachStore(database: gateway.database)
     }
 
@@ -108,8 +110,11 @@ public struct BreachRoutes: Sendable {
 
     // MARK: - Reports and facts
 
-    private func report(_ request: Request, caller: APIKeyIdentity) async throws -> APIResponse<Accepted> {
+    /// With an `Idempotency-Key`, a retry gets the first answer and the same breach id; the job's
+    /// message id is the breach id, so the worker stores it once even if both were published.
+    private func report(_ request: Request, caller: APIKeyIdentity) async throws -> Response {
         let body = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: Self.factFields.union(["title", "facts"]))
+        let idempotencyKey = try IdempotencyStore.key(from: request)
         let now = Date()
         let title = try BreachInput.requiredText(body, "title", max: 256)
         let facts = try BreachInput.facts(body, now: now)
@@ -124,7 +129,16 @@ public struct BreachRoutes: Sendable {
         try BreachInput.check(discovered: discovered, aware: aware, now: now)
         try BreachInput.checkCounts(persons: changes.personsAffected!, byJurisdiction: changes.personsByJurisdiction ?? [:],
                                     jurisdictions: changes.jurisdictions!)
-        let id = UUID()
+        var id = UUID()
+        if let idempotencyKey {
+            switch try await idempotency.claim(apiKeyID: caller.id, key: idempotencyKey,
+                                               requestHash: IdempotencyStore.hash(request, body: body.raw)) {
+            case .replay(let status, let bytes):
+                return .json(.init(code: status), bytes: bytes, headers: [HTTPField.Name("Idempotent-Replayed")!: "true"])
+            case .proceed(let resourceID):
+                id = UUID(uuidString: resourceID) ?? id
+            }
+        }
         let job = BreachReportJob(
             breachId: id, title: title, description: changes.description ?? "", severity: changes.severity!, discoveredAt: discovered,
             awareAt: aware, dataCategories: changes.dataCategories!, dataEncrypted: changes.dataEncrypted!,
@@ -132,8 +146,20 @@ public struct BreachRoutes: Sendable {
             personsAffected: changes.personsAffected!, jurisdictions: changes.jurisdictions!,
             personsByJurisdiction: changes.personsByJurisdiction ?? [:], entityRoles: changes.entityRoles!, facts: facts,
             reportedBy: caller.actor, reportedAt: APITime.format(now))
-        try await publisher.publish(type: BreachReportJob.type, id: id.uuidString.lowercased(), body: job, traceID: nil)
-        return accepted(id)
+        do {
+            try await publisher.publish(type: BreachReportJob.type, id: id.uuidString.lowercased(), body: job, traceID: nil)
+            let answer = accepted(id)
+            let bytes = try answer.encodedBody()
+            if let idempotencyKey {
+                try await database.withTransaction { db in
+                    try await IdempotencyStore.complete(apiKeyID: caller.id, key: idempotencyKey, status: 202, body: bytes, on: db)
+                }
+            }
+            return .json(.accepted, bytes: bytes, headers: answer.headers)
+        } catch {
+            if let idempotencyKey { await idempotency.release(apiKeyID: caller.id, key: idempotencyKey) }
+            throw error
+        }
     }
 
     private func update(_ request: Request, id: UUID, caller: APIKeyIdentity) async throws -> APIResponse<Accepted> {
