@@ -161,14 +161,15 @@ final class BreachNotifier: Sendable {
         var description: String { "the SMTP server is unavailable: \(detail)" }
     }
 
-    /// Runs one chunk in the job's transaction, which holds the run's row lock all along.
+    /// Runs one chunk in the job's transaction, which holds the run's row lock all along
+    /// (`FOR NO KEY UPDATE`: recipients claimed in other transactions still reference the row).
     func handle(_ job: BreachNotifyJob, _ context: JobContext) async throws {
         let db = context.database
         let runs = try await db.query("""
             SELECT r.status, r.letter::text, b.title, b.description, b.discovered_at, b.aware_at, b.data_categories, b.data_encrypted,
                    b.persons_affected, b.records_affected, b.jurisdictions
             FROM breach_notification_runs r JOIN breaches b ON b.id = r.breach_id
-            WHERE r.id = \(job.runId) AND r.breach_id = \(job.breachId) FOR UPDATE OF r
+            WHERE r.id = \(job.runId) AND r.breach_id = \(job.breachId) FOR NO KEY UPDATE OF r
             """)
         guard let run = runs.first else { throw PermanentJobError("notification run \(job.runId) does not exist") }
         guard try run.decode(String.self, at: 0) == "running" else {
@@ -225,7 +226,7 @@ final class BreachNotifier: Sendable {
             INSERT INTO breach_timeline (breach_id, actor, kind, message, details)
             VALUES (\(job.breachId), 'breach-worker', 'notification_run_completed',
                     \("Notification run completed: \(sent) letters sent, \(failed) failed"),
-                    jsonb_build_object('run_id', \(job.runId.uuidString.lowercased()), 'sent', \(sent), 'failed', \(failed)))
+                    jsonb_build_object('run_id', \(job.runId.uuidString.lowercased())::text, 'sent', \(sent)::bigint, 'failed', \(failed)::bigint))
             """)
         context.logger.info("notification run completed", metadata: ["mingus.run": "\(job.runId)", "mingus.sent": "\(sent)", "mingus.failed": "\(failed)"])
     }
