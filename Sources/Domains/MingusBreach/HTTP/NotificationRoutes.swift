@@ -244,7 +244,7 @@ public struct NotificationRoutes: Sendable {
             guard case .string(let text) = value else {
                 throw APIError(.badRequest, code: "invalid_request", message: "contact.\(name) must be a JSON string", field: "contact.\(name)", rule: "type")
             }
-            guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, text.count <= 512, !text.unicodeScalars.contains("\0") else {
+            guard !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, text.unicodeScalars.count <= 512, !text.unicodeScalars.contains("\0") else {
                 throw APIError.invalidField("contact.\(name)", rule: "length", "contact.\(name) must have 1 to 512 characters")
             }
             switch name {
