@@ -41,7 +41,7 @@ enum NotifyBenchmarks {
             "MINGUS_BREACH_SMTP": "127.0.0.1:\(port)", "MINGUS_BREACH_SMTP_CA_FILE": certificates.appendingPathComponent("ca.pem").path,
             "MINGUS_BREACH_SMTP_USERNAME": "breach@mingus.test", "MINGUS_BREACH_SMTP_PASSWORD": "bench-smtp-password",
             "MINGUS_BREACH_MAIL_FROM": "privacy@mingus.test", "MINGUS_BREACH_SMTP_SESSIONS": "\(sessions)",
-            "MINGUS_BREACH_NOTIFY_RATE": "\(rateLimit)", "MINGUS_LOG_LEVEL": "warning",
+            "MINGUS_BREACH_NOTIFY_RATE": "\(rateLimit)",
         ], privateBroker: true)
         do {
             for purpose in DomainDescription.breach.keyPurposes { try await Keyring.rotate(purpose, kek: cluster.kek, database: cluster.database) }
