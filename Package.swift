@@ -45,6 +45,11 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
 
         // Libraries.
         .target(
@@ -183,6 +188,22 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusRetention",
+            dependencies: [
+                "CZlib",
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
             name: "MingusGateway",
             dependencies: [
                 "MingusCore",
@@ -192,6 +213,7 @@ let package = Package(
                 "MingusPayments",
                 "MingusAlerts",
                 "MingusBreach",
+                "MingusRetention",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -204,6 +226,7 @@ let package = Package(
             name: "MingusCtl",
             dependencies: [
                 "MingusCore",
+                "MingusRetention",
                 "MingusRuntime",
                 "MingusSecurity",
                 "MingusPayments",
@@ -221,6 +244,7 @@ let package = Package(
         .executableTarget(name: "mingus-payments-worker", dependencies: ["MingusPayments", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-breach-worker", dependencies: ["MingusBreach", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-retention-worker", dependencies: ["MingusRetention", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -251,6 +275,11 @@ let package = Package(
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "TestSupport"]),
+        .testTarget(
+            name: "RetentionTests",
+            dependencies: ["MingusRetention", "MingusPayments", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
+        ),
         .testTarget(
             name: "BreachTests",
             dependencies: ["MingusBreach", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport"]
@@ -300,11 +329,11 @@ let package = Package(
 /// Sources are grouped by tier: drivers (C libraries and their Swift wrappers), the shared
 /// platform, the business domains, and the executables with the libraries behind them.
 let tiers: [String: [String]] = [
-    "Drivers": ["CRabbitMQ", "CLibPQ", "MingusAMQP", "MingusPostgres"],
+    "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
-                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-test-worker", "mingus-bench"],
+                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-test-worker", "mingus-bench"],
 ]
 for (tier, names) in tiers {
     for target in package.targets where names.contains(target.name) {

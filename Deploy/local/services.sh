@@ -55,7 +55,7 @@ wait_port() { # port name seconds
 }
 
 install_missing() {
-  local wanted=(rabbitmq-server librabbitmq-dev postgresql libpq-dev libssl-dev pkg-config)
+  local wanted=(rabbitmq-server librabbitmq-dev postgresql libpq-dev libssl-dev zlib1g-dev pkg-config)
   local missing=() p
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -57,6 +57,18 @@ struct BreachCluster {
             """).map { try $0.decode(String.self, at: 0) }
     }
 
+    /// Runs `body` against a new cluster, then stops it (also when `body` throws).
+    static func with(workers: Int = 1, reminders: String = "48h,24h,4h", _ body: (BreachCluster) async throws -> Void) async throws {
+        let breach = try await start(workers: workers, reminders: reminders)
+        do {
+            try await body(breach)
+        } catch {
+            try? await breach.stop()
+            throw error
+        }
+        try await breach.stop()
+    }
+
     /// Stops every process; each must exit 0 but those this test killed.
     func stop() async throws {
         let killed = Set(cluster.workers.filter(\.wasKilled).map(\.pid))
@@ -91,8 +103,7 @@ private func cardBreach(persons: Int = 900, texas: Int = 200, awareAgo: TimeInte
 struct BreachEndToEndTests {
     @Test("a report is stored and assessed: every regime that applies, deadlines as the rules compute them, and a timeline")
     func reportAndAssess() async throws {
-        let breach = try await BreachCluster.start()
-        do {
+        try await BreachCluster.with { breach in
             let id = try await breach.report(cardBreach())
             let obligations = try await breach.obligations(id)
             #expect(Set(obligations.keys) == ["gdpr_art33", "gdpr_art34", "pci_acquirer", "pci_visa", "pci_mastercard", "texas_individuals"],
@@ -135,17 +146,12 @@ struct BreachEndToEndTests {
             #expect((page1.body["breaches"] as? [[String: Any]])?.first?["id"] as? String == retriedID)
             #expect((page2.body["breaches"] as? [[String: Any]])?.first?["id"] as? String == id)
             #expect(page2.body["next_cursor"] == nil)
-        } catch {
-            try? await breach.stop()
-            throw error
         }
-        try await breach.stop()
     }
 
     @Test("bad input everywhere: 400 or 422 naming the field, 404 for no such breach, nothing stored")
     func badInput() async throws {
-        let breach = try await BreachCluster.start(workers: 0)
-        do {
+        try await BreachCluster.with(workers: 0) { breach in
             var cases: [(body: [String: Any], status: Int, field: String, rule: String)] = []
             func with(_ change: (inout [String: Any]) -> Void) -> [String: Any] {
                 var body = cardBreach()
@@ -183,17 +189,12 @@ struct BreachEndToEndTests {
             let list = try await breach.request("GET", "/api/financial/breaches?overdue=maybe")
             #expect(list.status == 400 && (list.body["error"] as? [String: Any])?["field"] as? String == "overdue")
             #expect(try await breach.cluster.database.query("SELECT count(*) FROM breaches")[0].decode(Int64.self, at: 0) == 0)
-        } catch {
-            try? await breach.stop()
-            throw error
         }
-        try await breach.stop()
     }
 
     @Test("the lifecycle refuses illegal transitions naming the allowed ones; a breach closes once its obligations are met with evidence")
     func lifecycle() async throws {
-        let breach = try await BreachCluster.start()
-        do {
+        try await BreachCluster.with { breach in
             let id = try await breach.report(cardBreach())
             let path = "/api/financial/breach/\(id)/status"
             let skip = try await breach.request("PUT", path, ["status": "closed"])
@@ -203,6 +204,14 @@ struct BreachEndToEndTests {
                 let answer = try await breach.request("PUT", path, ["status": status, "note": "moving on"])
                 #expect(answer.status == 200 && answer.body["status"] as? String == status, "\(answer.body)")
             }
+            // Another breach turns out to be a false positive: its open obligations are withdrawn.
+            let other = try await breach.report(cardBreach())
+            #expect(try await breach.request("PUT", "/api/financial/breach/\(other)/status", ["status": "investigating"]).status == 200)
+            #expect(try await breach.request("PUT", "/api/financial/breach/\(other)/status", ["status": "false_positive"]).status == 200)
+            let statuses = (try await breach.breach(other)["obligations"] as? [[String: Any]] ?? []).compactMap { $0["status"] as? String }
+            #expect(statuses.count == 6 && statuses.allSatisfy { $0 == "withdrawn" }, "\(statuses)")
+            #expect(try await breach.timeline(other, kind: "obligation_withdrawn").count == 6)
+
             let falsePositive = try await breach.request("PUT", path, ["status": "false_positive"])
             #expect(falsePositive.status == 409 && (falsePositive.body["error"] as? [String: Any])?["code"] as? String == "illegal_transition")
             let early = try await breach.request("PUT", path, ["status": "closed"])
@@ -231,20 +240,15 @@ struct BreachEndToEndTests {
                 SELECT DISTINCT actor FROM breach_timeline WHERE breach_id = \(UUID(uuidString: id)!) AND kind IN ('status', 'evidence')
                 """).map { try $0.decode(String.self, at: 0) }
             #expect(actors.count == 1 && actors[0].hasPrefix("apikey:caller_"))
-        } catch {
-            try? await breach.stop()
-            throw error
         }
-        try await breach.stop()
     }
 
     @Test("new facts reassess: a threshold crossed adds an obligation, a fact starts the SEC clock, a communicated deadline is superseded, not moved")
     func reassessment() async throws {
         // Reminders 48 h ahead: an Art. 33 deadline less than 48 h away is reminded at once, which communicates it.
-        let breach = try await BreachCluster.start(reminders: "48h")
-        do {
+        try await BreachCluster.with(reminders: "48h") { breach in
             var fields = cardBreach(awareAgo: 30 * 3600)
-            fields["discovered_at"] = iso(Date().addingTimeInterval(-48 * 3600))
+            fields["discovered_at"] = iso(Date().addingTimeInterval(-70 * 3600))
             fields["entity_roles"] = ["controller", "merchant", "sec_registrant"]
             let id = try await breach.report(fields)
             #expect(try await breach.obligations(id)["texas_ag"] == nil)
@@ -268,9 +272,9 @@ struct BreachEndToEndTests {
             try #require(try await eventually { try await breach.obligations(id)["sec_8k_105"] != nil })
             #expect(try await breach.obligations(id)["sec_8k_105"]?["clock"] as? String == "fact:materiality_determined")
 
-            // Awareness was earlier than reported: the communicated Art. 33 deadline is kept on
-            // record, superseded by a new obligation.
-            let earlier = try await breach.request("PATCH", "/api/financial/breach/\(id)", ["aware_at": iso(Date().addingTimeInterval(-40 * 3600))])
+            // Awareness was 36 h earlier than reported (so on another calendar day): the
+            // communicated Art. 33 deadline is kept on record, superseded by a new obligation.
+            let earlier = try await breach.request("PATCH", "/api/financial/breach/\(id)", ["aware_at": iso(Date().addingTimeInterval(-66 * 3600))])
             #expect(earlier.status == 202)
             let moved = try await eventually { try await breach.obligations(id)["gdpr_art33"]?["id"] as? String != firstArt33["id"] as? String }
             let timelineNow = try await breach.breach(id)["timeline"] ?? ""
@@ -289,17 +293,12 @@ struct BreachEndToEndTests {
             #expect(!changedInPlace.contains { $0.hasPrefix("GDPR Art. 33:") })
             #expect(changedInPlace.contains { $0.hasPrefix("Texas Bus. & Com. Code 521.053(b):") }, "\(changedInPlace)")
             #expect(try await breach.timeline(id, kind: "reassessed").last?.contains("superseded gdpr_art33") == true)
-        } catch {
-            try? await breach.stop()
-            throw error
         }
-        try await breach.stop()
     }
 
     @Test("reminders fire once each across two workers, and after every worker was killed and restarted")
     func remindersOnce() async throws {
-        let breach = try await BreachCluster.start(workers: 2)
-        do {
+        try await BreachCluster.with(workers: 2) { breach in
             // Aware 72 h less 15 s ago: the Art. 33 deadline is 15 s away, so every lead time has
             // passed: one reminder now, then the overdue one at the deadline.
             var fields = cardBreach(awareAgo: 72 * 3600 - 15)
@@ -335,10 +334,6 @@ struct BreachEndToEndTests {
             #expect(view["overdue"] as? Bool == true)
             let overdueList = try await breach.request("GET", "/api/financial/breaches?overdue=true")
             #expect((overdueList.body["breaches"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
-        } catch {
-            try? await breach.stop()
-            throw error
         }
-        try await breach.stop()
     }
 }

@@ -163,7 +163,7 @@ public struct BreachAssessor: Sendable {
         let drafts = rules.assess(facts)
         let live = try await db.query("""
             SELECT id, regime, status, deadline, target, communicated FROM breach_obligations
-            WHERE breach_id = \(breach) AND status IN ('open', 'met') FOR UPDATE
+            WHERE breach_id = \(breach) AND status IN ('open', 'met') ORDER BY id FOR UPDATE
             """).map { row in
             LiveObligation(id: try row.decode(UUID.self, at: 0), regime: try row.decode(String.self, at: 1),
                            status: try row.decode(String.self, at: 2), deadline: try row.decode(Date?.self, at: 3),

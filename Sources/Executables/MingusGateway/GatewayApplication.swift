@@ -8,12 +8,13 @@ public import Prometheus
 import MingusAlerts
 import MingusPayments
 import MingusBreach
+import MingusRetention
 
 /// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
 /// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
-    public static let domains: [DomainDescription] = [.payments, .alerts, .breach]
+    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention]
 
     /// Every role some route checks, `admin` included.
     public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }

@@ -281,6 +281,11 @@ public struct AuditSigner: Sendable {
 
     public var publicKey: Curve25519.Signing.PublicKey { key.publicKey }
 
+    /// An Ed25519 signature of `bytes` (archive manifests are signed with the checkpoint key too).
+    public func sign(_ bytes: [UInt8]) throws -> [UInt8] {
+        Array(try key.signature(for: bytes))
+    }
+
     /// A short name for a key: the first 16 hex digits of the SHA-256 of its public key.
     public static func keyID(_ key: Curve25519.Signing.PublicKey) -> String {
         String(Hex.encode(SHA256.hash(data: key.rawRepresentation)).prefix(16))

@@ -256,6 +256,19 @@ public struct BreachRoutes: Sendable {
                 UPDATE breaches SET status = \(target.rawValue), status_changed_at = clock_timestamp(), updated_at = clock_timestamp()
                 WHERE id = \(id) RETURNING status_changed_at
                 """)[0].decode(Date.self, at: 0)
+            if target == .falsePositive {
+                // No breach, no duty to notify: open obligations are withdrawn (their reminders then do nothing).
+                try await db.execute("""
+                    WITH withdrawn AS (
+                        UPDATE breach_obligations SET status = 'withdrawn', updated_at = clock_timestamp()
+                        WHERE breach_id = \(id) AND status = 'open' RETURNING id, regime_name
+                    )
+                    INSERT INTO breach_timeline (breach_id, actor, kind, message, details)
+                    SELECT \(id), \(caller.actor), 'obligation_withdrawn', regime_name || ': withdrawn, the breach is a false positive',
+                           jsonb_build_object('obligation_id', id::text)
+                    FROM withdrawn ORDER BY regime_name
+                    """)
+            }
             try await db.execute("""
                 INSERT INTO breach_timeline (breach_id, actor, kind, message, details)
                 VALUES (\(id), \(caller.actor), 'status', \("\(current.rawValue) → \(target.rawValue)" + (note.map { ": \($0)" } ?? "")),

@@ -1,0 +1,263 @@
+public import Foundation
+import Crypto
+public import Logging
+import MingusCore
+public import MingusPostgres
+public import MingusSecurity
+
+/// Runs a sweep: for each data type, counts what is due and what holds keep, then archives and
+/// deletes in bounded batches, each batch in short transactions of its own.
+///
+/// A batch is first claimed (its keys recorded in `retention_archive_batches`, under a lock per
+/// data type so two sweepers never claim the same rows), then its rows are written to the archive
+/// store as gzip-compressed JSON lines, synced and read back against their SHA-256, and only then
+/// deleted (rows that became held meanwhile stay). A sweeper that dies at any point leaves its
+/// batches claimed or archived; the next run finishes them before claiming more, so nothing is
+/// deleted unarchived and no row is claimed twice. At the end of each data type a manifest of
+/// its files (digests, rows, key ranges) is signed with the audit checkpoint key.
+public struct RetentionSweeper: Sendable {
+    public let database: PostgresClient
+    public let archive: any ArchiveStore
+    public let signer: AuditSigner
+    public let batchSize: Int
+    public let logger: Logger
+
+    public init(database: PostgresClient, archive: any ArchiveStore, signer: AuditSigner, batchSize: Int = 5000, logger: Logger) {
+        self.database = database
+        self.archive = archive
+        self.signer = signer
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    /// What a sweep did for one data type.
+    public struct Counts: Sendable, Equatable {
+        public var eligible: Int64 = 0
+        public var held: Int64 = 0
+        public var archived: Int64 = 0
+        public var deleted: Int64 = 0
+        public var bytes: Int64 = 0
+    }
+
+    /// Runs (or resumes) sweep `id`; returns the counts per data type.
+    @discardableResult
+    public func run(_ id: UUID) async throws -> [String: Counts] {
+        let rows = try await database.query("""
+            UPDATE retention_sweeps SET status = 'running', started_at = COALESCE(started_at, now())
+            WHERE id = \(id) AND status IN ('queued', 'running') RETURNING data_types, dry_run
+            """)
+        guard let row = rows.first else { return [:] }
+        let wanted = try row.decode([String]?.self, at: 0)
+        let dryRun = try row.decode(Bool.self, at: 1)
+        let policies = Dictionary(uniqueKeysWithValues: try await database.query("SELECT data_type, action FROM retention_policies").map {
+            (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1))
+        })
+        var results: [String: Counts] = [:]
+        do {
+            for target in RetentionTarget.all where wanted?.contains(target.dataType) ?? true {
+                guard let action = policies[target.dataType] else { continue }
+                results[target.dataType] = try await sweep(target, action: action, sweep: id, dryRun: dryRun)
+            }
+        } catch {
+            try? await database.execute("UPDATE retention_sweeps SET status = 'failed', error = \("\(error)"), finished_at = now() WHERE id = \(id)")
+            throw error
+        }
+        try await database.withTransaction { db in
+            try await db.execute("UPDATE retention_sweeps SET status = 'completed', finished_at = now(), error = NULL WHERE id = \(id)")
+            var details = ["dry_run": "\(dryRun)"]
+            for (type, counts) in results {
+                details[type] = "eligible \(counts.eligible), held \(counts.held), archived \(counts.archived), deleted \(counts.deleted)"
+            }
+            _ = try await AuditTrail.append(AuditEvent(actor: "retention-worker", action: "retention.sweep",
+                                                       resource: "retention/sweeps/\(id.uuidString.lowercased())", outcome: .success,
+                                                       details: details),
+                                            component: "retention-worker", on: db)
+        }
+        return results
+    }
+
+    /// Sweeps one data type (resuming what an earlier run left); returns its counts.
+    func sweep(_ target: RetentionTarget, action: String, sweep id: UUID, dryRun: Bool) async throws -> Counts {
+        let started = ContinuousClock.now
+        let existing = try await database.query("""
+            INSERT INTO retention_sweep_results (sweep_id, data_type, action) VALUES (\(id), \(target.dataType), \(action))
+            ON CONFLICT (sweep_id, data_type) DO UPDATE SET action = EXCLUDED.action
+            RETURNING eligible, held, archived, deleted, bytes, finished, duration_ms
+            """)[0]
+        var counts = Counts(eligible: try existing.decode(Int64.self, at: 0), held: try existing.decode(Int64.self, at: 1),
+                            archived: try existing.decode(Int64.self, at: 2), deleted: try existing.decode(Int64.self, at: 3),
+                            bytes: try existing.decode(Int64.self, at: 4))
+        if try existing.decode(Bool.self, at: 5) { return counts }
+        let previousMilliseconds = try existing.decode(Int64.self, at: 6)
+
+        let due = Self.dueCondition(target)
+        let census = try await database.query("""
+            SELECT count(*), count(*) FILTER (WHERE NOT (\(unescaped: target.notHeld)))
+            FROM \(identifier: target.table) t WHERE \(unescaped: due)
+            """)[0]
+        if counts.eligible == 0 && counts.held == 0 {
+            counts.eligible = try census.decode(Int64.self, at: 0)
+            counts.held = try census.decode(Int64.self, at: 1)
+        }
+        if !dryRun {
+            switch action {
+            case "archive_then_delete":
+                try await archiveThenDelete(target, sweep: id, counts: &counts, started: started, before: previousMilliseconds)
+                // Exact from the ledger, whatever an interrupted run had counted.
+                let ledger = try await database.query("""
+                    SELECT COALESCE(sum(rows), 0)::bigint, COALESCE(sum(deleted), 0)::bigint, COALESCE(sum(bytes), 0)::bigint
+                    FROM retention_archive_batches WHERE sweep_id = \(id) AND data_type = \(target.dataType)
+                    """)[0]
+                counts.archived = try ledger.decode(Int64.self, at: 0)
+                counts.deleted = try ledger.decode(Int64.self, at: 1)
+                counts.bytes = try ledger.decode(Int64.self, at: 2)
+            case "delete":
+                try await deleteOnly(target, sweep: id, counts: &counts, started: started, before: previousMilliseconds)
+            default:
+                throw RetentionError("the \(action) action is not available for \(target.dataType)")
+            }
+        }
+        try await record(counts, sweep: id, target: target, started: started, before: previousMilliseconds, finished: true)
+        return counts
+    }
+
+    private func record(_ counts: Counts, sweep id: UUID, target: RetentionTarget, started: ContinuousClock.Instant, before: Int64,
+                        finished: Bool) async throws {
+        let elapsed = ContinuousClock.now - started
+        let milliseconds = before + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        try await database.execute("""
+            UPDATE retention_sweep_results SET eligible = \(counts.eligible), held = \(counts.held), archived = \(counts.archived),
+                deleted = \(counts.deleted), bytes = \(counts.bytes), duration_ms = \(milliseconds), finished = \(finished)
+            WHERE sweep_id = \(id) AND data_type = \(target.dataType)
+            """)
+    }
+
+    static func dueCondition(_ target: RetentionTarget) -> String {
+        target.due.replacingOccurrences(of: "$policy", with: "(SELECT retention FROM retention_policies WHERE data_type = '\(target.dataType)')")
+    }
+
+    // MARK: - Archive, then delete
+
+    private func archiveThenDelete(_ target: RetentionTarget, sweep id: UUID, counts: inout Counts,
+                                   started: ContinuousClock.Instant, before: Int64) async throws {
+        // First what an earlier run left unfinished.
+        let open = try await database.query("""
+            SELECT id FROM retention_archive_batches WHERE data_type = \(target.dataType) AND status <> 'deleted' ORDER BY created_at
+            """).map { try $0.decode(UUID.self, at: 0) }
+        for batch in open {
+            try await finish(batch, target, counts: &counts)
+        }
+        while let batch = try await claim(target, sweep: id) {
+            try await finish(batch, target, counts: &counts)
+            try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
+        }
+        try await writeManifest(target, sweep: id)
+    }
+
+    /// Claims up to `batchSize` due, unheld rows no other batch holds; nil when none is left.
+    private func claim(_ target: RetentionTarget, sweep id: UUID) async throws -> UUID? {
+        let due = Self.dueCondition(target)
+        let batchSize = self.batchSize
+        return try await database.withTransaction { db in
+            // One claimer per data type at a time: each sees the batches committed before it.
+            try await db.execute("SELECT pg_advisory_xact_lock(hashtext(\("mingus.retention." + target.dataType)))")
+            let keys = try await db.query("""
+                SELECT t.\(unescaped: target.key)::text FROM \(identifier: target.table) t
+                WHERE \(unescaped: due) AND \(unescaped: target.notHeld)
+                  AND NOT EXISTS (SELECT 1 FROM retention_archive_batches b
+                                  WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted' AND t.\(unescaped: target.key)::text = ANY(b.keys))
+                ORDER BY t.\(unescaped: target.key) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
+                """).map { try $0.decode(String.self, at: 0) }
+            guard !keys.isEmpty else { return nil }
+            let batch = UUID()
+            try await db.execute("""
+                INSERT INTO retention_archive_batches (id, sweep_id, data_type, keys) VALUES (\(batch), \(id), \(target.dataType), \(keys))
+                """)
+            return batch
+        }
+    }
+
+    /// Archives a claimed batch (if it is not yet) and deletes its rows.
+    private func finish(_ batch: UUID, _ target: RetentionTarget, counts: inout Counts) async throws {
+        let row = try await database.query("""
+            SELECT status, keys, sweep_id FROM retention_archive_batches WHERE id = \(batch)
+            """)[0]
+        var status = try row.decode(String.self, at: 0)
+        let keys = try row.decode([String].self, at: 1)
+        if status == "claimed" {
+            let lines = try await database.query("""
+                SELECT row_to_json(t)::text FROM \(identifier: target.table) t
+                WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) ORDER BY t.\(unescaped: target.key)
+                """).map { try $0.decode(String.self, at: 0) }
+            var bytes: [UInt8] = []
+            for line in lines {
+                bytes.append(contentsOf: line.utf8)
+                bytes.append(0x0A)
+            }
+            let compressed = try Gzip.compress(bytes)
+            let name = "\(target.dataType)-\(batch.uuidString.lowercased()).jsonl.gz"
+            let digest = try archive.writeVerified(name, compressed)
+            try await database.execute("""
+                UPDATE retention_archive_batches SET status = 'archived', file = \(name), sha256 = \(digest), rows = \(lines.count),
+                    bytes = \(compressed.count), key_from = \(keys.min()), key_to = \(keys.max()), archived_at = now()
+                WHERE id = \(batch)
+                """)
+            counts.archived += Int64(lines.count)
+            counts.bytes += Int64(compressed.count)
+            status = "archived"
+        }
+        guard status == "archived" else { return }
+        let due = Self.dueCondition(target)
+        let deleted = try await database.withTransaction { db in
+            let deleted = try await db.execute("""
+                DELETE FROM \(identifier: target.table) t
+                WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) AND \(unescaped: due) AND \(unescaped: target.notHeld)
+                """)
+            try await db.execute("""
+                UPDATE retention_archive_batches SET status = 'deleted', deleted = \(deleted), deleted_at = now() WHERE id = \(batch)
+                """)
+            return deleted
+        }
+        counts.deleted += Int64(deleted)
+    }
+
+    // MARK: - Delete only
+
+    private func deleteOnly(_ target: RetentionTarget, sweep id: UUID, counts: inout Counts,
+                            started: ContinuousClock.Instant, before: Int64) async throws {
+        let due = Self.dueCondition(target)
+        while true {
+            let deleted = try await database.execute("""
+                DELETE FROM \(identifier: target.table) WHERE \(unescaped: target.key) IN (
+                    SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t WHERE \(unescaped: due) AND \(unescaped: target.notHeld)
+                    LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
+                """)
+            counts.deleted += Int64(deleted)
+            try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
+            if deleted < batchSize { return }
+        }
+    }
+
+    // MARK: - Manifests
+
+    /// The signed manifest of a sweep's files of one data type (`manifest-<sweep>-<data type>.json`).
+    private func writeManifest(_ target: RetentionTarget, sweep id: UUID) async throws {
+        let files = try await database.query("""
+            SELECT file, sha256, rows, bytes, key_from, key_to FROM retention_archive_batches
+            WHERE sweep_id = \(id) AND data_type = \(target.dataType) AND file IS NOT NULL ORDER BY file
+            """).map { row in
+            ArchiveManifest.File(name: try row.decode(String.self, at: 0), sha256: Hex.encode(try row.decode([UInt8].self, at: 1)),
+                                 rows: try row.decode(Int.self, at: 2), bytes: try row.decode(Int64.self, at: 3),
+                                 keyFrom: try row.decode(String.self, at: 4), keyTo: try row.decode(String.self, at: 5))
+        }
+        guard !files.isEmpty else { return }
+        let manifest = ArchiveManifest(sweepId: id.uuidString.lowercased(), dataType: target.dataType, table: target.table, files: files)
+        _ = try archive.writeVerified(manifest.fileName, try manifest.signed(by: signer))
+    }
+}
+
+/// Why a sweep cannot go on.
+public struct RetentionError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
