@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.27.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.0.0"),
     ],
     targets: [
         // C libraries from Debian packages (librabbitmq-dev, libpq-dev), each with a small shim
@@ -100,6 +101,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusMail",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "MingusRuntime",
             dependencies: [
                 "MingusCore",
@@ -139,6 +148,7 @@ let package = Package(
             name: "MingusAlerts",
             dependencies: [
                 "MingusCore",
+                "MingusMail",
                 "MingusPostgres",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -162,6 +172,7 @@ let package = Package(
             name: "MingusBreach",
             dependencies: [
                 "MingusCore",
+                "MingusMail",
                 "MingusPostgres",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -173,6 +184,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         .target(
@@ -319,7 +331,7 @@ let package = Package(
 /// platform, the business domains, and the executables with the libraries behind them.
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
-    "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime"],
+    "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
     "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-test-worker", "mingus-bench"],

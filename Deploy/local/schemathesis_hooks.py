@@ -11,3 +11,8 @@ def before_call(context, case, kwargs):
     query = case.query
     if query and "cursor" in query and case.meta is not None and case.meta.generation.mode.is_positive:
         del query["cursor"]
+
+
+# A recipient upload in JSON lines is text on the wire, as `text/csv` is (Schemathesis sends
+# other `text/*` types as text already): a generated string goes as its UTF-8 bytes.
+schemathesis.serializer.alias("application/x-ndjson", "text/plain")

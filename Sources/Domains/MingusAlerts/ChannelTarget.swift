@@ -1,6 +1,7 @@
 import Foundation
 import MingusCore
 public import MingusRuntime
+import MingusMail
 
 /// One place a receiver's notifications go: a channel with its settings (secrets resolved).
 public struct ChannelTarget: Sendable {
@@ -159,6 +160,12 @@ public struct EmailSettings: Sendable {
     static func isAddress(_ text: String) -> Bool {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         return parts.count == 2 && !parts[0].isEmpty && parts[1].contains(".") && !text.contains(where: { $0.isWhitespace || "<>\r\n".contains($0) })
+    }
+
+    /// The server part, for ``SMTPSession``.
+    func server(commandTimeout: Duration) -> SMTPServerSettings {
+        SMTPServerSettings(host: host, port: port, security: SMTPServerSettings.Security(rawValue: security.rawValue)!, username: username, password: password, hello: hello,
+                           caFile: caFile, commandTimeout: commandTimeout)
     }
 }
 

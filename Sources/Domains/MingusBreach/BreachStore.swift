@@ -40,6 +40,8 @@ public struct BreachView: Encodable, Sendable {
     public var facts: [Fact] = []
     public var obligations: [ObligationView] = []
     public var timeline: [TimelineEntry] = []
+    /// Recipients uploaded, sent, failed and remaining, and the latest notification run.
+    public var notifications = NotificationProgress.empty
 
     /// A recorded clock-starting event.
     public struct Fact: Encodable, Sendable {

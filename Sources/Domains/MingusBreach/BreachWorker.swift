@@ -154,8 +154,10 @@ extension WorkerDefinition {
     /// `mingus-breach-worker`: queue `mingus.breach`, metrics on 9104. The rules file is
     /// `MINGUS_BREACH_RULES` (default `breach-rules.yaml` beside the schemas' folder, in
     /// `Contracts/`); it must be valid to start. `MINGUS_BREACH_REMINDERS` lists how long before
-    /// a deadline reminders fire (default `48h,24h,4h`; units `h`, `m`, `s`).
-    public static let breach = WorkerDefinition(name: "breach", defaultMetricsPort: 9104) { setup in
+    /// a deadline reminders fire (default `48h,24h,4h`; units `h`, `m`, `s`). Notification runs
+    /// read the key-encrypting key (`MINGUS_FINANCIAL_KEY_PATH`), the letter templates and the
+    /// SMTP settings listed at ``NotifierSettings``.
+    public static let breach = WorkerDefinition(name: "breach", defaultMetricsPort: 9104, sideConnections: 4) { setup in
         let path = setup.environment["MINGUS_BREACH_RULES"].flatMap { $0.isEmpty ? nil : $0 }
             ?? setup.schemas.deletingLastPathComponent().appendingPathComponent("breach-rules.yaml").path
         let rules = try BreachRules.load(path: path)
@@ -165,7 +167,8 @@ extension WorkerDefinition {
         }
         setup.logger.info("breach rules loaded", metadata: ["mingus.rules.version": "\(rules.version)", "mingus.rules.regimes": "\(rules.regimes.count)"])
         let worker = BreachWorker(assessor: BreachAssessor(rules: rules, reminderLeadTimes: leads))
-        return WorkerParts(registry: try worker.registry(schema: setup.schema))
+        let notifier = try BreachNotifier.make(setup)
+        return try WorkerParts.breach(worker, notifier: notifier, schema: setup.schema)
     }
 }
 

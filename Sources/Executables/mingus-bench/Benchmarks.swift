@@ -61,6 +61,18 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the retention sweep benchmark.")
     var onlyRetention = false
 
+    @Option(help: "Recipients uploaded and e-mailed in the breach notification benchmark (1000000 for the RSS figure of the README).")
+    var notifyRecipients = 20_000
+
+    @Option(help: "SMTP sessions of the breach worker in the notification benchmark.")
+    var notifySessions = 8
+
+    @Option(help: "The breach worker's rate limit in the notification benchmark (letters per second).")
+    var notifyRate = 2_000
+
+    @Flag(help: "Run only the breach notification benchmark.")
+    var onlyNotify = false
+
     @Flag(help: "Run only the recovery benchmark: RabbitMQ, then PostgreSQL stopped and started under payment load (the local services).")
     var onlyRecovery = false
 
@@ -82,11 +94,14 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyBreach {
             try await runBreach()
-        try await runRetention()
             return
         }
         if onlyRetention {
             try await runRetention()
+            return
+        }
+        if onlyNotify {
+            try await runNotify()
             return
         }
         let configuration = try MingusConfiguration()
@@ -197,6 +212,8 @@ struct Benchmarks: AsyncParsableCommand {
         try await runPayments()
         try await runAlerts()
         try await runBreach()
+        try await runNotify()
+        try await runRetention()
 
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
@@ -244,6 +261,17 @@ struct Benchmarks: AsyncParsableCommand {
         print("  archived and deleted:       \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(String(format: "%.1f", Double(figures.archiveBytes) / 1_048_576)) MB of gzip JSON lines)")
         print("  insert latency without a sweep: p50 \(String(format: "%.2f", figures.quiet.p50)) ms, p99 \(String(format: "%.2f", figures.quiet.p99)) ms")
         print("  insert latency during the sweep: p50 \(String(format: "%.2f", figures.sweeping.p50)) ms, p99 \(String(format: "%.2f", figures.sweeping.p99)) ms (\(figures.sweeping.inserts) inserts; p99 ratio \(String(format: "%.2f", figures.sweeping.p99 / figures.quiet.p99)))")
+    }
+
+    /// Breach letters e-mailed end to end: a streamed upload, then a run to the local SMTP server.
+    func runNotify() async throws {
+        let figures = try await NotifyBenchmarks.run(recipients: notifyRecipients, sessions: notifySessions, rateLimit: notifyRate)
+        func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        print("")
+        print("breach notification run (release processes; gateway + 1 breach worker; local SMTP server with STARTTLS and AUTH; \(figures.recipients) recipients, \(figures.sessions) SMTP sessions, rate limit \(figures.rateLimit)/s)")
+        print("  upload (JSON lines, streamed, sealed, COPY): \(String(format: "%8.0f", Double(figures.recipients) / figures.uploadSeconds)) recipients/s (\(String(format: "%.1f", figures.uploadSeconds)) s)")
+        print("  POST …/notifications → run completed:       \(String(format: "%8.0f", Double(figures.recipients) / figures.runSeconds)) recipients/s (\(String(format: "%.1f", figures.runSeconds)) s; \(figures.accepted) messages accepted by the server)")
+        print("  peak RSS through upload and run: breach worker \(megabytes(figures.workerPeakRSS)) (idle \(megabytes(figures.workerIdleRSS))), gateway \(megabytes(figures.gatewayPeakRSS))")
     }
 
     /// Payments through a RabbitMQ restart and then a PostgreSQL restart: how soon they flow again.

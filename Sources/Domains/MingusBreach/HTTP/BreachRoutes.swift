@@ -53,7 +53,8 @@ public struct BreachRoutes: Sendable {
         read.get("breaches") { request, _ in try await list(request.uri.queryParameters) }
         read.get("breach/:id") { _, context in
             let id = try context.uuidParameter("id")
-            guard let breach = try await store.breach(id) else { throw Self.notFound(id) }
+            guard var breach = try await store.breach(id) else { throw Self.notFound(id) }
+            breach.notifications = try await NotificationStore.progress(of: id, on: database) ?? .empty
             return APIResponse(breach)
         }
         read.get("breach/:id/obligations") { _, context in
