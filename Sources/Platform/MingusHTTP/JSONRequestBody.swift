@@ -100,6 +100,19 @@ public struct JSONRequestBody: Sendable {
         }
     }
 
+    /// A text field that PostgreSQL can store: nil when absent; 422 `required` when blank (unless
+    /// `blank`), `length` beyond `max` characters (Unicode scalars, as JSON Schema counts them),
+    /// `characters` for U+0000.
+    public func text(_ name: String, max: Int, blank: Bool = false) throws -> String? {
+        guard let text = try optionalString(name) else { return nil }
+        if !blank && text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            throw APIError.invalidField(name, rule: "required", "\(name) must not be blank")
+        }
+        guard text.unicodeScalars.count <= max else { throw APIError.invalidField(name, rule: "length", "\(name) must have at most \(max) characters") }
+        guard !text.unicodeScalars.contains("\0") else { throw APIError.invalidField(name, rule: "characters", "\(name) cannot contain U+0000") }
+        return text
+    }
+
     /// A required whole number (`2.0` counts): 400 `required` or `type` otherwise.
     public func integer(_ name: String) throws -> Int64 {
         switch value(name) {

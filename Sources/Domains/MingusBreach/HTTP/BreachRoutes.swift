@@ -389,13 +389,7 @@ enum BreachInput {
     /// `length` beyond `max` characters (Unicode scalars, as JSON Schema counts them), `characters`
     /// for U+0000 (PostgreSQL text cannot hold it).
     static func text(_ body: JSONRequestBody, _ name: String, max: Int, blank: Bool = false) throws -> String? {
-        guard let text = try body.optionalString(name) else { return nil }
-        if !blank && text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            throw APIError.invalidField(name, rule: "required", "\(name) must not be blank")
-        }
-        guard text.unicodeScalars.count <= max else { throw APIError.invalidField(name, rule: "length", "\(name) must have at most \(max) characters") }
-        guard !text.unicodeScalars.contains("\0") else { throw APIError.invalidField(name, rule: "characters", "\(name) cannot contain U+0000") }
-        return text
+        try body.text(name, max: max, blank: blank)
     }
 
     static func requiredText(_ body: JSONRequestBody, _ name: String, max: Int) throws -> String {

@@ -348,13 +348,8 @@ public struct RetentionRoutes: Sendable {
 
     /// A required, non-blank text field of at most `max` characters, without U+0000.
     private func text(_ body: JSONRequestBody, _ name: String, max: Int) throws -> String {
-        let value = try body.string(name)
-        guard !value.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw APIError.invalidField(name, rule: "required", "\(name) must not be blank")
-        }
-        guard value.unicodeScalars.count <= max else { throw APIError.invalidField(name, rule: "length", "\(name) must have at most \(max) characters") }
-        guard !value.unicodeScalars.contains("\0") else { throw APIError.invalidField(name, rule: "characters", "\(name) cannot contain U+0000") }
-        return value
+        _ = try body.string(name)
+        return try body.text(name, max: max)!
     }
 
     private func time(_ body: JSONRequestBody, _ name: String) throws -> Date? {
