@@ -238,6 +238,21 @@ struct RetentionSweepTests {
             #expect(unavailable.status == 422 && (unavailable.body["error"] as? [String: Any])?["rule"] as? String == "unavailable")
             #expect(try await retention.request("POST", "/policies", [
                 "data_type": "payments", "period": "P8Y", "compliance_standard": "SOX", "legal_basis": "x"]).status == 422)
+            // The audit trail's floor holds whatever standard its policy names; PCI DSS alone sets no floor on card tokens.
+            let audit = try await retention.request("POST", "/policies", [
+                "data_type": "audit_event", "period": "P11M", "compliance_standard": "internal", "legal_basis": "x"])
+            #expect(audit.status == 422 && ((audit.body["error"] as? [String: Any])?["message"] as? String)?.contains("PCI DSS 10.5.1") == true,
+                    "\(audit.body)")
+            let tokens = try await retention.request("POST", "/policies", [
+                "data_type": "card_token", "period": "P30D", "compliance_standard": "PCI DSS", "legal_basis": "tokens unused 30 days"])
+            #expect(tokens.status == 200, "\(tokens.body)")
+            let keys = try await retention.request("POST", "/policies", [
+                "data_type": "idempotency_key", "period": "P2D", "compliance_standard": "Operations", "legal_basis": "x"])
+            #expect(keys.status == 200 && keys.body["action"] as? String == "delete", "\(keys.body)")
+            let archiveKeys = try await retention.request("POST", "/policies", [
+                "data_type": "idempotency_key", "period": "P2D", "compliance_standard": "Operations", "legal_basis": "x",
+                "action": "archive_then_delete"])
+            #expect(archiveKeys.status == 422 && (archiveKeys.body["error"] as? [String: Any])?["rule"] as? String == "unavailable")
 
             let ids = try await retention.insertPayments(3, dueIn: 0)
             let longer = try await retention.request("POST", "/policies", [
@@ -250,7 +265,7 @@ struct RetentionSweepTests {
                     """) == 3
             })
             #expect(try await retention.count("SELECT count(*) FROM retention_policy_history WHERE data_type = 'payment'") == 2)
-            #expect(try await retention.count("SELECT count(*) FROM audit_events WHERE action = 'retention.policy.save'") == 1)
+            #expect(try await retention.count("SELECT count(*) FROM audit_events WHERE action = 'retention.policy.save'") == 3)
         }
     }
 

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// A retention period as policies state it: years, months and days (ISO 8601 `P7Y`, `P12M`, `P90D`).
 public struct RetentionPeriod: Sendable, Equatable, CustomStringConvertible {
@@ -77,21 +77,24 @@ public struct RetentionPeriod: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The shortest retention the law allows per standard: SOX (SEC 17 CFR 210.2-06) 7 years, HIPAA
-/// (164.316(b)(2)) 6 years, PCI DSS 10.5.1 12 months for audit logs. A policy under its
-/// standard's floor is refused.
+/// The shortest retention the law allows: by standard, SOX (SEC 17 CFR 210.2-06) 7 years and HIPAA
+/// (164.316(b)(2)) 6 years; by data type, the audit trail 12 months (PCI DSS 10.5.1) whatever
+/// standard its policy names. A policy under a floor that applies to it is refused.
 public enum RetentionFloor {
-    public static let floors: [String: (period: RetentionPeriod, rule: String)] = [
+    public static let byStandard: [String: (period: RetentionPeriod, rule: String)] = [
         "SOX": (RetentionPeriod(years: 7), "SOX / SEC 17 CFR 210.2-06: 7 years"),
         "HIPAA": (RetentionPeriod(years: 6), "HIPAA 164.316(b)(2): 6 years"),
-        "PCI DSS": (RetentionPeriod(months: 12), "PCI DSS 10.5.1: audit logs 12 months"),
+    ]
+    public static let byDataType: [String: (period: RetentionPeriod, rule: String)] = [
+        "audit_event": (RetentionPeriod(months: 12), "PCI DSS 10.5.1: audit logs 12 months"),
     ]
 
-    /// The floor a policy of `standard` breaks with `period`, if any.
-    public static func violated(standard: String, period: RetentionPeriod) -> (period: RetentionPeriod, rule: String)? {
-        guard let floor = floors[standard.uppercased() == "PCI DSS" ? "PCI DSS" : standard.uppercased()] else { return nil }
-        // Half a day of slack: P2557D is seven years, whatever the leap days.
-        return period.approximateDays + 0.5 < floor.period.approximateDays ? floor : nil
+    /// The longest floor a policy of `dataType` under `standard` breaks with `period`, if any.
+    public static func violated(standard: String, dataType: String, period: RetentionPeriod) -> (period: RetentionPeriod, rule: String)? {
+        [byStandard[standard.uppercased()], byDataType[dataType]].compactMap { $0 }
+            // Half a day of slack: P2557D is seven years, whatever the leap days.
+            .filter { period.approximateDays + 0.5 < $0.period.approximateDays }
+            .max { $0.period.approximateDays < $1.period.approximateDays }
     }
 }
 
@@ -101,7 +104,4 @@ public enum RetentionAction: String, Sendable, CaseIterable, Codable {
     case delete
     case anonymize
     case cryptoErase = "crypto_erase"
-
-    /// The actions a sweep can carry out on the data types registered today.
-    public static let available: [RetentionAction] = [.archiveThenDelete, .delete]
 }

@@ -102,6 +102,8 @@ public struct RetentionSweeper: Sendable {
         }
         if !dryRun {
             switch action {
+            case "archive_then_delete" where target.dataType == RetentionTarget.auditEvent.dataType:
+                try await AuditTrailSweep(sweeper: self, sweep: id).run(counts: &counts)
             case "archive_then_delete":
                 try await archiveThenDelete(target, sweep: id, counts: &counts, started: started, before: previousMilliseconds)
                 // Exact from the ledger, whatever an interrupted run had counted.
@@ -164,7 +166,7 @@ public struct RetentionSweeper: Sendable {
             try await db.execute("SELECT pg_advisory_xact_lock(hashtext(\("mingus.retention." + target.dataType)))")
             let keys = try await db.query("""
                 SELECT t.\(unescaped: target.key)::text FROM \(identifier: target.table) t
-                WHERE \(unescaped: due) AND \(unescaped: target.notHeld)
+                WHERE \(unescaped: due) AND \(unescaped: target.notHeld) AND \(unescaped: target.ready ?? "true")
                   AND NOT EXISTS (SELECT 1 FROM retention_archive_batches b
                                   WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted' AND t.\(unescaped: target.key)::text = ANY(b.keys))
                 ORDER BY t.\(unescaped: target.key) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
@@ -187,29 +189,24 @@ public struct RetentionSweeper: Sendable {
         let keys = try row.decode([String].self, at: 1)
         if status == "claimed" {
             let lines = try await database.query("""
-                SELECT row_to_json(t)::text FROM \(identifier: target.table) t
+                SELECT \(unescaped: target.archiveLine) FROM \(identifier: target.table) t
                 WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) ORDER BY t.\(unescaped: target.key)
                 """).map { try $0.decode(String.self, at: 0) }
-            var bytes: [UInt8] = []
-            for line in lines {
-                bytes.append(contentsOf: line.utf8)
-                bytes.append(0x0A)
-            }
-            let compressed = try Gzip.compress(bytes)
-            let name = "\(target.dataType)-\(batch.uuidString.lowercased()).jsonl.gz"
-            let digest = try archive.writeVerified(name, compressed)
-            try await database.execute("""
-                UPDATE retention_archive_batches SET status = 'archived', file = \(name), sha256 = \(digest), rows = \(lines.count),
-                    bytes = \(compressed.count), key_from = \(keys.min()), key_to = \(keys.max()), archived_at = now()
-                WHERE id = \(batch)
-                """)
+            let archived = try await archiveFile(batch, target, lines: lines, range: (keys.min() ?? "", keys.max() ?? ""))
             counts.archived += Int64(lines.count)
-            counts.bytes += Int64(compressed.count)
+            counts.bytes += archived
             status = "archived"
         }
         guard status == "archived" else { return }
         let due = Self.dueCondition(target)
         let deleted = try await database.withTransaction { db in
+            for child in target.children {
+                try await db.execute("""
+                    DELETE FROM \(identifier: child.table) c WHERE c.\(unescaped: child.column) IN (
+                        SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t
+                        WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) AND \(unescaped: due) AND \(unescaped: target.notHeld))
+                    """)
+            }
             let deleted = try await db.execute("""
                 DELETE FROM \(identifier: target.table) t
                 WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) AND \(unescaped: due) AND \(unescaped: target.notHeld)
@@ -222,17 +219,48 @@ public struct RetentionSweeper: Sendable {
         counts.deleted += Int64(deleted)
     }
 
+    /// Writes a batch's lines as one gzip file, synced and read back against its SHA-256, and
+    /// records it in the ledger; returns the file's size.
+    func archiveFile(_ batch: UUID, _ target: RetentionTarget, lines: [String], range: (from: String, to: String)) async throws -> Int64 {
+        var bytes: [UInt8] = []
+        for line in lines {
+            bytes.append(contentsOf: line.utf8)
+            bytes.append(0x0A)
+        }
+        let compressed = try Gzip.compress(bytes)
+        let name = "\(target.dataType)-\(batch.uuidString.lowercased()).jsonl.gz"
+        let digest = try archive.writeVerified(name, compressed)
+        try await database.execute("""
+            UPDATE retention_archive_batches SET status = 'archived', file = \(name), sha256 = \(digest), rows = \(lines.count),
+                bytes = \(compressed.count), key_from = \(range.from), key_to = \(range.to), archived_at = now()
+            WHERE id = \(batch)
+            """)
+        return Int64(compressed.count)
+    }
+
     // MARK: - Delete only
 
     private func deleteOnly(_ target: RetentionTarget, sweep id: UUID, counts: inout Counts,
                             started: ContinuousClock.Instant, before: Int64) async throws {
         let due = Self.dueCondition(target)
+        let batchSize = self.batchSize
         while true {
-            let deleted = try await database.execute("""
-                DELETE FROM \(identifier: target.table) WHERE \(unescaped: target.key) IN (
-                    SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t WHERE \(unescaped: due) AND \(unescaped: target.notHeld)
-                    LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
-                """)
+            let deleted = try await database.withTransaction { db in
+                let rows = "FROM \(target.table) t WHERE \(due) AND \(target.notHeld) AND \(target.ready ?? "true")"
+                guard !target.children.isEmpty else {
+                    return try await db.execute("""
+                        DELETE FROM \(identifier: target.table) WHERE \(unescaped: target.key) IN (
+                            SELECT t.\(unescaped: target.key) \(unescaped: rows) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
+                        """)
+                }
+                let keys = try await db.query("SELECT t.\(unescaped: target.key)::text \(unescaped: rows) LIMIT \(batchSize) FOR UPDATE OF t SKIP LOCKED")
+                    .map { try $0.decode(String.self, at: 0) }
+                for child in target.children {
+                    try await db.execute("DELETE FROM \(identifier: child.table) WHERE \(unescaped: child.column)::text = ANY(\(keys))")
+                }
+                _ = try await db.execute("DELETE FROM \(identifier: target.table) WHERE \(unescaped: target.key)::text = ANY(\(keys))")
+                return keys.count
+            }
             counts.deleted += Int64(deleted)
             try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
             if deleted < batchSize { return }
@@ -242,7 +270,7 @@ public struct RetentionSweeper: Sendable {
     // MARK: - Manifests
 
     /// The signed manifest of a sweep's files of one data type (`manifest-<sweep>-<data type>.json`).
-    private func writeManifest(_ target: RetentionTarget, sweep id: UUID) async throws {
+    func writeManifest(_ target: RetentionTarget, sweep id: UUID) async throws {
         let files = try await database.query("""
             SELECT file, sha256, rows, bytes, key_from, key_to FROM retention_archive_batches
             WHERE sweep_id = \(id) AND data_type = \(target.dataType) AND file IS NOT NULL ORDER BY file

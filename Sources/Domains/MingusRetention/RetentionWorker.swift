@@ -1,5 +1,6 @@
 public import Foundation
 import Crypto
+import CoreMetrics
 import Logging
 import MingusCore
 import MingusPostgres
@@ -23,8 +24,13 @@ public struct RetentionRedateJob: Codable, Sendable, Equatable {
 /// The retention worker's handlers. Sweeps and re-dating work in short transactions of their
 /// own on the side pool (never one long job transaction); the job's own transaction only records
 /// that it ran.
+///
+/// Metrics, set as each sweep completes: `mingus_retention_rows_archived_total` and
+/// `mingus_retention_rows_deleted_total` and the gauge `mingus_retention_rows_held` per data type,
+/// `mingus_retention_sweep_duration_seconds` and `mingus_retention_last_success_timestamp_seconds`.
 public struct RetentionWorker: Sendable {
     public let sweeper: RetentionSweeper
+    let metrics = MetricHandles()
 
     public init(sweeper: RetentionSweeper) {
         self.sweeper = sweeper
@@ -40,7 +46,9 @@ public struct RetentionWorker: Sendable {
                     ON CONFLICT (id) DO NOTHING
                     """)
             }
+            let started = ContinuousClock.now
             let results = try await sweeper.run(id)
+            record(results, took: ContinuousClock.now - started)
             context.logger.info("retention sweep finished", metadata: [
                 "mingus.sweep": "\(id)", "mingus.deleted": "\(results.values.reduce(0) { $0 + $1.deleted })",
                 "mingus.archived": "\(results.values.reduce(0) { $0 + $1.archived })",
@@ -51,6 +59,17 @@ public struct RetentionWorker: Sendable {
             context.logger.info("retention dates moved", metadata: ["mingus.data_type": "\(job.dataType)", "mingus.rows": "\(changed)"])
         }
         return registry
+    }
+
+    private func record(_ results: [String: RetentionSweeper.Counts], took duration: Duration) {
+        for (dataType, counts) in results {
+            metrics.counter("mingus_retention_rows_archived_total", [("data_type", dataType)]).increment(by: counts.archived)
+            metrics.counter("mingus_retention_rows_deleted_total", [("data_type", dataType)]).increment(by: counts.deleted)
+            metrics.gauge("mingus_retention_rows_held", [("data_type", dataType)]).record(counts.held)
+        }
+        metrics.gauge("mingus_retention_sweep_duration_seconds").record(
+            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        metrics.gauge("mingus_retention_last_success_timestamp_seconds").record(Date().timeIntervalSince1970)
     }
 
     /// A sweep id derived from a job id (the first 16 bytes of its SHA-256, as a version 4 UUID).

@@ -43,7 +43,8 @@ extension Mingusctl {
                 let untrusted = result.untrustedCheckpoints == 0 ? ""
                     : "; \(result.untrustedCheckpoints) checkpoints signed by other keys not checked"
                     + (publicKey == nil ? " (no public key at \(publicKeyURL.path))" : "")
-                print("OK \(result.events) events in \(result.streams) streams; \(result.checkpoints) signed checkpoints verified\(untrusted)")
+                let rebased = result.rebasedStreams == 0 ? "" : "; \(result.rebasedStreams) streams start after archived entries a checkpoint vouches for"
+                print("OK \(result.events) events in \(result.streams) streams; \(result.checkpoints) signed checkpoints verified\(untrusted)\(rebased)")
             }
         }
 

@@ -114,6 +114,9 @@ public struct AuditVerification: Sendable, Equatable {
     public var checkpoints = 0
     /// Checkpoints signed by keys not given to the verifier (not trusted, not checked).
     public var untrustedCheckpoints = 0
+    /// Streams whose oldest entries were archived away: their chain starts after an entry a
+    /// trusted checkpoint names.
+    public var rebasedStreams = 0
     /// nil when everything checks out.
     public var firstBreak: Break?
 
@@ -122,6 +125,11 @@ public struct AuditVerification: Sendable, Equatable {
 
 /// Recomputes the audit trail's hash chains and checks the stream heads and every signed
 /// checkpoint, independently of the database's own functions.
+///
+/// A stream whose oldest entries a retention sweep archived starts after its base (audit_stream_bases):
+/// the entry a trusted checkpoint names with its hash, so the base cannot be moved or invented
+/// without the checkpoint key. Checkpoint lines below a base name archived entries and are not
+/// compared; the one at the base is.
 public struct AuditVerifier: Sendable {
     private let database: PostgresClient
     private let trustedKeys: [String: Curve25519.Signing.PublicKey]
@@ -154,10 +162,37 @@ public struct AuditVerifier: Sendable {
             return result
         }
 
+        // Where rebased chains start, each vouched for by a trusted, valid checkpoint.
+        var bases: [String: (seq: Int64, hash: [UInt8])] = [:]
+        for row in try await database.query("""
+            SELECT b.stream, b.base_seq, b.base_hash, b.checkpoint_id, c.heads, c.key_id, c.signature
+            FROM audit_stream_bases b LEFT JOIN audit_checkpoints c ON c.id = b.checkpoint_id
+            WHERE b.stream LIKE \(pattern) ORDER BY b.stream
+            """) {
+            let stream = try row.decode(String.self, at: 0)
+            let seq = try row.decode(Int64.self, at: 1)
+            let hash = try row.decode([UInt8].self, at: 2)
+            let checkpoint = try row.decode(Int64.self, at: 3)
+            guard let text = try row.decode(String?.self, at: 4), let keyID = try row.decode(String?.self, at: 5),
+                  let signature = try row.decode([UInt8]?.self, at: 6) else {
+                return broken(stream, seq, "the chain starts after entry \(seq) on checkpoint \(checkpoint), which does not exist")
+            }
+            guard let publicKey = trustedKeys[keyID] else {
+                return broken(stream, seq, "the chain starts after entry \(seq) on checkpoint \(checkpoint), signed by key \(keyID) the verifier was not given")
+            }
+            guard publicKey.isValidSignature(signature, for: Array(text.utf8)),
+                  text.split(separator: "\n").contains(Substring("\(stream) \(seq) \(Hex.encode(hash))")) else {
+                return broken(stream, seq, "the chain starts after entry \(seq), which checkpoint \(checkpoint) does not vouch for (base moved or forged)")
+            }
+            bases[stream] = (seq, hash)
+        }
+        result.rebasedStreams = bases.count
+
         while true {
             let rows = try await database.query("""
                 SELECT stream, seq, prev_hash, hash, \(unescaped: Self.canonical) FROM audit_events
                 WHERE stream LIKE \(pattern) AND (stream, seq) > (\(after.stream), \(after.seq))
+                  AND seq > COALESCE((SELECT b.base_seq FROM audit_stream_bases b WHERE b.stream = audit_events.stream), 0)
                 ORDER BY stream, seq LIMIT 5000
                 """)
             for row in rows {
@@ -168,7 +203,8 @@ public struct AuditVerifier: Sendable {
                 let text = try row.decode([UInt8].self, at: 4)
                 if current?.stream != stream {
                     if let current { heads[current.stream] = (current.seq, current.hash) }
-                    current = (stream, 0, zero)
+                    let base = bases[stream] ?? (0, zero)
+                    current = (stream, base.seq, base.hash)
                     result.streams += 1
                 }
                 guard let chain = current else { continue }
@@ -195,7 +231,7 @@ public struct AuditVerifier: Sendable {
             let stream = try row.decode(String.self, at: 0)
             let seq = try row.decode(Int64.self, at: 1)
             let hash = try row.decode([UInt8].self, at: 2)
-            let last = heads[stream] ?? (0, zero)
+            let last = heads[stream] ?? bases[stream] ?? (0, zero)
             if last.seq != seq || last.hash != hash {
                 return broken(stream, last.seq + 1, "the stream's head is entry \(seq) but the chain ends at \(last.seq) (truncated or rewritten)")
             }
@@ -219,7 +255,14 @@ public struct AuditVerifier: Sendable {
                 guard fields.count == 3, let seq = Int64(fields[1]) else { continue }
                 let stream = String(fields[0])
                 guard streamPrefix.map({ stream.hasPrefix($0) }) ?? true else { continue }
-                let end = heads[stream]?.seq ?? 0
+                let end = heads[stream]?.seq ?? bases[stream]?.seq ?? 0
+                if let base = bases[stream], seq <= base.seq {
+                    // Archived; only the entry at the base is still known, by its hash.
+                    guard seq < base.seq || Hex.encode(base.hash) == fields[2] else {
+                        return broken(stream, seq, "checkpoint \(id) signed a different entry here (chain rewritten)")
+                    }
+                    continue
+                }
                 guard seq <= end else {
                     return broken(stream, end + 1, "missing: checkpoint \(id) signed the chain up to entry \(seq), it now ends at \(end) (truncated)")
                 }

@@ -100,7 +100,7 @@ public struct RetentionRoutes: Sendable {
         let body = try await JSONRequestBody.read(request, limit: 16 * 1024,
                                                   allowed: ["data_type", "period", "compliance_standard", "legal_basis", "action"])
         let dataType = try body.string("data_type")
-        guard RetentionTarget.named(dataType) != nil else {
+        guard let target = RetentionTarget.named(dataType) else {
             throw APIError.invalidField("data_type", rule: "enum",
                                         "data_type must be one of \(RetentionTarget.all.map(\.dataType).joined(separator: ", "))")
         }
@@ -109,15 +109,15 @@ public struct RetentionRoutes: Sendable {
         }
         let standard = try text(body, "compliance_standard", max: 64)
         let basis = try text(body, "legal_basis", max: 1024)
-        let actionText = try body.optionalString("action") ?? RetentionAction.archiveThenDelete.rawValue
+        let actionText = try body.optionalString("action") ?? target.actions[0].rawValue
         guard let action = RetentionAction(rawValue: actionText) else {
             throw APIError.invalidField("action", rule: "enum", "action must be one of \(RetentionAction.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard RetentionAction.available.contains(action) else {
+        guard target.actions.contains(action) else {
             throw APIError.invalidField("action", rule: "unavailable",
-                                        "\(action.rawValue) is not available for \(dataType) (available: \(RetentionAction.available.map(\.rawValue).joined(separator: ", ")))")
+                                        "\(action.rawValue) is not available for \(dataType) (available: \(target.actions.map(\.rawValue).joined(separator: ", ")))")
         }
-        if let floor = RetentionFloor.violated(standard: standard, period: period) {
+        if let floor = RetentionFloor.violated(standard: standard, dataType: dataType, period: period) {
             throw APIError.invalidField("period", rule: "legal_floor", "\(period) is shorter than the legal floor \(floor.period) (\(floor.rule))")
         }
         let (saved, previous) = try await database.withTransaction { db -> (Policy, String?) in
