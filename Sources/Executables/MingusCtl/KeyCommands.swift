@@ -13,7 +13,7 @@ extension Mingusctl {
     struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the key-encrypting key (a file) and the data keys it wraps (in the database).",
-            subcommands: [Init.self, Rotate.self, Rewrap.self, List.self])
+            subcommands: [Init.self, Rotate.self, Rewrap.self, List.self, EraseSubject.self])
 
         struct Init: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -36,6 +36,29 @@ extension Mingusctl {
                     for purpose in declaredPurposes where keyring.versions(purpose).isEmpty {
                         let version = try await Keyring.rotate(purpose, kek: kek, database: db)
                         print("created data key \(purpose.rawValue) v\(version)")
+                    }
+                }
+            }
+        }
+
+        struct EraseSubject: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                commandName: "erase-subject",
+                abstract: "Destroy a data subject's key (cryptographic erase): everything sealed under it becomes unreadable, for good. Audited.")
+            @OptionGroup var connection: ConnectionOptions
+            @Option(help: "The subject (user id).") var subject: String
+            @Option(help: "Why, for the audit trail (e.g. the erasure request).") var reason: String
+            @Option(help: "Who asks, for the audit trail.") var actor: String = ProcessInfo.processInfo.environment["USER"].map { "operator:\($0)" } ?? "operator"
+
+            func run() async throws {
+                guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--reason must not be blank") }
+                let configuration = try connection.configuration()
+                let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
+                try await connection.withDatabase { db, _ in
+                    switch try await SubjectKeys(kek: kek, database: db).erase(subject, actor: actor, reason: reason) {
+                    case .erased(let at): print("erased the key of \(subject) at \(at)")
+                    case .alreadyErased(let at): print("the key of \(subject) was already erased at \(at)")
+                    case .noKey: print("\(subject) had no key; none will ever be made")
                     }
                 }
             }
