@@ -167,8 +167,8 @@ public struct RetentionSweeper: Sendable {
             let keys = try await db.query("""
                 SELECT t.\(unescaped: target.key)::text FROM \(identifier: target.table) t
                 WHERE \(unescaped: due) AND \(unescaped: target.notHeld) AND \(unescaped: target.ready ?? "true")
-                  AND NOT EXISTS (SELECT 1 FROM retention_archive_batches b
-                                  WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted' AND t.\(unescaped: target.key)::text = ANY(b.keys))
+                  AND t.\(unescaped: target.key) NOT IN (SELECT unnest(b.keys)::\(unescaped: target.keyType) FROM retention_archive_batches b
+                                                         WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted')
                 ORDER BY t.\(unescaped: target.key) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
                 """).map { try $0.decode(String.self, at: 0) }
             guard !keys.isEmpty else { return nil }
@@ -190,7 +190,7 @@ public struct RetentionSweeper: Sendable {
         if status == "claimed" {
             let lines = try await database.query("""
                 SELECT \(unescaped: target.archiveLine) FROM \(identifier: target.table) t
-                WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) ORDER BY t.\(unescaped: target.key)
+                WHERE t.\(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[]) ORDER BY t.\(unescaped: target.key)
                 """).map { try $0.decode(String.self, at: 0) }
             let archived = try await archiveFile(batch, target, lines: lines, range: (keys.min() ?? "", keys.max() ?? ""))
             counts.archived += Int64(lines.count)
@@ -204,12 +204,12 @@ public struct RetentionSweeper: Sendable {
                 try await db.execute("""
                     DELETE FROM \(identifier: child.table) c WHERE c.\(unescaped: child.column) IN (
                         SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t
-                        WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) AND \(unescaped: due) AND \(unescaped: target.notHeld))
+                        WHERE t.\(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[]) AND \(unescaped: due) AND \(unescaped: target.notHeld))
                     """)
             }
             let deleted = try await db.execute("""
                 DELETE FROM \(identifier: target.table) t
-                WHERE t.\(unescaped: target.key)::text = ANY(\(keys)) AND \(unescaped: due) AND \(unescaped: target.notHeld)
+                WHERE t.\(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[]) AND \(unescaped: due) AND \(unescaped: target.notHeld)
                 """)
             try await db.execute("""
                 UPDATE retention_archive_batches SET status = 'deleted', deleted = \(deleted), deleted_at = now() WHERE id = \(batch)
@@ -256,9 +256,9 @@ public struct RetentionSweeper: Sendable {
                 let keys = try await db.query("SELECT t.\(unescaped: target.key)::text \(unescaped: rows) LIMIT \(batchSize) FOR UPDATE OF t SKIP LOCKED")
                     .map { try $0.decode(String.self, at: 0) }
                 for child in target.children {
-                    try await db.execute("DELETE FROM \(identifier: child.table) WHERE \(unescaped: child.column)::text = ANY(\(keys))")
+                    try await db.execute("DELETE FROM \(identifier: child.table) WHERE \(unescaped: child.column) = ANY(\(keys)::\(unescaped: target.keyType)[])")
                 }
-                _ = try await db.execute("DELETE FROM \(identifier: target.table) WHERE \(unescaped: target.key)::text = ANY(\(keys))")
+                _ = try await db.execute("DELETE FROM \(identifier: target.table) WHERE \(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[])")
                 return keys.count
             }
             counts.deleted += Int64(deleted)
