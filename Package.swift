@@ -85,6 +85,7 @@ let package = Package(
         .target(
             name: "MingusHTTP",
             dependencies: [
+                "CZlib",
                 "MingusCore",
                 "MingusPostgres",
                 "MingusSecurity",
@@ -190,7 +191,6 @@ let package = Package(
         .target(
             name: "MingusRetention",
             dependencies: [
-                "CZlib",
                 "MingusCore",
                 "MingusPostgres",
                 "MingusRuntime",
@@ -201,6 +201,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "MingusLogs",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                "MingusAlerts",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .target(
@@ -275,10 +291,10 @@ let package = Package(
             dependencies: ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusAMQP", "MingusPostgres", "MingusPayments"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "MingusLogs", "TestSupport"]),
         .testTarget(
             name: "RetentionTests",
-            dependencies: ["MingusRetention", "MingusPayments", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport",
+            dependencies: ["MingusRetention", "MingusHTTP", "MingusPayments", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport",
                            .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(
@@ -332,7 +348,7 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-test-worker", "mingus-bench"],
 ]

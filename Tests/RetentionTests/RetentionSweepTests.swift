@@ -1,3 +1,4 @@
+import MingusHTTP
 import Crypto
 import Foundation
 @testable import MingusRetention

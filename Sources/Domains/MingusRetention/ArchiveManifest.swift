@@ -1,5 +1,6 @@
 public import Foundation
 public import Crypto
+import MingusHTTP
 import MingusCore
 public import MingusSecurity
 

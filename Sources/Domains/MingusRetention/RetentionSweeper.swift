@@ -1,4 +1,5 @@
 public import Foundation
+import MingusHTTP
 import Crypto
 public import Logging
 import MingusCore
@@ -150,15 +151,26 @@ public struct RetentionSweeper: Sendable {
         for batch in open {
             try await finish(batch, target, counts: &counts)
         }
-        while let batch = try await claim(target, sweep: id) {
+        // Claims walk the key order from where the last one ended (no rescan of the rows just
+        // deleted); an empty claim starts once more from the beginning for rows that became due or
+        // ready behind the cursor, and the sweep ends when that finds nothing either.
+        var cursor: String?
+        while true {
+            guard let (batch, last) = try await claim(target, sweep: id, after: cursor) else {
+                if cursor == nil { break }
+                cursor = nil
+                continue
+            }
             try await finish(batch, target, counts: &counts)
             try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
+            cursor = last
         }
         try await writeManifest(target, sweep: id)
     }
 
-    /// Claims up to `batchSize` due, unheld rows no other batch holds; nil when none is left.
-    private func claim(_ target: RetentionTarget, sweep id: UUID) async throws -> UUID? {
+    /// Claims up to `batchSize` due, unheld rows no other batch holds, with keys after `after`;
+    /// returns the batch and its last key, nil when none is left.
+    private func claim(_ target: RetentionTarget, sweep id: UUID, after: String?) async throws -> (UUID, String)? {
         let due = Self.dueCondition(target)
         let batchSize = self.batchSize
         return try await database.withTransaction { db in
@@ -169,14 +181,15 @@ public struct RetentionSweeper: Sendable {
                 WHERE \(unescaped: due) AND \(unescaped: target.notHeld) AND \(unescaped: target.ready ?? "true")
                   AND t.\(unescaped: target.key) NOT IN (SELECT unnest(b.keys)::\(unescaped: target.keyType) FROM retention_archive_batches b
                                                          WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted')
+                  AND t.\(unescaped: target.key) > \(after ?? target.lowestKey)::\(unescaped: target.keyType)
                 ORDER BY t.\(unescaped: target.key) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
                 """).map { try $0.decode(String.self, at: 0) }
-            guard !keys.isEmpty else { return nil }
+            guard let last = keys.last else { return nil }
             let batch = UUID()
             try await db.execute("""
                 INSERT INTO retention_archive_batches (id, sweep_id, data_type, keys) VALUES (\(batch), \(id), \(target.dataType), \(keys))
                 """)
-            return batch
+            return (batch, last)
         }
     }
 

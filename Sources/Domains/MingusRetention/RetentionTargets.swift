@@ -91,6 +91,16 @@ public struct RetentionTarget: Sendable {
         due: "t.occurred_at < now() - $policy AND t.seq > COALESCE((SELECT b.base_seq FROM audit_stream_bases b WHERE b.stream = t.stream), 0)",
         subject: nil, created: "occurred_at", redate: nil, resourceColumn: "resource", actions: [.archiveThenDelete])
 
+    /// A value below every key of the key's type, where claims start.
+    var lowestKey: String {
+        switch keyType {
+        case "uuid": "00000000-0000-0000-0000-000000000000"
+        case "bigint": "-9223372036854775808"
+        case "tid": "(0,0)"
+        default: ""
+        }
+    }
+
     public static func named(_ dataType: String) -> RetentionTarget? {
         all.first { $0.dataType == dataType }
     }

@@ -1,13 +1,21 @@
 import CZlib
 
-/// gzip (RFC 1952) through zlib, for archive files.
-enum Gzip {
-    struct Failure: Error, CustomStringConvertible {
-        var description: String
+/// gzip (RFC 1952) through zlib: retention archive files, request bodies sent with
+/// `Content-Encoding: gzip`.
+public enum Gzip {
+    /// zlib refused the data (not gzip, truncated, corrupt).
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// The data inflates to more than the limit given.
+    public struct TooLarge: Error, CustomStringConvertible {
+        public var limit: Int
+        public var description: String { "the data inflates to more than \(limit) bytes" }
     }
 
     /// The gzip member holding `data`.
-    static func compress(_ data: [UInt8], level: Int32 = 6) throws -> [UInt8] {
+    public static func compress(_ data: [UInt8], level: Int32 = 6) throws -> [UInt8] {
         var stream = z_stream()
         guard mingus_deflate_init_gzip(&stream, level) == Z_OK else { throw Failure(description: "zlib: deflateInit2 failed") }
         defer { deflateEnd(&stream) }
@@ -27,8 +35,8 @@ enum Gzip {
         return output
     }
 
-    /// The data in a gzip member.
-    static func decompress(_ data: [UInt8]) throws -> [UInt8] {
+    /// The data in a gzip member; throws ``TooLarge`` as soon as it passes `limit` bytes.
+    public static func decompress(_ data: [UInt8], limit: Int = .max) throws -> [UInt8] {
         var stream = z_stream()
         guard mingus_inflate_init_gzip(&stream) == Z_OK else { throw Failure(description: "zlib: inflateInit2 failed") }
         defer { inflateEnd(&stream) }
@@ -45,6 +53,7 @@ enum Gzip {
                     let status = inflate(&stream, Z_NO_FLUSH)
                     return (status, target.count - Int(stream.avail_out))
                 }
+                guard result.count + produced <= limit else { throw TooLarge(limit: limit) }
                 result.append(contentsOf: chunk[0..<produced])
                 if status == Z_STREAM_END { return }
                 guard status == Z_OK else { throw Failure(description: "zlib: not a valid gzip member (\(status))") }
