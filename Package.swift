@@ -203,9 +203,11 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(name: "MingusLogMining"),
         .target(
             name: "MingusLogs",
             dependencies: [
+                "MingusLogMining",
                 "MingusCore",
                 "MingusPostgres",
                 "MingusRuntime",
@@ -230,6 +232,7 @@ let package = Package(
                 "MingusAlerts",
                 "MingusBreach",
                 "MingusRetention",
+                "MingusLogs",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -261,6 +264,7 @@ let package = Package(
         .executableTarget(name: "mingus-alerts-worker", dependencies: ["MingusAlerts", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-breach-worker", dependencies: ["MingusBreach", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-retention-worker", dependencies: ["MingusRetention", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-logs-worker", dependencies: ["MingusLogs", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -296,6 +300,10 @@ let package = Package(
             name: "RetentionTests",
             dependencies: ["MingusRetention", "MingusHTTP", "MingusPayments", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport",
                            .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "LogsTests",
+            dependencies: ["MingusLogs", "MingusHTTP", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport"]
         ),
         .testTarget(
             name: "BreachTests",
@@ -348,9 +356,9 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
-                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-test-worker", "mingus-bench"],
+                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-logs-worker", "mingus-test-worker", "mingus-bench"],
 ]
 for (tier, names) in tiers {
     for target in package.targets where names.contains(target.name) {

@@ -85,3 +85,19 @@ public struct DigitScanner: Sendable {
         public var description: String { "the \(kind) to scan does not exist: \(path)" }
     }
 }
+
+/// 16-digit Visa numbers that pass Luhn, random enough that no other test uses them.
+public func randomCardNumbers(_ count: Int) -> [String] {
+    var numbers = Set<String>()
+    while numbers.count < count {
+        var digits = [4, 9] + (0..<13).map { _ in Int.random(in: 0...9) }
+        var sum = 0
+        for (offset, digit) in digits.reversed().enumerated() {
+            let doubled = offset % 2 == 0 ? digit * 2 : digit
+            sum += doubled > 9 ? doubled - 9 : doubled
+        }
+        digits.append((10 - sum % 10) % 10)
+        numbers.insert(digits.map(String.init).joined())
+    }
+    return Array(numbers)
+}

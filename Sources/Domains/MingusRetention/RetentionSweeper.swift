@@ -115,6 +115,8 @@ public struct RetentionSweeper: Sendable {
                 counts.archived = try ledger.decode(Int64.self, at: 0)
                 counts.deleted = try ledger.decode(Int64.self, at: 1)
                 counts.bytes = try ledger.decode(Int64.self, at: 2)
+            case "delete" where target.dataType == RetentionTarget.logLine.dataType:
+                counts.deleted += try await dropLogPartitions()
             case "delete":
                 try await deleteOnly(target, sweep: id, counts: &counts, started: started, before: previousMilliseconds)
             default:
@@ -278,6 +280,42 @@ public struct RetentionSweeper: Sendable {
             try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
             if deleted < batchSize { return }
         }
+    }
+
+    // MARK: - Log partitions
+
+    /// Drops the day partitions of `log_lines` that end before the policy's cutoff and that no
+    /// active hold on `log_line` overlaps (by its time range); returns the rows they held.
+    func dropLogPartitions() async throws -> Int64 {
+        let partitions = try await database.query("""
+            SELECT c.relname, lower_bound, upper_bound FROM (
+                SELECT c.relname,
+                       to_timestamp(substring(c.relname FROM 11), 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' AS lower_bound,
+                       (to_timestamp(substring(c.relname FROM 11), 'YYYYMMDD')::timestamp + interval '1 day') AT TIME ZONE 'UTC' AS upper_bound
+                FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                WHERE p.relname = 'log_lines' AND c.relname ~ '^log_lines_[0-9]{8}$') c
+            WHERE upper_bound <= date_trunc('day', now() - (SELECT retention FROM retention_policies WHERE data_type = 'log_line'))
+              AND NOT EXISTS (SELECT 1 FROM retention_legal_holds h WHERE h.released_at IS NULL AND h.scope = 'data_type'
+                              AND h.data_type = 'log_line' AND COALESCE(h.created_from, '-infinity') < upper_bound
+                              AND COALESCE(h.created_to, 'infinity') > lower_bound)
+            ORDER BY 1
+            """).map { try $0.decode(String.self, at: 0) }
+        var dropped: Int64 = 0
+        for name in partitions {
+            // A hold by resource (a service) on any of its lines keeps the whole partition.
+            let held = try await database.query("""
+                SELECT 1 FROM \(identifier: name) t WHERE NOT \(unescaped: RetentionTarget.logLine.notHeld) LIMIT 1
+                """)
+            guard held.isEmpty else { continue }
+            dropped += try await database.withTransaction { db in
+                let rows = try await db.query("SELECT count(*) FROM \(identifier: name)")[0].decode(Int64.self, at: 0)
+                try await db.execute("ALTER TABLE log_lines DETACH PARTITION \(identifier: name)")
+                try await db.execute("DROP TABLE \(identifier: name)")
+                return rows
+            }
+            logger.info("log partition dropped", metadata: ["mingus.partition": "\(name)"])
+        }
+        return dropped
     }
 
     // MARK: - Manifests

@@ -30,7 +30,7 @@ public struct RetentionTarget: Sendable {
     public var actions: [RetentionAction] = [.archiveThenDelete, .delete]
 
     /// Every data type a sweep covers, in sweep order.
-    public static let all: [RetentionTarget] = [payment] + recordTypes.map(record) + [cardToken, alert, alertDelivery, idempotencyKey, auditEvent]
+    public static let all: [RetentionTarget] = [payment] + recordTypes.map(record) + [cardToken, alert, alertDelivery, idempotencyKey, logLine, auditEvent]
 
     /// Decided card payments past their retention date (pending ones are never due).
     public static let payment = RetentionTarget(
@@ -83,6 +83,13 @@ public struct RetentionTarget: Sendable {
         dataType: "idempotency_key", table: "gateway_idempotency_keys", key: "ctid", keyType: "tid",
         due: "t.created_at < now() - $policy AND t.expires_at < now()", subject: nil, created: "created_at", redate: nil,
         resourceColumn: "idempotency_key", actions: [.delete])
+
+    /// Log lines: whole day partitions (`log_lines_YYYYMMDD`) past the period are dropped, never
+    /// rows deleted; a partition a hold on the data type's time range overlaps stays.
+    public static let logLine = RetentionTarget(
+        dataType: "log_line", table: "log_lines", key: "ctid", keyType: "tid",
+        due: "t.at < date_trunc('day', now() - $policy)", subject: nil, created: "at", redate: nil,
+        resourceColumn: "service", actions: [.delete])
 
     /// The audit trail: archived per stream up to an entry a signed checkpoint names, then deleted
     /// below the stream's new base (``AuditRetention``). Holds by resource match the event's resource.

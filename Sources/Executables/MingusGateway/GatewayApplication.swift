@@ -9,12 +9,13 @@ import MingusAlerts
 import MingusPayments
 import MingusBreach
 import MingusRetention
+import MingusLogs
 
 /// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
 /// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
-    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention]
+    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs]
 
     /// Every role some route checks, `admin` included.
     public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }
