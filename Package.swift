@@ -203,6 +203,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(name: "MingusLogMining"),
         .target(
             name: "MingusGateway",
             dependencies: [
@@ -226,6 +227,7 @@ let package = Package(
             name: "MingusCtl",
             dependencies: [
                 "MingusCore",
+                "MingusLogMining",
                 "MingusRetention",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -261,6 +263,7 @@ let package = Package(
                 "MingusAlerts",
                 "MingusBreach",
                 "MingusRetention",
+                "MingusLogMining",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -275,7 +278,7 @@ let package = Package(
             dependencies: ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusAMQP", "MingusPostgres", "MingusPayments"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "MingusLogMining", "TestSupport"]),
         .testTarget(
             name: "RetentionTests",
             dependencies: ["MingusRetention", "MingusPayments", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport",
@@ -332,7 +335,7 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogMining"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-test-worker", "mingus-bench"],
 ]
