@@ -245,6 +245,7 @@ let package = Package(
             name: "MingusCtl",
             dependencies: [
                 "MingusCore",
+                "MingusLogMining",
                 "MingusRetention",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -281,6 +282,7 @@ let package = Package(
                 "MingusAlerts",
                 "MingusBreach",
                 "MingusRetention",
+                "MingusLogMining",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -295,7 +297,7 @@ let package = Package(
             dependencies: ["MingusCore", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusAMQP", "MingusPostgres", "MingusPayments"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "MingusLogs", "TestSupport"]),
+        .testTarget(name: "UnitTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPayments", "MingusAlerts", "MingusBreach", "MingusLogs", "MingusLogMining", "TestSupport"]),
         .testTarget(
             name: "RetentionTests",
             dependencies: ["MingusRetention", "MingusHTTP", "MingusPayments", "MingusRuntime", "MingusSecurity", "MingusPostgres", "MingusCore", "TestSupport",

@@ -79,7 +79,20 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "Seconds each service stays down in the recovery benchmark (0: a plain restart).")
     var outage = 10
 
+    @Flag(help: "Run only the log template mining benchmark (no services needed).")
+    var onlyMining = false
+
+    @Option(help: "The labelled Loghub samples for the mining benchmark (default: MINGUS_LOGHUB_DIR or ../shared/loghub-dev).")
+    var loghubDir: String?
+
+    @Option(help: "Lines mined for the throughput figure on repeated input (the 2k lines repeated).")
+    var miningLines = 100_000
+
     mutating func run() async throws {
+        if onlyMining {
+            try runMining()
+            return
+        }
         if onlyRecovery {
             try await runRecovery()
             return
@@ -207,6 +220,7 @@ struct Benchmarks: AsyncParsableCommand {
         await client.shutdown()
 
         Measurement.printTable(results)
+        try runMining()
         guard !skipRuntime else { return }
 
         try await runPayments()
@@ -230,6 +244,12 @@ struct Benchmarks: AsyncParsableCommand {
         }
         print("  enqueue → commit at \(String(format: "%.0f", insert.rate / 2)) jobs/s (half the insert rate, \(latency.jobs) jobs): p50 \(String(format: "%.1f", latency.p50)) ms, p99 \(String(format: "%.1f", latency.p99)) ms")
         print("  idle worker RSS: \(megabytes(idle))")
+    }
+
+    /// Log template mining against Drain3 on the labelled Loghub samples.
+    func runMining() throws {
+        let rows = try MiningBenchmarks.run(loghubDirectory: loghubDir, repeatedLines: miningLines)
+        MiningBenchmarks.printTable(rows, repeatedLines: miningLines)
     }
 
     /// End-to-end alerts: fan-out to the nine local sinks, then latency with one sink slowed to 2 s.
