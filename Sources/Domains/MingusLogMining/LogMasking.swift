@@ -35,21 +35,20 @@ public enum LogMasking {
 }
 
 /// A message after masking: the masked tokens side by side in one reusable byte buffer.
+///
+/// The buffers only grow (to three times the longest message: `1` becomes `<*>`), and are
+/// written through pointers, once per message.
 struct MaskedMessage {
-    /// The masked tokens, one after another without separators.
-    private(set) var bytes: [UInt8] = []
-    /// The end offset in `bytes` of each token.
-    private(set) var ends: [Int] = []
+    /// The masked tokens, one after another without separators; `length` bytes are in use.
+    private(set) var bytes: [UInt8] = Array(repeating: 0, count: 1024)
+    private(set) var length = 0
+    /// The end offset in `bytes` of each token; `tokenCount` are in use.
+    private(set) var ends: [Int] = Array(repeating: 0, count: 128)
     /// Whether each token is exactly `<*>`.
-    private(set) var isWildcard: [Bool] = []
+    private(set) var isWildcard: [Bool] = Array(repeating: false, count: 128)
+    private(set) var tokenCount = 0
 
-    init() {
-        bytes.reserveCapacity(1024)
-        ends.reserveCapacity(128)
-        isWildcard.reserveCapacity(128)
-    }
-
-    var tokenCount: Int { ends.count }
+    init() {}
 
     func start(of index: Int) -> Int { index == 0 ? 0 : ends[index - 1] }
 
@@ -58,14 +57,14 @@ struct MaskedMessage {
     /// Whether every constant token of a template (`tokens` side by side, ending at `tokenEnds`)
     /// equals this message's token at the same position.
     func matches(tokens: [UInt8], tokenEnds: [Int], isVariable: [Bool]) -> Bool {
-        guard tokenEnds.count == ends.count else { return false }
+        guard tokenEnds.count == tokenCount else { return false }
         return bytes.withUnsafeBufferPointer { message in
             tokens.withUnsafeBufferPointer { template in
                 ends.withUnsafeBufferPointer { messageEnds in
                     tokenEnds.withUnsafeBufferPointer { templateEnds in
                         isVariable.withUnsafeBufferPointer { isVariable in
                             var messageStart = 0, templateStart = 0
-                            for index in 0..<messageEnds.count {
+                            for index in 0..<templateEnds.count {
                                 let messageEnd = messageEnds[index], templateEnd = templateEnds[index]
                                 if !isVariable[index] {
                                     let length = messageEnd - messageStart
@@ -88,95 +87,144 @@ struct MaskedMessage {
     /// Masks `message` into this buffer, replacing what it held. Tokens past `maximumTokens`
     /// are folded into the last one, which becomes `<*>`.
     mutating func mask(_ message: UnsafeBufferPointer<UInt8>, maximumTokens: Int) {
-        bytes.removeAll(keepingCapacity: true)
-        ends.removeAll(keepingCapacity: true)
-        isWildcard.removeAll(keepingCapacity: true)
-        let count = message.count
-        var index = 0
-        while index < count {
-            while index < count, Self.isSpace(message[index]) { index += 1 }
-            guard index < count else { break }
-            var end = index
-            var plain = true
-            while end < count {
-                let byte = message[end]
-                if Self.isSpace(byte) { break }
-                if Self.isDigit(byte) || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
-                    plain = false
+        let neededBytes = message.count * 3 + 3
+        if bytes.count < neededBytes { bytes = Array(repeating: 0, count: neededBytes * 2) }
+        let neededTokens = min(maximumTokens, message.count / 2 + 1)
+        if ends.count < neededTokens {
+            ends = Array(repeating: 0, count: neededTokens * 2)
+            isWildcard = Array(repeating: false, count: neededTokens * 2)
+        }
+        var writer = Writer()
+        bytes.withUnsafeMutableBufferPointer { out in
+            ends.withUnsafeMutableBufferPointer { ends in
+                isWildcard.withUnsafeMutableBufferPointer { wildcards in
+                    writer = Writer(out: out.baseAddress!, ends: ends.baseAddress!, wildcards: wildcards.baseAddress!)
+                    writer.mask(message, maximumTokens: maximumTokens)
                 }
-                end += 1
             }
-            if ends.count == maximumTokens {
-                // Fold the rest of the message into the last token.
-                bytes.removeSubrange(start(of: ends.count - 1)...)
-                appendWildcard()
-                ends[ends.count - 1] = bytes.count
-                isWildcard[isWildcard.count - 1] = true
-                break
-            }
-            let token = UnsafeBufferPointer(rebasing: message[index..<end])
-            if plain && !(token.count == 3 && token[0] == UInt8(ascii: "<") && token[1] == UInt8(ascii: "*")) {
-                // Nothing to mask: no digit, path, backslash or `=`.
-                bytes.append(contentsOf: token)
-                ends.append(bytes.count)
-                isWildcard.append(false)
-            } else {
-                maskToken(token)
-            }
-            index = end
         }
+        length = writer.length
+        tokenCount = writer.tokenCount
     }
 
-    @inline(__always) private mutating func appendWildcard() {
-        bytes.append(UInt8(ascii: "<"))
-        bytes.append(UInt8(ascii: "*"))
-        bytes.append(UInt8(ascii: ">"))
-    }
+    /// Writes the masked tokens through pointers into buffers large enough for the message.
+    private struct Writer {
+        var out: UnsafeMutablePointer<UInt8>? = nil
+        var ends: UnsafeMutablePointer<Int>? = nil
+        var wildcards: UnsafeMutablePointer<Bool>? = nil
+        var length = 0
+        var tokenCount = 0
 
-    private mutating func maskToken(_ token: UnsafeBufferPointer<UInt8>) {
-        let tokenStart = bytes.count
-        if let path = Self.pathRange(token) {
-            maskSegments(UnsafeBufferPointer(rebasing: token[..<path.lowerBound]))
-            appendWildcard()
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: token[path.upperBound...]))
-        } else {
-            maskSegments(token)
-        }
-        let wildcard = bytes.count - tokenStart == 3 && bytes[tokenStart] == UInt8(ascii: "<")
-            && bytes[tokenStart + 1] == UInt8(ascii: "*") && bytes[tokenStart + 2] == UInt8(ascii: ">")
-        if wildcard, isWildcard.last == true {
-            // A run of variables is one variable: lists of ids or numbers vary in length.
-            bytes.removeSubrange(tokenStart...)
-            return
-        }
-        ends.append(bytes.count)
-        isWildcard.append(wildcard)
-    }
+        init() {}
 
-    /// Appends `text` with each segment between delimiters that holds a digit, or follows `=`,
-    /// replaced by `<*>`.
-    private mutating func maskSegments(_ text: UnsafeBufferPointer<UInt8>) {
-        var segmentStart = 0
-        var afterEquals = false
-        var index = 0
-        let count = text.count
-        while index <= count {
-            if index == count || Self.isDelimiter(text[index]) {
-                if index > segmentStart {
-                    let segment = UnsafeBufferPointer(rebasing: text[segmentStart..<index])
-                    if afterEquals || Self.containsDigit(segment) {
-                        appendWildcard()
-                    } else {
-                        bytes.append(contentsOf: segment)
+        init(out: UnsafeMutablePointer<UInt8>, ends: UnsafeMutablePointer<Int>, wildcards: UnsafeMutablePointer<Bool>) {
+            self.out = out
+            self.ends = ends
+            self.wildcards = wildcards
+        }
+
+        mutating func mask(_ message: UnsafeBufferPointer<UInt8>, maximumTokens: Int) {
+            let count = message.count
+            var index = 0
+            while index < count {
+                while index < count, MaskedMessage.isSpace(message[index]) { index += 1 }
+                guard index < count else { break }
+                var end = index
+                var plain = true
+                while end < count {
+                    let byte = message[end]
+                    if MaskedMessage.isSpace(byte) { break }
+                    if MaskedMessage.isDigit(byte) || byte == UInt8(ascii: "/") || byte == UInt8(ascii: "=") || byte == UInt8(ascii: "\\") {
+                        plain = false
                     }
+                    end += 1
                 }
-                if index < count {
-                    bytes.append(text[index])
-                    afterEquals = text[index] == UInt8(ascii: "=")
+                if tokenCount == maximumTokens {
+                    // Fold the rest of the message into the last token.
+                    length = tokenCount > 1 ? ends![tokenCount - 2] : 0
+                    appendWildcard()
+                    ends![tokenCount - 1] = length
+                    wildcards![tokenCount - 1] = true
+                    break
                 }
-                segmentStart = index + 1
+                let token = UnsafeBufferPointer(rebasing: message[index..<end])
+                if plain && !(token.count == 3 && token[0] == UInt8(ascii: "<") && token[1] == UInt8(ascii: "*")) {
+                    // Nothing to mask: no digit, path, backslash or `=`.
+                    append(token)
+                    ends![tokenCount] = length
+                    wildcards![tokenCount] = false
+                    tokenCount += 1
+                } else {
+                    maskToken(token)
+                }
+                index = end
             }
-            index += 1
+        }
+
+        @inline(__always) mutating func append(_ text: UnsafeBufferPointer<UInt8>) {
+            guard !text.isEmpty else { return }
+            (out! + length).update(from: text.baseAddress!, count: text.count)
+            length += text.count
+        }
+
+        @inline(__always) mutating func append(_ byte: UInt8) {
+            out![length] = byte
+            length += 1
+        }
+
+        @inline(__always) mutating func appendWildcard() {
+            out![length] = UInt8(ascii: "<")
+            out![length + 1] = UInt8(ascii: "*")
+            out![length + 2] = UInt8(ascii: ">")
+            length += 3
+        }
+
+        mutating func maskToken(_ token: UnsafeBufferPointer<UInt8>) {
+            let tokenStart = length
+            if let path = MaskedMessage.pathRange(token) {
+                maskSegments(UnsafeBufferPointer(rebasing: token[..<path.lowerBound]))
+                appendWildcard()
+                append(UnsafeBufferPointer(rebasing: token[path.upperBound...]))
+            } else {
+                maskSegments(token)
+            }
+            let wildcard = length - tokenStart == 3 && out![tokenStart] == UInt8(ascii: "<")
+                && out![tokenStart + 1] == UInt8(ascii: "*") && out![tokenStart + 2] == UInt8(ascii: ">")
+            if wildcard, tokenCount > 0, wildcards![tokenCount - 1] {
+                // A run of variables is one variable: lists of ids or numbers vary in length.
+                length = tokenStart
+                return
+            }
+            ends![tokenCount] = length
+            wildcards![tokenCount] = wildcard
+            tokenCount += 1
+        }
+
+        /// Appends `text` with each segment between delimiters that holds a digit, or follows
+        /// `=`, replaced by `<*>`.
+        mutating func maskSegments(_ text: UnsafeBufferPointer<UInt8>) {
+            var segmentStart = 0
+            var afterEquals = false
+            var index = 0
+            let count = text.count
+            while index <= count {
+                if index == count || MaskedMessage.isDelimiter(text[index]) {
+                    if index > segmentStart {
+                        let segment = UnsafeBufferPointer(rebasing: text[segmentStart..<index])
+                        if afterEquals || MaskedMessage.containsDigit(segment) {
+                            appendWildcard()
+                        } else {
+                            append(segment)
+                        }
+                    }
+                    if index < count {
+                        append(text[index])
+                        afterEquals = text[index] == UInt8(ascii: "=")
+                    }
+                    segmentStart = index + 1
+                }
+                index += 1
+            }
         }
     }
 

@@ -348,8 +348,9 @@ extension MaskedMessage {
     /// A 64-bit hash of the tokens and their boundaries, eight bytes at a time.
     func signatureHash() -> UInt64 {
         let multiplier: UInt64 = 0x9E37_79B9_7F4A_7C15
-        var hash: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(ends.count)
+        var hash: UInt64 = 0x243F_6A88_85A3_08D3 ^ UInt64(tokenCount)
         bytes.withUnsafeBytes { raw in
+            let raw = UnsafeRawBufferPointer(rebasing: raw[..<length])
             var index = 0
             while index + 8 <= raw.count {
                 hash = (hash ^ raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) &* multiplier
@@ -364,7 +365,7 @@ extension MaskedMessage {
             hash = (hash ^ tail) &* multiplier
             hash ^= hash >> 29
         }
-        for end in ends {
+        for end in ends[..<tokenCount] {
             hash = (hash ^ UInt64(end)) &* multiplier
             hash ^= hash >> 31
         }

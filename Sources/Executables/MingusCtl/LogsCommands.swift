@@ -9,8 +9,8 @@ extension Mingusctl {
 
         /// `mingusctl logs mine FILE`: one line per input line, `id<TAB>template`.
         ///
-        /// The file is read in chunks and mined in one pass; only the template id of each line
-        /// (8 bytes a line) and the miner's bounded state stay in memory. The template printed
+        /// The file is read in chunks and mined in one pass; what stays in memory is the template
+        /// id of each line (8 bytes a line), the text of each template, and the miner's bounded state. The template printed
         /// is the line's template as it is at the end of the file, after any generalisation or
         /// merge, so the output is written once the whole file is mined.
         struct Mine: AsyncParsableCommand {
