@@ -73,10 +73,13 @@ public struct LogIntake: Sendable {
         case "application/json":
             if first == UInt8(ascii: "[") { return .jsonArray }
             guard first == UInt8(ascii: "{") else { return nil }
-            // An object on its own: Loki, OTLP, or the first of several JSON lines.
-            let head = String(decoding: body.prefix(256), as: UTF8.self)
-            if head.contains("\"resourceLogs\"") { return .otlp }
-            if head.contains("\"streams\"") { return .loki }
+            // One object on its own is Loki or OTLP by its keys, or a single record; anything else
+            // starting with an object is JSON lines.
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return .jsonLines }
+            if object["resourceLogs"] is [Any] { return .otlp }
+            if object["streams"] is [Any] { return .loki }
+            if object["resourceLogs"] != nil { return .otlp }
+            if object["streams"] != nil { return .loki }
             return .jsonLines
         default: return nil
         }

@@ -184,6 +184,9 @@ public struct LogRoutes: Sendable {
         let query = request.uri.queryParameters
         let limit = try Self.limit(request)
         let service = query.get("service")
+        if let service, service.isEmpty || service.count > 256 {
+            throw APIError.invalidParameter("service", rule: "length", "service is 1-256 characters")
+        }
         let level = query.get("level")
         if let level, !["trace", "debug", "info", "warn", "error", "fatal", "unknown"].contains(level) {
             throw APIError.invalidParameter("level", rule: "enum", "level is one of trace, debug, info, warn, error, fatal, unknown")
