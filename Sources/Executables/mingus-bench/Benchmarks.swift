@@ -61,6 +61,12 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the retention sweep benchmark.")
     var onlyRetention = false
 
+    @Option(help: "Log lines the logs benchmark sends.")
+    var logLines = 200_000
+
+    @Flag(help: "Run only the logs end-to-end benchmark.")
+    var onlyLogs = false
+
     @Option(help: "Recipients uploaded and e-mailed in the breach notification benchmark (1000000 for the RSS figure of the README).")
     var notifyRecipients = 20_000
 
@@ -111,6 +117,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyRetention {
             try await runRetention()
+            return
+        }
+        if onlyLogs {
+            try await runLogs()
             return
         }
         if onlyNotify {
@@ -228,6 +238,7 @@ struct Benchmarks: AsyncParsableCommand {
         try await runBreach()
         try await runNotify()
         try await runRetention()
+        try await runLogs()
 
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
@@ -281,6 +292,15 @@ struct Benchmarks: AsyncParsableCommand {
         print("  archived and deleted:       \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(String(format: "%.1f", Double(figures.archiveBytes) / 1_048_576)) MB of gzip JSON lines)")
         print("  insert latency without a sweep: p50 \(String(format: "%.2f", figures.quiet.p50)) ms, p99 \(String(format: "%.2f", figures.quiet.p99)) ms")
         print("  insert latency during the sweep: p50 \(String(format: "%.2f", figures.sweeping.p50)) ms, p99 \(String(format: "%.2f", figures.sweeping.p99)) ms (\(figures.sweeping.inserts) inserts; p99 ratio \(String(format: "%.2f", figures.sweeping.p99 / figures.quiet.p99)))")
+    }
+
+    /// Log lines from POST /api/logs to stored, mined and counted.
+    func runLogs() async throws {
+        let figures = try await LogsBenchmarks.run(lineCount: logLines)
+        print("")
+        print("logs end to end (release gateway + 1 logs worker; \(figures.lines) lines, text/plain bodies of 5,000, 8 clients)")
+        print("  answered by the gateway (redacted, queued, confirmed): \(String(format: "%8.0f", figures.acceptedPerSecond)) lines/s")
+        print("  stored (mined, COPY into day partitions, counted):     \(String(format: "%8.0f", figures.storedPerSecond)) lines/s (\(figures.templates) templates)")
     }
 
     /// Breach letters e-mailed end to end: a streamed upload, then a run to the local SMTP server.
