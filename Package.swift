@@ -283,6 +283,7 @@ let package = Package(
                 "MingusBreach",
                 "MingusRetention",
                 "MingusLogMining",
+                "MingusLogs",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,5 +1,6 @@
 import Foundation
 import MingusPostgres
+import MingusLogs
 import MingusSecurity
 import TestSupport
 
