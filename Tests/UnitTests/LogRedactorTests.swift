@@ -1,4 +1,4 @@
-import MingusLogs
+@testable import MingusLogs
 import Testing
 
 @Suite("Log redaction")
@@ -53,5 +53,26 @@ struct LogRedactorTests {
     func lookAlikes(line: String) {
         let (text, found) = redactor.redact(line)
         #expect(text == line && found.total == 0, "\(text)")
+    }
+}
+
+@Suite("Log storage helpers")
+struct LogStorageFormatTests {
+    @Test("COPY times are UTC with microseconds, before 1970 too", arguments: [
+        (Int64(0), "1970-01-01 00:00:00.000000+00"),
+        (Int64(1_764_158_400_123_456), "2025-11-26 12:00:00.123456+00"),
+        (Int64(-1_500_000), "1969-12-31 23:59:58.500000+00"),
+        (Int64(951_782_400_000_001), "2000-02-29 00:00:00.000001+00"),
+    ])
+    func timestamps(micros: Int64, expected: String) {
+        #expect(LogsWorker.timestamp(micros) == expected)
+    }
+
+    @Test("variables are the words where the template has <*>; array literals escape quotes and backslashes")
+    func variablesAndArrays() {
+        #expect(LogsWorker.variables("job 42 finished in 7 ms", template: "job <*> finished in <*> ms") == ["42", "7"])
+        #expect(LogsWorker.variables("a b", template: "a <*> <*>") == [])
+        #expect(LogsWorker.arrayLiteral([]) == "{}")
+        #expect(LogsWorker.arrayLiteral(["a\"b", "c\\d"]) == #"{"a\"b","c\\d"}"#)
     }
 }

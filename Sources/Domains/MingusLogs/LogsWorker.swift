@@ -186,9 +186,10 @@ public final class LogsWorker: Sendable {
         guard !lines.isEmpty else { return }
         try await db.copyFrom(table: "log_lines",
                               columns: ["at", "received_at", "service", "level", "template_id", "variables", "message", "raw", "job_id", "seq"],
-                              rows: lines.lazy.map { line -> [String?] in
-            [Self.timestamp(line.at), Self.timestamp(line.at), line.record.service, line.record.level, String(line.template),
-             Self.arrayLiteral(line.variables), line.record.message, line.record.raw ? "t" : "f", line.job, String(line.seq)]
+                              rows: lines.lazy.map { line -> [(any PostgresEncodable)?] in
+            let at = Self.timestamp(line.at)
+            return [at, at, line.record.service, line.record.level, line.template, Self.arrayLiteral(line.variables), line.record.message,
+                    line.record.raw, line.job, line.seq]
         })
     }
 
@@ -207,13 +208,29 @@ public final class LogsWorker: Sendable {
         let m = mp < 10 ? mp + 3 : mp - 9
         let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
         let seconds = inDay / 1_000_000
-        return String(format: "%04lld-%02lld-%02lld %02lld:%02lld:%02lld.%06lld+00", y, m, d, seconds / 3600, seconds / 60 % 60, seconds % 60,
-                      inDay % 1_000_000)
+        var text = [UInt8]()
+        text.reserveCapacity(29)
+        func digits(_ value: Int64, _ count: Int) {
+            var divisor: Int64 = 1
+            for _ in 1..<count { divisor *= 10 }
+            var rest = value
+            while divisor > 0 {
+                text.append(UInt8(truncatingIfNeeded: 0x30 + rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
+        digits(y, 4); text.append(UInt8(ascii: "-")); digits(m, 2); text.append(UInt8(ascii: "-")); digits(d, 2)
+        text.append(UInt8(ascii: " ")); digits(seconds / 3600, 2); text.append(UInt8(ascii: ":")); digits(seconds / 60 % 60, 2)
+        text.append(UInt8(ascii: ":")); digits(seconds % 60, 2); text.append(UInt8(ascii: ".")); digits(inDay % 1_000_000, 6)
+        text.append(contentsOf: "+00".utf8)
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// A PostgreSQL array literal of text.
     static func arrayLiteral(_ values: [String]) -> String {
-        "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+        if values.isEmpty { return "{}" }
+        return "{" + values.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
             .joined(separator: ",") + "}"
     }
 
