@@ -75,17 +75,35 @@ public struct LogRedactor: Sendable {
         }
     }
 
-    static func append(_ placeholder: StaticString, to out: inout [UInt8]) {
-        placeholder.withUTF8Buffer { out.append(contentsOf: $0) }
+    /// A copy of a line with some ranges replaced by placeholders, made once the first one is.
+    struct Splice {
+        let source: [UInt8]
+        private var out: [UInt8] = []
+        /// The source bytes before this index are copied or replaced.
+        private(set) var copied = 0
+        private(set) var count = 0
+
+        init(_ source: [UInt8]) { self.source = source }
+
+        mutating func replace(_ range: Range<Int>, with placeholder: StaticString) {
+            if out.isEmpty { out.reserveCapacity(source.count) }
+            out.append(contentsOf: source[copied..<range.lowerBound])
+            placeholder.withUTF8Buffer { out.append(contentsOf: $0) }
+            copied = range.upperBound
+            count += 1
+        }
+
+        func result() -> [UInt8] {
+            count == 0 ? source : out + source[copied...]
+        }
     }
 
     // MARK: - API keys and tokens
 
     func replaceAPIKeys(_ bytes: [UInt8], _ count: inout Int) -> [UInt8] {
         guard bytes.count >= 18 else { return bytes }
-        var out: [UInt8] = []
+        var splice = Splice(bytes)
         var i = 0
-        var copied = 0
         while i + 18 <= bytes.count {
             if bytes[i] == UInt8(ascii: "m"), Self.hasPrefix(bytes, at: i, "mgk_", caseInsensitive: false),
                i == 0 || !Self.isAlnum(bytes[i - 1]),
@@ -93,20 +111,15 @@ public struct LogRedactor: Sendable {
                 var end = i + 17
                 while end < bytes.count, Self.isAlnum(bytes[end]) || bytes[end] == UInt8(ascii: "_") || bytes[end] == UInt8(ascii: "-") { end += 1 }
                 if end > i + 17 {
-                    if out.isEmpty { out.reserveCapacity(bytes.count) }
-                    out.append(contentsOf: bytes[copied..<i])
-                    Self.append("<api_key>", to: &out)
-                    count += 1
-                    copied = end
+                    splice.replace(i..<end, with: "<api_key>")
                     i = end
                     continue
                 }
             }
             i += 1
         }
-        guard copied > 0 else { return bytes }
-        out.append(contentsOf: bytes[copied...])
-        return out
+        count += splice.count
+        return splice.result()
     }
 
     @inline(__always) static func isTokenByte(_ b: UInt8) -> Bool {
@@ -116,9 +129,8 @@ public struct LogRedactor: Sendable {
 
     /// `Bearer <credential>` (the word kept) and bare JSON Web Tokens.
     func replaceTokens(_ bytes: [UInt8], _ count: inout Int) -> [UInt8] {
-        var out: [UInt8] = []
+        var splice = Splice(bytes)
         var i = 0
-        var copied = 0
         while i < bytes.count {
             let b = bytes[i]
             if (b | 0x20) == UInt8(ascii: "b"), Self.hasPrefix(bytes, at: i, "bearer ", caseInsensitive: true), i == 0 || !Self.isAlnum(bytes[i - 1]) {
@@ -127,11 +139,7 @@ public struct LogRedactor: Sendable {
                 var end = start
                 while end < bytes.count, Self.isTokenByte(bytes[end]) { end += 1 }
                 if end - start >= 8 {
-                    if out.isEmpty { out.reserveCapacity(bytes.count) }
-                    out.append(contentsOf: bytes[copied..<start])
-                    Self.append("<token>", to: &out)
-                    count += 1
-                    copied = end
+                    splice.replace(start..<end, with: "<token>")
                     i = end
                     continue
                 }
@@ -144,20 +152,15 @@ public struct LogRedactor: Sendable {
                     end += 1
                 }
                 if dots == 2, end - i >= 20 {
-                    if out.isEmpty { out.reserveCapacity(bytes.count) }
-                    out.append(contentsOf: bytes[copied..<i])
-                    Self.append("<token>", to: &out)
-                    count += 1
-                    copied = end
+                    splice.replace(i..<end, with: "<token>")
                     i = end
                     continue
                 }
             }
             i += 1
         }
-        guard copied > 0 else { return bytes }
-        out.append(contentsOf: bytes[copied...])
-        return out
+        count += splice.count
+        return splice.result()
     }
 
     // MARK: - key=value secrets
@@ -179,8 +182,7 @@ public struct LogRedactor: Sendable {
     }
 
     func replaceSecrets(_ bytes: [UInt8], _ count: inout Int) -> [UInt8] {
-        var out: [UInt8] = []
-        var copied = 0
+        var splice = Splice(bytes)
         var i = 0
         while i < bytes.count {
             let b = bytes[i]
@@ -221,17 +223,12 @@ public struct LogRedactor: Sendable {
             // Already a placeholder (a bearer token or API key redacted above): leave it.
             let value = bytes[start..<end]
             if end > start, !(value.first == UInt8(ascii: "<") && value.last == UInt8(ascii: ">")) {
-                if out.isEmpty { out.reserveCapacity(bytes.count) }
-                out.append(contentsOf: bytes[copied..<start])
-                Self.append("<secret>", to: &out)
-                count += 1
-                copied = end
+                splice.replace(start..<end, with: "<secret>")
             }
             i = max(end, i + 1)
         }
-        guard copied > 0 else { return bytes }
-        out.append(contentsOf: bytes[copied...])
-        return out
+        count += splice.count
+        return splice.result()
     }
 
     // MARK: - E-mail addresses
@@ -241,8 +238,7 @@ public struct LogRedactor: Sendable {
     }
 
     func replaceEmails(_ bytes: [UInt8], _ count: inout Int) -> [UInt8] {
-        var out: [UInt8] = []
-        var copied = 0
+        var splice = Splice(bytes)
         var i = 0
         while i < bytes.count {
             guard bytes[i] == UInt8(ascii: "@") else {
@@ -250,7 +246,7 @@ public struct LogRedactor: Sendable {
                 continue
             }
             var start = i
-            while start > copied, Self.isLocalByte(bytes[start - 1]) { start -= 1 }
+            while start > splice.copied, Self.isLocalByte(bytes[start - 1]) { start -= 1 }
             var end = i + 1
             var lastDot = -1
             while end < bytes.count, Self.isAlnum(bytes[end]) || bytes[end] == UInt8(ascii: "-") || bytes[end] == UInt8(ascii: ".") {
@@ -264,27 +260,21 @@ public struct LogRedactor: Sendable {
             }
             let tld = lastDot > i ? bytes[(lastDot + 1)..<end] : []
             if start < i, lastDot > i + 1, tld.count >= 2, tld.allSatisfy(Self.isAlpha) {
-                if out.isEmpty { out.reserveCapacity(bytes.count) }
-                out.append(contentsOf: bytes[copied..<start])
-                Self.append("<email>", to: &out)
-                count += 1
-                copied = end
+                splice.replace(start..<end, with: "<email>")
                 i = end
                 continue
             }
             i += 1
         }
-        guard copied > 0 else { return bytes }
-        out.append(contentsOf: bytes[copied...])
-        return out
+        count += splice.count
+        return splice.result()
     }
 
     // MARK: - Social security numbers
 
     func replaceSSNs(_ bytes: [UInt8], _ count: inout Int) -> [UInt8] {
         guard bytes.count >= 11 else { return bytes }
-        var out: [UInt8] = []
-        var copied = 0
+        var splice = Splice(bytes)
         var i = 0
         while i + 11 <= bytes.count {
             if Self.isDigit(bytes[i]), i == 0 || !(Self.isAlnum(bytes[i - 1]) || bytes[i - 1] == UInt8(ascii: "-")),
@@ -294,20 +284,15 @@ public struct LogRedactor: Sendable {
                 func number(_ from: Int, _ length: Int) -> Int { (from..<from + length).reduce(0) { $0 * 10 + Int(bytes[$1] - 0x30) } }
                 let area = number(i, 3), group = number(i + 4, 2), serial = number(i + 7, 4)
                 if area != 0, area != 666, area < 900, group != 0, serial != 0 {
-                    if out.isEmpty { out.reserveCapacity(bytes.count) }
-                    out.append(contentsOf: bytes[copied..<i])
-                    Self.append("<ssn>", to: &out)
-                    count += 1
-                    copied = i + 11
+                    splice.replace(i..<i + 11, with: "<ssn>")
                     i += 11
                     continue
                 }
             }
             i += 1
         }
-        guard copied > 0 else { return bytes }
-        out.append(contentsOf: bytes[copied...])
-        return out
+        count += splice.count
+        return splice.result()
     }
 
     // MARK: - Card numbers
@@ -332,8 +317,7 @@ public struct LogRedactor: Sendable {
     }
 
     func replaceCards(_ bytes: [UInt8], _ count: inout Int) -> [UInt8] {
-        var out: [UInt8] = []
-        var copied = 0
+        var splice = Splice(bytes)
         var i = 0
         while i < bytes.count {
             guard Self.isDigit(bytes[i]), i == 0 || !Self.isAlnum(bytes[i - 1]) else {
@@ -376,18 +360,13 @@ public struct LogRedactor: Sendable {
                 if found != nil { break search }
             }
             if let (first, last) = found {
-                if out.isEmpty { out.reserveCapacity(bytes.count) }
-                out.append(contentsOf: bytes[copied..<groups[first].start])
-                Self.append("<card>", to: &out)
-                count += 1
-                copied = groups[last].end
+                splice.replace(groups[first].start..<groups[last].end, with: "<card>")
                 i = groups[last].end
                 continue
             }
             i = runEnd
         }
-        guard copied > 0 else { return bytes }
-        out.append(contentsOf: bytes[copied...])
-        return out
+        count += splice.count
+        return splice.result()
     }
 }
