@@ -197,24 +197,24 @@ struct RetentionSweepTests {
     @Test("a worker killed mid-sweep, then restarted, archives every due row exactly once and deletes it")
     func killedMidSweep() async throws {
         try await RetentionCluster.with(batchSize: 100) { retention in
-            let due = try await retention.insertPayments(6000, dueIn: -60)
+            let due = try await retention.insertPayments(40_000, dueIn: -60)
             let started = try await retention.request("POST", "/cleanup", ["data_types": ["payment"]])
             let id = try #require(started.body["id"] as? String)
             try #require(try await eventually { try await retention.count("SELECT count(*) FROM retention_archive_batches WHERE status = 'deleted'") >= 5 })
             try await retention.cluster.workers[0].kill9()
             let partly = try await retention.count("SELECT count(*) FROM payment_data")
-            #expect(partly > 0 && partly < 6000, "the sweep finished before the kill; nothing was tested")
+            #expect(partly > 0 && partly < 40_000, "the sweep finished before the kill; nothing was tested")
             try retention.cluster.startWorker("mingus-retention-worker")
             try #require(try await eventually(timeout: .seconds(120)) {
                 try await retention.request("GET", "/sweeps/\(id)").body["status"] as? String == "completed"
             })
             #expect(try await retention.count("SELECT count(*) FROM payment_data") == 0)
             let archived = try retention.archivedRows("payment").compactMap { $0["transaction_id"] as? String }
-            #expect(archived.count == 6000, "rows archived more than once or not at all")
+            #expect(archived.count == 40_000, "rows archived more than once or not at all")
             #expect(Set(archived) == Set(due.map { $0.uuidString.lowercased() }))
             let verification = try retention.verifyArchive()
             #expect(verification.isIntact, "\(verification.problems)")
-            #expect(verification.rows == 6000)
+            #expect(verification.rows == 40_000)
         }
     }
 
