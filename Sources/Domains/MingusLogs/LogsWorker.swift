@@ -112,7 +112,6 @@ public final class LogsWorker: Sendable {
                     record.message = text
                     if found.card > 0 { cardSources.insert(record.service) }
                     redactions += found
-                    if !["trace", "debug", "info", "warn", "error", "fatal", "unknown"].contains(record.level) { record.level = "unknown" }
                     let match = miner.add(text)
                     let id = Int64(bitPattern: match.templateID)
                     let at = (received - Self.acceptedPast...received + Self.acceptedFuture).contains(record.time) ? record.time : received

@@ -128,6 +128,15 @@ public enum PageCursor {
         return parts.map(String.init)
     }
 
+    /// The `limit` query parameter: `fallback` when absent, 400 (rule `range`) outside 1...`max`.
+    public static func limit(_ query: Parameters, default fallback: Int, max: Int) throws -> Int {
+        guard let text = query.get("limit") else { return fallback }
+        guard let value = Int(text), (1...max).contains(value) else {
+            throw APIError.invalidParameter("limit", rule: "range", "limit must be 1-\(max)")
+        }
+        return value
+    }
+
     /// Microseconds since 1970, the precision of a PostgreSQL timestamp, for cursor fields.
     public static func micros(_ date: Date) -> Int64 {
         Int64((date.timeIntervalSince1970 * 1_000_000).rounded())

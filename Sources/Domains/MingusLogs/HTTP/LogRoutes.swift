@@ -162,12 +162,8 @@ public struct LogRoutes: Sendable {
         @Nullable var nextCursor: String?
     }
 
-    static func limit(_ request: Request, default fallback: Int = 100, max: Int = 500) throws -> Int {
-        guard let text = request.uri.queryParameters.get("limit") else { return fallback }
-        guard let value = Int(text), (1...max).contains(value) else {
-            throw APIError.invalidParameter("limit", rule: "range", "limit is a whole number from 1 to \(max)")
-        }
-        return value
+    static func limit(_ request: Request) throws -> Int {
+        try PageCursor.limit(request.uri.queryParameters, default: 100, max: 500)
     }
 
     static func time(_ request: Request, _ name: String) throws -> Date? {
