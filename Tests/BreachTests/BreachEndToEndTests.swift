@@ -120,7 +120,9 @@ struct BreachEndToEndTests {
             let kinds = (view["timeline"] as? [[String: Any]] ?? []).compactMap { $0["kind"] as? String }
             #expect(kinds.first == "reported")
             #expect(kinds.filter { $0 == "obligation_added" }.count == 6)
-            #expect(kinds.last == "assessed")
+            // Reminders of deadlines already within a lead time are scheduled by the assessment and
+            // may land in the timeline before this read; every other entry precedes "assessed".
+            #expect(kinds.filter { $0 != "reminder" }.last == "assessed", "\(kinds)")
             // The list finds it by regime and not by one that does not apply.
             let listed = try await breach.request("GET", "/api/financial/breaches?regime=pci_visa&status=detected")
             #expect((listed.body["breaches"] as? [[String: Any]])?.map { $0["id"] as? String } == [id])
