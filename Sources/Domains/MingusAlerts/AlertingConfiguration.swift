@@ -10,24 +10,24 @@ public struct AlertingConfiguration: Sendable {
     public var inhibitRules: [InhibitRule]
 
     /// Reads and checks the file at `path`.
-    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(AlertingConfigurationError) -> AlertingConfiguration {
+    public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationFileError) -> AlertingConfiguration {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
-            throw AlertingConfigurationError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
+            throw ConfigurationFileError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
         }
         return try AlertingConfiguration(yaml: text, file: path, environment: environment)
     }
 
     /// Reads and checks a configuration; `file` names it in errors.
-    public init(yaml: String, file: String = "alerting.yaml", environment: [String: String] = [:]) throws(AlertingConfigurationError) {
+    public init(yaml: String, file: String = "alerting.yaml", environment: [String: String] = [:]) throws(ConfigurationFileError) {
         let reader = ConfigurationReader(file: file, environment: environment)
         let document: YAMLNode
         do {
             document = try YAML.parse(yaml, file: file)
         } catch {
-            throw AlertingConfigurationError(file: file, line: error.line, path: "", message: error.message)
+            throw ConfigurationFileError(file: file, line: error.line, path: "", message: error.message)
         }
         let top = try reader.mapping(document, "", allowed: ["route", "receivers", "inhibit_rules"])
         var receivers: [String: AlertReceiver] = [:]
@@ -42,7 +42,7 @@ public struct AlertingConfiguration: Sendable {
         for receiver in receivers.values.sorted(by: { $0.name < $1.name }) {
             guard let fallback = receiver.fallback else { continue }
             if fallback == receiver.name || receivers[fallback] == nil {
-                throw AlertingConfigurationError(
+                throw ConfigurationFileError(
                     file: file, line: receiver.fallbackLine, path: "receivers.\(receiver.name).fallback",
                     message: fallback == receiver.name ? "a receiver cannot be its own fallback" : "no receiver named '\(fallback)'")
             }
@@ -88,7 +88,7 @@ public struct AlertRoute: Sendable {
     public var routes: [AlertRoute]
 
     init(_ node: YAMLNode, path: String, parent: AlertRoute?, duplicateOf position: Int? = nil, reader: ConfigurationReader,
-         receivers: [String: AlertReceiver]) throws(AlertingConfigurationError) {
+         receivers: [String: AlertReceiver]) throws(ConfigurationFileError) {
         let fields = try reader.mapping(node, path, allowed: [
             "receiver", "matchers", "continue", "group_by", "group_wait", "group_interval", "repeat_interval", "routes",
         ])
@@ -100,13 +100,13 @@ public struct AlertRoute: Sendable {
         } else {
             throw reader.error(node, path, "the root route needs a receiver")
         }
-        matchers = try fields["matchers"].map { entry throws(AlertingConfigurationError) in
+        matchers = try fields["matchers"].map { entry throws(ConfigurationFileError) in
             try reader.matchers(entry.value, "\(path).matchers")
         } ?? []
         if parent == nil && !matchers.isEmpty { throw reader.error(node, "\(path).matchers", "the root route matches every alert; it takes no matchers") }
         let ownKey = "{" + matchers.map(\.description).sorted().joined(separator: ",") + "}" + (position.map { "#\($0)" } ?? "")
         id = parent.map { $0.id + "/" + ownKey } ?? ownKey
-        continueMatching = try fields["continue"].map { entry throws(AlertingConfigurationError) in try reader.bool(entry.value, "\(path).continue") } ?? false
+        continueMatching = try fields["continue"].map { entry throws(ConfigurationFileError) in try reader.bool(entry.value, "\(path).continue") } ?? false
         if let entry = fields["group_by"] {
             let labels = try reader.strings(entry.value, "\(path).group_by")
             groupByAll = labels == ["..."]
@@ -118,7 +118,7 @@ public struct AlertRoute: Sendable {
             groupBy = parent?.groupBy ?? []
             groupByAll = parent?.groupByAll ?? false
         }
-        func duration(_ key: String, _ inherited: Duration?, _ fallback: Duration) throws(AlertingConfigurationError) -> Duration {
+        func duration(_ key: String, _ inherited: Duration?, _ fallback: Duration) throws(ConfigurationFileError) -> Duration {
             guard let entry = fields[key] else { return inherited ?? fallback }
             return try reader.duration(entry.value, "\(path).\(key)")
         }
@@ -170,7 +170,7 @@ public struct AlertReceiver: Sendable {
     public var fallback: String?
     var fallbackLine = 0
 
-    init(_ node: YAMLNode, path: String, reader: ConfigurationReader) throws(AlertingConfigurationError) {
+    init(_ node: YAMLNode, path: String, reader: ConfigurationReader) throws(ConfigurationFileError) {
         let allowed = Set(["name", "fallback"] + AlertChannel.allCases.map { "\($0.rawValue)_configs" })
         let fields = try reader.mapping(node, path, allowed: allowed)
         guard let nameEntry = fields["name"] else { throw reader.error(node, path, "a receiver needs a name") }
@@ -201,14 +201,14 @@ public struct InhibitRule: Sendable {
     public var targetMatchers: [LabelMatcher]
     public var equal: [String]
 
-    init(_ node: YAMLNode, path: String, reader: ConfigurationReader) throws(AlertingConfigurationError) {
+    init(_ node: YAMLNode, path: String, reader: ConfigurationReader) throws(ConfigurationFileError) {
         let fields = try reader.mapping(node, path, allowed: ["source_matchers", "target_matchers", "equal"])
         guard let source = fields["source_matchers"], let target = fields["target_matchers"] else {
             throw reader.error(node, path, "an inhibition rule needs source_matchers and target_matchers")
         }
         sourceMatchers = try reader.matchers(source.value, "\(path).source_matchers")
         targetMatchers = try reader.matchers(target.value, "\(path).target_matchers")
-        equal = try fields["equal"].map { entry throws(AlertingConfigurationError) in try reader.strings(entry.value, "\(path).equal") } ?? []
+        equal = try fields["equal"].map { entry throws(ConfigurationFileError) in try reader.strings(entry.value, "\(path).equal") } ?? []
     }
 
     /// Whether an alert with `target` labels is muted by a firing alert with `source` labels.
@@ -217,82 +217,9 @@ public struct InhibitRule: Sendable {
     }
 }
 
-/// An invalid setting: the file, the line, where in the document, and why.
-public struct AlertingConfigurationError: ConfigurationProblem, Sendable {
-    public var file: String
-    public var line: Int
-    public var path: String
-    public var message: String
-
-    public var description: String {
-        "\(file):\(line): " + (path.isEmpty ? "" : "\(path): ") + message
-    }
-}
-
-/// Reads typed settings from YAML nodes, turning every mistake into an error with its line.
-struct ConfigurationReader: Sendable {
-    let file: String
-    let environment: [String: String]
-
-    func error(_ node: YAMLNode, _ path: String, _ message: String) -> AlertingConfigurationError {
-        AlertingConfigurationError(file: file, line: node.line, path: path, message: message)
-    }
-
-    /// The entries of a mapping; a key outside `allowed` (when given) is an error at its line.
-    func mapping(_ node: YAMLNode, _ path: String, allowed: Set<String>?) throws(AlertingConfigurationError) -> [String: YAMLEntry] {
-        guard let entries = node.mapping else { throw error(node, path, "expected a mapping of settings") }
-        var fields: [String: YAMLEntry] = [:]
-        for entry in entries {
-            if let allowed, !allowed.contains(entry.key) {
-                throw AlertingConfigurationError(file: file, line: entry.line, path: path,
-                                                 message: "unknown setting '\(entry.key)' (expected one of: \(allowed.sorted().joined(separator: ", ")))")
-            }
-            fields[entry.key] = entry
-        }
-        return fields
-    }
-
-    func sequence(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> [YAMLNode] {
-        guard let items = node.sequence else { throw error(node, path, "expected a list") }
-        return items
-    }
-
-    func string(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> String {
-        guard let text = node.scalar, !text.isEmpty else { throw error(node, path, "expected a non-empty text value") }
-        return text
-    }
-
-    /// A list of texts, or one text as a list of one.
-    func strings(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> [String] {
-        if node.scalar != nil { return [try string(node, path)] }
-        var values: [String] = []
-        for (index, item) in try sequence(node, path).enumerated() { values.append(try string(item, "\(path)[\(index)]")) }
-        return values
-    }
-
-    func bool(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> Bool {
-        switch node.scalar {
-        case "true": return true
-        case "false": return false
-        default: throw error(node, path, "expected true or false")
-        }
-    }
-
-    func number(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> Double {
-        guard let text = node.scalar, let value = Double(text), value.isFinite, value > 0 else {
-            throw error(node, path, "expected a number above 0")
-        }
-        return value
-    }
-
-    func duration(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> Duration {
-        guard let text = node.scalar, let value = DurationText.parse(text) else {
-            throw error(node, path, "expected a duration such as 30s, 5m, 4h or 1h30m")
-        }
-        return value
-    }
-
-    func matchers(_ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> [LabelMatcher] {
+/// The settings only the alert routing file has.
+extension ConfigurationReader {
+    func matchers(_ node: YAMLNode, _ path: String) throws(ConfigurationFileError) -> [LabelMatcher] {
         var matchers: [LabelMatcher] = []
         for (index, item) in try sequence(node, path).enumerated() {
             let text = try string(item, "\(path)[\(index)]")
@@ -305,7 +232,7 @@ struct ConfigurationReader: Sendable {
         return matchers
     }
 
-    func url(_ text: String, _ node: YAMLNode, _ path: String) throws(AlertingConfigurationError) -> String {
+    func url(_ text: String, _ node: YAMLNode, _ path: String) throws(ConfigurationFileError) -> String {
         guard let url = URL(string: text), ["http", "https"].contains(url.scheme?.lowercased() ?? ""), url.host != nil else {
             throw error(node, path, "expected an http or https URL")
         }
@@ -314,9 +241,9 @@ struct ConfigurationReader: Sendable {
 
     /// A secret setting `name`, given as `name_env` or `name_file`; never as `name` itself.
     func secret(_ fields: [String: YAMLEntry], _ name: String, _ node: YAMLNode, _ path: String,
-                required: Bool = true) throws(AlertingConfigurationError) -> String? {
+                required: Bool = true) throws(ConfigurationFileError) -> String? {
         if let inline = fields[name] {
-            throw AlertingConfigurationError(file: file, line: inline.line, path: "\(path).\(name)",
+            throw ConfigurationFileError(file: file, line: inline.line, path: "\(path).\(name)",
                                              message: "secrets are not read from this file: use \(name)_env or \(name)_file")
         }
         switch (fields["\(name)_env"], fields["\(name)_file"]) {

@@ -15,7 +15,7 @@ public struct ChannelTarget: Sendable {
     /// How long one request may take before it counts as failed and is retried.
     public var timeout: Duration
 
-    init(_ node: YAMLNode, path: String, name: String, channel: AlertChannel, reader: ConfigurationReader) throws(AlertingConfigurationError) {
+    init(_ node: YAMLNode, path: String, name: String, channel: AlertChannel, reader: ConfigurationReader) throws(ConfigurationFileError) {
         let common: Set<String> = ["send_resolved", "rate_limit", "timeout"]
         let own: Set<String> = switch channel {
         case .email: ["to", "from", "smarthost", "tls", "auth_username", "auth_password_env", "auth_password_file", "hello", "ca_file"]
@@ -32,10 +32,10 @@ public struct ChannelTarget: Sendable {
         let fields = try reader.mapping(node, path, allowed: common.union(own).union(inlineSecrets))
         self.name = name
         self.channel = channel
-        sendResolved = try fields["send_resolved"].map { entry throws(AlertingConfigurationError) in
+        sendResolved = try fields["send_resolved"].map { entry throws(ConfigurationFileError) in
             try reader.bool(entry.value, "\(path).send_resolved")
         } ?? true
-        timeout = try fields["timeout"].map { entry throws(AlertingConfigurationError) in
+        timeout = try fields["timeout"].map { entry throws(ConfigurationFileError) in
             try reader.duration(entry.value, "\(path).timeout")
         } ?? .seconds(10)
         rateLimit = RateLimit.providerDefault(channel)
@@ -45,19 +45,19 @@ public struct ChannelTarget: Sendable {
             if let value = limit["burst"] { rateLimit.burst = max(1, Int(try reader.number(value.value, "\(path).rate_limit.burst"))) }
         }
 
-        func required(_ key: String) throws(AlertingConfigurationError) -> String {
+        func required(_ key: String) throws(ConfigurationFileError) -> String {
             guard let entry = fields[key] else { throw reader.error(node, path, "\(key) is required") }
             return try reader.string(entry.value, "\(path).\(key)")
         }
-        func optional(_ key: String) throws(AlertingConfigurationError) -> String? {
+        func optional(_ key: String) throws(ConfigurationFileError) -> String? {
             guard let entry = fields[key] else { return nil }
             return try reader.string(entry.value, "\(path).\(key)")
         }
-        func url(_ key: String, default fallback: String) throws(AlertingConfigurationError) -> String {
+        func url(_ key: String, default fallback: String) throws(ConfigurationFileError) -> String {
             guard let entry = fields[key] else { return fallback }
             return try reader.url(try reader.string(entry.value, "\(path).\(key)"), entry.value, "\(path).\(key)")
         }
-        func secretURL(_ key: String) throws(AlertingConfigurationError) -> String {
+        func secretURL(_ key: String) throws(ConfigurationFileError) -> String {
             try reader.url(try reader.secret(fields, key, node, path)!, node, "\(path).\(key)")
         }
         switch channel {
@@ -112,7 +112,7 @@ public struct ChannelTarget: Sendable {
             guard key.count == 32 else { throw reader.error(node, "\(path).routing_key", "a PagerDuty routing key has 32 characters") }
             settings = .pagerduty(url: try url("url", default: "https://events.pagerduty.com/v2/enqueue"), routingKey: key)
         case .opsgenie:
-            let tags = try fields["tags"].map { entry throws(AlertingConfigurationError) in try reader.strings(entry.value, "\(path).tags") } ?? []
+            let tags = try fields["tags"].map { entry throws(ConfigurationFileError) in try reader.strings(entry.value, "\(path).tags") } ?? []
             settings = .opsgenie(baseURL: try url("api_url", default: "https://api.opsgenie.com"),
                                  apiKey: try reader.secret(fields, "api_key", node, path)!, tags: tags)
         case .telegram:

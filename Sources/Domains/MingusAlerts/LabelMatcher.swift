@@ -100,35 +100,3 @@ public struct LabelMatcherError: Error, Sendable, CustomStringConvertible {
     public let description: String
     init(_ description: String) { self.description = description }
 }
-
-/// Prometheus-style durations: `30s`, `5m`, `4h`, `1h30m`, `500ms`, `2d`, `1w`.
-public enum DurationText {
-    /// The duration written as `text`, or nil.
-    public static func parse(_ text: String) -> Duration? {
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000), ("w", 604_800_000)]
-        var rest = Substring(text)
-        var milliseconds: Int64 = 0
-        guard !rest.isEmpty else { return nil }
-        while !rest.isEmpty {
-            let digits = rest.prefix(while: \.isASCII).prefix(while: \.isNumber)
-            guard !digits.isEmpty, let number = Int64(digits), number < 1_000_000_000 else { return nil }
-            rest = rest.dropFirst(digits.count)
-            guard let unit = units.first(where: { rest.hasPrefix($0.0) }) else { return nil }  // "ms" is tried before "m"
-            rest = rest.dropFirst(unit.0.count)
-            milliseconds += number * unit.1
-        }
-        return .milliseconds(milliseconds)
-    }
-
-    /// `1h30m`-style text for a duration (whole milliseconds).
-    public static func format(_ duration: Duration) -> String {
-        var milliseconds = duration.inMilliseconds
-        if milliseconds == 0 { return "0s" }
-        var text = ""
-        for (unit, size) in [("h", Int64(3_600_000)), ("m", 60_000), ("s", 1000), ("ms", 1)] where milliseconds >= size {
-            text += "\(milliseconds / size)\(unit)"
-            milliseconds %= size
-        }
-        return text
-    }
-}

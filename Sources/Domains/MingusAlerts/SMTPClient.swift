@@ -1,4 +1,5 @@
 import Foundation
+import MingusCore
 import MingusMail
 
 /// Sends one alert e-mail over its own SMTP connection (``SMTPSession``): EHLO, STARTTLS or

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import CoreMetrics
 import Logging
 import MingusAlerts
@@ -29,48 +29,83 @@ public struct LogsBatchJob: Codable, Sendable, Equatable {
 /// their day partition, counts them per template, service and minute, and turns anomalies into
 /// alerts (`alerts.ingest`) — all in the jobs' transaction, so a redelivered batch is stored once.
 ///
-/// Anomalies: a template first seen after the warm-up (`warmupLines` lines mined since the store
-/// began), a service's error and fatal lines in one minute reaching `errorBurst`, and a card number
-/// found in a service's lines (a PCI DSS finding; the alert names the service, never the number).
-/// Each is stored once per kind, service, minute and template, and its alert carries a stable
-/// `dedup_key` (`logs:<kind>:<service>[:<template>]`), so a continuing anomaly stays one alert.
+/// Template ids are shared by every logs worker: one live template per text. Each worker mines
+/// on its own; when its miner makes a template or changes one's text, the worker takes the id a
+/// worker saved for that text first, or saves its own, in a short transaction of its own under a
+/// lock per text (so the rows exist before any line names them).
+///
+/// Anomalies: a template first seen by the cluster after the warm-up (`warmupLines` lines mined
+/// since the store began), a service's error and fatal lines in one minute reaching `errorBurst`,
+/// a card number found in a service's lines (a PCI DSS finding; the alert names the service, never
+/// the number), the security rules of ``LogRules``, and template rates far from their baseline
+/// (``LogTemplateRates``). Each is stored once per kind, service, minute, template, rule and
+/// source, and its alert carries a stable `dedup_key` (`logs:<kind>:<service>[:<template or
+/// rule>[:<source>]]`), so a continuing anomaly stays one alert.
 public final class LogsWorker: Sendable {
     let miner: Mutex<LogTemplateMiner>
     let minedLines: Atomic<Int>
     let warmupLines: Int
     let errorBurst: Int
+    let rules: LogRules
+    let rates: LogTemplateRates
+    let side: PostgresClient
+    let templates: Mutex<TemplateIDs>
     let redactor = LogRedactor()
     let metrics = MetricHandles()
+
+    /// What this worker knows of its miner's templates in the database.
+    struct TemplateIDs {
+        /// The text last saved (or found) for a miner template.
+        var saved: [Int64: String] = [:]
+        /// The shared id of a miner template, where it is not the miner's own.
+        var shared: [Int64: Int64] = [:]
+        /// The security rules each template's text matches (indexes into the rules).
+        var ruleMatches: [Int64: (text: String, rules: [Int])] = [:]
+        /// Templates this worker found new, until a stored anomaly (or another worker's) says so.
+        var unannounced: Set<Int64> = []
+    }
 
     /// Lines with a time further than this in the past, or a day in the future, are stored at the
     /// time they were received (so a wrong clock cannot make partitions for any day).
     static let acceptedPast: Int64 = 7 * 86_400 * 1_000_000
     static let acceptedFuture: Int64 = 86_400 * 1_000_000
 
-    init(miner: LogTemplateMiner, minedLines: Int, warmupLines: Int, errorBurst: Int) {
+    init(miner: LogTemplateMiner, saved: [LogTemplate], minedLines: Int, warmupLines: Int, errorBurst: Int, rules: LogRules,
+         rates: LogTemplateRates, side: PostgresClient) {
         self.miner = Mutex(miner)
         self.minedLines = Atomic(minedLines)
         self.warmupLines = warmupLines
         self.errorBurst = errorBurst
+        self.rules = rules
+        self.rates = rates
+        self.side = side
+        var ids = TemplateIDs()
+        for template in saved { ids.saved[Int64(bitPattern: template.id)] = template.text }
+        self.templates = Mutex(ids)
     }
 
     /// Loads the saved templates; new templates get ids from a block of 2^32 reserved for this
     /// process from `log_template_ids`, so processes never hand out the same id.
-    public static func load(database: PostgresClient, warmupLines: Int = 10_000, errorBurst: Int = 100) async throws -> LogsWorker {
+    public static func load(database: PostgresClient, warmupLines: Int = 10_000, errorBurst: Int = 100, rules: LogRules = LogRules(rules: []),
+                            rates: LogTemplateRates = LogTemplateRates()) async throws -> LogsWorker {
         let saved = try await database.query("SELECT id, template, line_count FROM log_templates WHERE merged_into IS NULL ORDER BY id")
             .map { LogTemplate(id: LogTemplateID(try $0.decode(Int64.self, at: 0)), text: try $0.decode(String.self, at: 1),
                                count: Int(try $0.decode(Int64.self, at: 2))) }
         let block = try await database.query("SELECT nextval('log_template_ids')")[0].decode(Int64.self, at: 0)
         let lines = try await database.query("SELECT COALESCE(sum(line_count), 0)::bigint FROM log_templates")[0].decode(Int64.self, at: 0)
-        let miner = try LogTemplateMiner(configuration: .standard, saved: Array(saved.suffix(LogTemplateMiner.Configuration.standard.maximumTemplates)),
-                                         firstID: LogTemplateID(block - 1) << 32 + 1)
-        return LogsWorker(miner: miner, minedLines: Int(lines), warmupLines: warmupLines, errorBurst: errorBurst)
+        let kept = Array(saved.suffix(LogTemplateMiner.Configuration.standard.maximumTemplates))
+        let miner = try LogTemplateMiner(configuration: .standard, saved: kept, firstID: LogTemplateID(block - 1) << 32 + 1)
+        return LogsWorker(miner: miner, saved: kept, minedLines: Int(lines), warmupLines: warmupLines, errorBurst: errorBurst,
+                          rules: rules, rates: rates, side: database)
     }
 
     public func registry(schema: (String) throws -> JSONSchema) throws -> JobRegistry {
         var registry = JobRegistry()
         registry.registerBatch(LogsBatchJob.type, as: LogsBatchJob.self, schema: try schema(LogsBatchJob.type)) { jobs in
             try await self.store(jobs)
+        }
+        registry.register(LogsRatesJob.type, as: LogsRatesJob.self, schema: try schema(LogsRatesJob.type), batchable: false) { _, context in
+            try await self.rates.evaluate(context)
         }
         return registry
     }
@@ -134,11 +169,14 @@ public final class LogsWorker: Sendable {
         }
         metrics.counter("mingus_logs_lines_total").increment(by: mined.count)
 
+        let shared = try await shareTemplates(touched, warm: warm)
+        for index in mined.indices { mined[index].template = shared[mined[index].template] ?? mined[index].template }
         try await ensurePartitions(Set(mined.map { Self.day($0.at) }), on: db)
         try await copy(mined, on: db)
-        try await saveTemplates(touched, on: db)
+        try await countTemplates(touched, shared: shared, on: db)
         try await countMinutes(mined, on: db)
-        try await detect(mined: mined, touched: touched, warm: warm, cardSources: cardSources, jobs: jobs)
+        let announce = try await newTemplates(Set(shared.values), on: db)
+        try await detect(mined: mined, touched: touched, shared: shared, announce: announce, cardSources: cardSources, jobs: jobs)
     }
 
     /// The message's words where the template has `<*>` (when both have the same number of words).
@@ -233,23 +271,141 @@ public final class LogsWorker: Sendable {
             .joined(separator: ",") + "}"
     }
 
-    func saveTemplates(_ touched: [Int64: Touched], on db: PostgresConnection) async throws {
-        guard !touched.isEmpty else { return }
-        let ids = Array(touched.keys).sorted()
-        let entries = ids.map { touched[$0]! }
-        try await db.execute("""
-            INSERT INTO log_templates (id, template, line_count, first_seen, last_seen, example)
-            SELECT id, template, lines, to_timestamp(first / 1e6), to_timestamp(last / 1e6), example
-            FROM unnest(\(ids)::bigint[], \(entries.map(\.text))::text[], \(entries.map(\.lines))::bigint[],
-                        \(entries.map(\.first))::bigint[], \(entries.map(\.last))::bigint[], \(entries.map(\.example))::text[])
-                 AS t (id, template, lines, first, last, example)
-            ON CONFLICT (id) DO UPDATE SET template = EXCLUDED.template, line_count = log_templates.line_count + EXCLUDED.line_count,
-                first_seen = least(log_templates.first_seen, EXCLUDED.first_seen),
-                last_seen = greatest(log_templates.last_seen, EXCLUDED.last_seen), updated_at = now()
-            """)
-        for (id, entry) in touched where !entry.absorbed.isEmpty {
-            try await db.execute("UPDATE log_templates SET merged_into = \(id) WHERE id = ANY(\(entry.absorbed)::bigint[]) AND id <> \(id)")
+    /// The shared id of every template the batch touched (the miner's own id where it is the
+    /// shared one). Templates the database does not know by their current text are looked up or
+    /// saved in a transaction of their own, under a lock per text, and committed before any line
+    /// names them; templates the miner merged into another are marked merged into its shared id.
+    func shareTemplates(_ touched: [Int64: Touched], warm: Bool) async throws -> [Int64: Int64] {
+        struct Unsaved { var local: Int64, text: String, previous: Int64?, isNew: Bool }
+        var shared: [Int64: Int64] = [:]
+        var unsaved: [Unsaved] = []
+        var absorbed: [(Int64, Int64)] = []
+        templates.withLock { ids in
+            for (local, entry) in touched.sorted(by: { $0.key < $1.key }) {
+                if ids.saved[local] == entry.text {
+                    shared[local] = ids.shared[local] ?? local
+                } else {
+                    unsaved.append(Unsaved(local: local, text: entry.text, previous: ids.saved[local] == nil ? nil : ids.shared[local] ?? local,
+                                           isNew: entry.isNew))
+                }
+                for gone in entry.absorbed where gone != local {
+                    if ids.saved[gone] != nil { absorbed.append((ids.shared[gone] ?? gone, local)) }
+                    ids.saved[gone] = nil
+                    ids.shared[gone] = nil
+                    ids.ruleMatches[gone] = nil
+                }
+            }
         }
+        guard !unsaved.isEmpty || !absorbed.isEmpty else { return shared }
+        let fresh: Set<Int64> = try await side.withTransaction { db in
+            var fresh: Set<Int64> = []
+            if !unsaved.isEmpty {
+                let texts = unsaved.map(\.text)
+                try await db.execute("""
+                    SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT DISTINCT hashtextextended(t, 7) AS k FROM unnest(\(texts)::text[]) AS t
+                                                                 ORDER BY k) AS locks
+                    """)
+                var byText: [String: Int64] = [:]
+                for row in try await db.query("""
+                    SELECT id, template FROM log_templates
+                    WHERE md5(template) = ANY(ARRAY(SELECT md5(t) FROM unnest(\(texts)::text[]) AS t)) AND merged_into IS NULL
+                    """) {
+                    byText[try row.decode(String.self, at: 1)] = try row.decode(Int64.self, at: 0)
+                }
+                var renamed: [(Int64, String)] = []
+                var merged: [(Int64, Int64)] = []
+                var inserted: [Unsaved] = []
+                for entry in unsaved {
+                    if let found = byText[entry.text] {
+                        shared[entry.local] = found
+                        if let previous = entry.previous, previous != found { merged.append((previous, found)) }
+                    } else if let previous = entry.previous {
+                        renamed.append((previous, entry.text))
+                        shared[entry.local] = previous
+                        byText[entry.text] = previous
+                    } else {
+                        inserted.append(entry)
+                        shared[entry.local] = entry.local
+                        byText[entry.text] = entry.local
+                        fresh.insert(entry.local)
+                    }
+                }
+                // Merges first: a text a merged template held is free for a rename.
+                if !merged.isEmpty {
+                    try await db.execute("""
+                        UPDATE log_templates SET merged_into = m.into, updated_at = now()
+                        FROM unnest(\(merged.map(\.0))::bigint[], \(merged.map(\.1))::bigint[]) AS m (id, into) WHERE log_templates.id = m.id
+                        """)
+                }
+                for (id, text) in renamed {
+                    try await db.execute("UPDATE log_templates SET template = \(text), updated_at = now() WHERE id = \(id)")
+                }
+                if !inserted.isEmpty {
+                    let examples = inserted.map { touched[$0.local]!.example }
+                    let first = inserted.map { touched[$0.local]!.first }
+                    try await db.execute("""
+                        INSERT INTO log_templates (id, template, line_count, first_seen, last_seen, example, announce)
+                        SELECT id, template, 0, to_timestamp(first / 1e6), to_timestamp(first / 1e6), example, \(warm)
+                        FROM unnest(\(inserted.map(\.local))::bigint[], \(inserted.map(\.text))::text[], \(first)::bigint[], \(examples)::text[])
+                             AS t (id, template, first, example)
+                        """)
+                }
+            }
+            let merges = absorbed.compactMap { gone, into -> (Int64, Int64)? in
+                let target = shared[into] ?? into
+                return gone == target ? nil : (gone, target)
+            }
+            if !merges.isEmpty {
+                try await db.execute("""
+                    UPDATE log_templates SET merged_into = m.into, updated_at = now()
+                    FROM unnest(\(merges.map(\.0))::bigint[], \(merges.map(\.1))::bigint[]) AS m (id, into)
+                    WHERE log_templates.id = m.id AND merged_into IS NULL
+                    """)
+            }
+            return fresh
+        }
+        templates.withLock { ids in
+            for entry in unsaved {
+                let id = shared[entry.local]!
+                ids.saved[entry.local] = entry.text
+                ids.shared[entry.local] = id == entry.local ? nil : id
+                if warm && (entry.isNew || fresh.contains(entry.local)) { ids.unannounced.insert(id) }
+            }
+        }
+        return shared
+    }
+
+    /// Adds the batch's lines to each template's count and times.
+    func countTemplates(_ touched: [Int64: Touched], shared: [Int64: Int64], on db: PostgresConnection) async throws {
+        guard !touched.isEmpty else { return }
+        var totals: [Int64: (lines: Int64, first: Int64, last: Int64)] = [:]
+        for (local, entry) in touched {
+            let id = shared[local] ?? local
+            let total = totals[id]
+            totals[id] = ((total?.lines ?? 0) + entry.lines, min(total?.first ?? entry.first, entry.first), max(total?.last ?? entry.last, entry.last))
+        }
+        let ids = totals.keys.sorted()
+        try await db.execute("""
+            UPDATE log_templates SET line_count = line_count + c.lines, first_seen = least(first_seen, to_timestamp(c.first / 1e6)),
+                last_seen = greatest(last_seen, to_timestamp(c.last / 1e6)), updated_at = now()
+            FROM unnest(\(ids)::bigint[], \(ids.map { totals[$0]!.lines })::bigint[], \(ids.map { totals[$0]!.first })::bigint[],
+                        \(ids.map { totals[$0]!.last })::bigint[]) AS c (id, lines, first, last)
+            WHERE log_templates.id = c.id
+            """)
+    }
+
+    /// The templates among `ids` that are new to the cluster and not yet announced; they are
+    /// marked announced in the batch's transaction, so a batch that rolls back announces them
+    /// again when it runs again.
+    func newTemplates(_ ids: Set<Int64>, on db: PostgresConnection) async throws -> Set<Int64> {
+        let candidates = templates.withLock { $0.unannounced.intersection(ids) }
+        guard !candidates.isEmpty else { return [] }
+        let announce = Set(try await db.query("""
+            UPDATE log_templates SET announce = false WHERE id = ANY(\(Array(candidates))::bigint[]) AND announce RETURNING id
+            """).map { try $0.decode(Int64.self, at: 0) })
+        // Those the update did not return were announced already (by a committed batch).
+        templates.withLock { $0.unannounced.subtract(candidates.subtracting(announce)) }
+        return announce
     }
 
     func countMinutes(_ lines: [Mined], on db: PostgresConnection) async throws {
@@ -267,20 +423,19 @@ public final class LogsWorker: Sendable {
 
     // MARK: - Anomalies
 
-    func detect(mined: [Mined], touched: [Int64: Touched], warm: Bool, cardSources: Set<String>,
+    func detect(mined: [Mined], touched: [Int64: Touched], shared: [Int64: Int64], announce: Set<Int64>, cardSources: Set<String>,
                 jobs: [BatchedJob<LogsBatchJob>]) async throws {
         guard let context = jobs.first?.context else { return }
         let db = context.database
-        struct Finding { var kind: String, service: String, template: Int64?, minute: Int64, lines: Int64, summary: String, severity: AlertSeverity }
         var findings: [Finding] = []
 
-        if warm {
-            for (id, entry) in touched.sorted(by: { $0.key < $1.key }) where entry.isNew {
-                let service = mined.first { $0.template == id }?.record.service ?? "unknown"
-                findings.append(Finding(kind: "new_template", service: service, template: id, minute: entry.first / 60_000_000,
-                                        lines: entry.lines, summary: "New log template from \(service): \(entry.text.prefix(300))",
-                                        severity: .low))
-            }
+        for (local, entry) in touched.sorted(by: { $0.key < $1.key }) {
+            let id = shared[local] ?? local
+            guard announce.contains(id), !findings.contains(where: { $0.template == id }) else { continue }
+            let service = mined.first { $0.template == id }?.record.service ?? "unknown"
+            findings.append(Finding(kind: "new_template", service: service, template: id, minute: entry.first / 60_000_000,
+                                    lines: entry.lines, summary: "New log template from \(service): \(entry.text.prefix(300))",
+                                    severity: .low))
         }
         for service in cardSources.sorted() {
             let minute = (mined.first { $0.record.service == service }?.at ?? (jobs[0].body.receivedAt)) / 60_000_000
@@ -315,42 +470,150 @@ public final class LogsWorker: Sendable {
                 }
             }
         }
+        findings += try await matchRules(mined, touched: touched, shared: shared, on: db)
+        try await Self.report(findings, context: context, metrics: metrics)
+    }
+
+    /// Counts the lines of templates that match a security rule, per rule, service, source and
+    /// minute, and finds the rules whose window reached their threshold with this batch.
+    func matchRules(_ mined: [Mined], touched: [Int64: Touched], shared: [Int64: Int64], on db: PostgresConnection) async throws -> [Finding] {
+        guard !rules.rules.isEmpty else { return [] }
+        var matching: [Int64: [Int]] = [:]
+        templates.withLock { ids in
+            for (local, entry) in touched {
+                if let cached = ids.ruleMatches[local], cached.text == entry.text {
+                    if !cached.rules.isEmpty { matching[shared[local] ?? local] = cached.rules }
+                    continue
+                }
+                let found = rules.rules.indices.filter { rules.rules[$0].matches(template: entry.text) }
+                ids.ruleMatches[local] = (entry.text, found)
+                if !found.isEmpty { matching[shared[local] ?? local] = found }
+            }
+        }
+        guard !matching.isEmpty else { return [] }
+        struct Key: Hashable { var rule: Int, service: String, source: String, minute: Int64 }
+        var counts: [Key: Int64] = [:]
+        for line in mined {
+            guard let matched = matching[line.template] else { continue }
+            for rule in matched {
+                let source = rules.rules[rule].source(of: line.record.message)
+                counts[Key(rule: rule, service: line.record.service, source: source, minute: line.at / 60_000_000), default: 0] += 1
+            }
+        }
+        let keys = counts.keys.sorted { ($0.rule, $0.service, $0.source, $0.minute) < ($1.rule, $1.service, $1.source, $1.minute) }
+        try await db.execute("""
+            INSERT INTO log_rule_minutes (rule, service, source, minute, lines)
+            SELECT r, s, src, to_timestamp(m * 60), n
+            FROM unnest(\(keys.map { rules.rules[$0.rule].name })::text[], \(keys.map(\.service))::text[], \(keys.map(\.source))::text[],
+                        \(keys.map(\.minute))::bigint[], \(keys.map { counts[$0]! })::bigint[]) AS c (r, s, src, m, n)
+            ON CONFLICT (rule, service, source, minute) DO UPDATE SET lines = log_rule_minutes.lines + EXCLUDED.lines
+            """)
+        // Each key's window (its minute and the ones before it) after this batch.
+        let totals = try await db.query("""
+            SELECT (SELECT coalesce(sum(lines), 0)::bigint FROM log_rule_minutes AS w
+                    WHERE w.rule = k.r AND w.service = k.s AND w.source = k.src
+                      AND w.minute > to_timestamp((k.m - k.win) * 60) AND w.minute <= to_timestamp(k.m * 60))
+            FROM unnest(\(keys.map { rules.rules[$0.rule].name })::text[], \(keys.map(\.service))::text[], \(keys.map(\.source))::text[],
+                        \(keys.map(\.minute))::bigint[], \(keys.map { rules.rules[$0.rule].windowMinutes })::bigint[])
+                 WITH ORDINALITY AS k (r, s, src, m, win, n)
+            ORDER BY k.n
+            """).map { try $0.decode(Int64.self, at: 0) }
+        var findings: [Finding] = []
+        for (key, total) in zip(keys, totals) {
+            let rule = rules.rules[key.rule]
+            let threshold = Int64(rule.threshold)
+            guard total >= threshold, total - counts[key]! < threshold else { continue }
+            let from = key.source.isEmpty ? "" : ", source \(key.source)"
+            findings.append(Finding(
+                kind: "security_rule", service: key.service, template: nil, rule: rule.name, source: key.source, minute: key.minute, lines: total,
+                summary: "\(rule.description): \(total) matching lines from \(key.service)\(from) within \(DurationText.format(rule.window)) (rule \(rule.name), threshold \(rule.threshold))",
+                severity: rule.severity))
+        }
+        return findings
+    }
+
+    /// Something a detection found, to store as an anomaly and send as an alert.
+    struct Finding {
+        var kind: String
+        var service: String
+        var template: Int64?
+        var rule: String? = nil
+        var source: String? = nil
+        var minute: Int64
+        var lines: Int64
+        var summary: String
+        var severity: AlertSeverity
+
+        /// `logs:<kind>:<service>[:<template or rule>[:<source>]]`.
+        var dedupKey: String {
+            var key = "logs:\(kind):\(service)"
+            if let template { key += ":\(template)" }
+            if let rule { key += ":\(rule)" }
+            if let source, !source.isEmpty { key += ":\(source)" }
+            return key
+        }
+    }
+
+    /// Stores each finding once (per kind, service, minute, template, rule and source) and sends
+    /// the new ones to the alerts worker, in the caller's transaction.
+    static func report(_ findings: [Finding], context: JobContext, metrics: MetricHandles) async throws {
         for finding in findings {
-            let dedup = "logs:\(finding.kind):\(finding.service)" + (finding.template.map { ":\($0)" } ?? "")
+            let dedup = finding.dedupKey
             let anomaly = UUID()
-            let stored = try await db.query("""
-                INSERT INTO log_anomalies (id, kind, service, template_id, minute, lines, summary, dedup_key)
-                VALUES (\(anomaly), \(finding.kind), \(finding.service), \(finding.template), to_timestamp(\(finding.minute * 60)),
-                        \(finding.lines), \(finding.summary), \(dedup))
+            let stored = try await context.database.query("""
+                INSERT INTO log_anomalies (id, kind, service, template_id, rule, source, minute, lines, summary, dedup_key)
+                VALUES (\(anomaly), \(finding.kind), \(finding.service), \(finding.template), \(finding.rule), \(finding.source),
+                        to_timestamp(\(finding.minute * 60)), \(finding.lines), \(finding.summary), \(dedup))
                 ON CONFLICT DO NOTHING RETURNING id
                 """)
             guard !stored.isEmpty else { continue }
             metrics.counter("mingus_logs_anomalies_total", [("kind", finding.kind)]).increment()
             var labels = ["service": finding.service, "anomaly": finding.kind, "component": "logs"]
             if let template = finding.template { labels["template_id"] = String(template) }
+            if let rule = finding.rule { labels["rule"] = rule }
+            if let source = finding.source, !source.isEmpty { labels["rule_source"] = source }
             try await context.emit(type: AlertJob.type, AlertJob(
-                status: .firing, severity: finding.severity, title: Self.titles[finding.kind] ?? "Log anomaly",
+                status: .firing, severity: finding.severity, title: titles[finding.kind] ?? "Log anomaly",
                 description: finding.summary, labels: labels, source: "logs-worker", dedupKey: dedup, receivedAt: Date()),
                 id: anomaly.uuidString.lowercased())
         }
     }
 
     static let titles = ["new_template": "New log template", "error_burst": "Burst of error lines",
-                         "card_number": "Card number in application logs"]
+                         "card_number": "Card number in application logs", "template_rate": "Log template rate far from its baseline",
+                         "security_rule": "Security rule matched in logs"]
 }
 
 extension WorkerDefinition {
     /// `mingus-logs-worker`: queue `mingus.logs`, metrics on 9106. `MINGUS_LOGS_WARMUP_LINES`
     /// (default 10000) lines are mined before new templates count as anomalies;
-    /// `MINGUS_LOGS_ERROR_BURST` (default 100) error lines of one service in one minute are a burst.
+    /// `MINGUS_LOGS_ERROR_BURST` (default 100) error lines of one service in one minute are a burst;
+    /// `MINGUS_LOGS_RULES` (default `Deploy/log-rules.yaml`) holds the security rules;
+    /// `MINGUS_LOGS_RATE_MIN_LINES` (default 20) is the fewest lines in a minute (or in a
+    /// baseline) that a template's rate anomaly needs; `MINGUS_LOGS_RATES_SCHEDULE` (cron, default
+    /// every minute, `off` for none) evaluates the rates.
     public static let logs = WorkerDefinition(name: "logs", defaultMetricsPort: 9106, sideConnections: 2) { setup in
         func number(_ name: String, _ fallback: Int) throws -> Int {
             guard let text = setup.environment[name], !text.isEmpty else { return fallback }
             guard let value = Int(text), value >= 0 else { throw ConfigurationError(variable: name, message: "must be a whole number ≥ 0") }
             return value
         }
+        let rulesPath = setup.environment["MINGUS_LOGS_RULES"].flatMap { $0.isEmpty ? nil : $0 } ?? "Deploy/log-rules.yaml"
+        let rules = try LogRules.load(path: rulesPath)
+        let rates = LogTemplateRates(minimumLines: try number("MINGUS_LOGS_RATE_MIN_LINES", 20))
+        let cron = setup.environment["MINGUS_LOGS_RATES_SCHEDULE"].flatMap { $0.isEmpty ? nil : $0 } ?? "* * * * *"
+        if cron != "off" {
+            guard (try? CronSchedule(cron)) != nil else {
+                throw ConfigurationError(variable: "MINGUS_LOGS_RATES_SCHEDULE", message: "'\(cron)' is not a cron expression")
+            }
+            try await setup.sideDatabase.withTransaction { db in
+                try await Scheduler.upsertPeriodic(on: db, name: "logs.rates", cron: cron, type: LogsRatesJob.type)
+            }
+        }
         let worker = try await LogsWorker.load(database: setup.sideDatabase, warmupLines: try number("MINGUS_LOGS_WARMUP_LINES", 10_000),
-                                               errorBurst: try number("MINGUS_LOGS_ERROR_BURST", 100))
+                                               errorBurst: try number("MINGUS_LOGS_ERROR_BURST", 100), rules: rules, rates: rates)
+        setup.logger.info("log rules loaded", metadata: ["mingus.rules": "\(rules.rules.map(\.name).joined(separator: ","))",
+                                                         "mingus.file": "\(rulesPath)"])
         return WorkerParts(registry: try worker.registry(schema: setup.schema))
     }
 }

@@ -267,6 +267,8 @@ public struct LogRoutes: Sendable {
         var kind: String
         var service: String
         @Nullable var templateId: Int64?
+        @Nullable var rule: String?
+        @Nullable var source: String?
         var minute: Date
         var lines: Int64
         var summary: String
@@ -282,16 +284,18 @@ public struct LogRoutes: Sendable {
     func anomalies(_ request: Request) async throws -> AnomalyList {
         let limit = try Self.limit(request)
         let kind = request.uri.queryParameters.get("kind")
-        if let kind, !["new_template", "error_burst", "card_number"].contains(kind) {
-            throw APIError.invalidParameter("kind", rule: "enum", "kind is one of new_template, error_burst, card_number")
+        let kinds = ["new_template", "error_burst", "card_number", "template_rate", "security_rule"]
+        if let kind, !kinds.contains(kind) {
+            throw APIError.invalidParameter("kind", rule: "enum", "kind is one of \(kinds.joined(separator: ", "))")
         }
         return AnomalyList(anomalies: try await database.query("""
-            SELECT id, kind, service, template_id, minute, lines, summary, dedup_key, detected_at FROM log_anomalies
+            SELECT id, kind, service, template_id, minute, lines, summary, dedup_key, detected_at, rule, source FROM log_anomalies
             WHERE \(kind)::text IS NULL OR kind = \(kind)
             ORDER BY detected_at DESC, id DESC LIMIT \(limit)
             """).map {
             Anomaly(id: try $0.decode(UUID.self, at: 0).uuidString.lowercased(), kind: try $0.decode(String.self, at: 1),
                     service: try $0.decode(String.self, at: 2), templateId: try $0.decode(Int64?.self, at: 3),
+                    rule: try $0.decode(String?.self, at: 9), source: try $0.decode(String?.self, at: 10),
                     minute: try $0.decode(Date.self, at: 4), lines: try $0.decode(Int64.self, at: 5), summary: try $0.decode(String.self, at: 6),
                     dedupKey: try $0.decode(String.self, at: 7), detectedAt: try $0.decode(Date.self, at: 8))
         })
