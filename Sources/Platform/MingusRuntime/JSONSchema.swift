@@ -59,10 +59,12 @@ public struct JSONSchema: Sendable {
     ///
     /// A body that is not JSON gives a single violation at the root with rule `json`.
     public func validate(_ data: Data) -> [JSONSchemaViolation] {
-        guard let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
+        guard let value = try? JSONParser.parse(data) else {
             return [JSONSchemaViolation(path: "", rule: "json", message: "is not valid JSON")]
         }
-        return validate(json: object)
+        var violations: [JSONSchemaViolation] = []
+        SchemaValidator(definitions: definitions).validate(value, against: root, at: "", into: &violations)
+        return violations
     }
 
     /// Validates a value as produced by `JSONSerialization` (or built from `String`, `Bool`,
@@ -149,7 +151,7 @@ public enum JSONSchemaError: Error, Sendable, Equatable, CustomStringConvertible
 // MARK: - JSON values
 
 /// A JSON value with booleans and numbers told apart (JSONSerialization returns both as NSNumber).
-private enum JSONValue: Sendable, Equatable {
+enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double)
