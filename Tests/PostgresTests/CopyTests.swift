@@ -60,4 +60,34 @@ struct CopyTests {
             try await client.execute("DROP TABLE \(identifier: table)")
         }
     }
+
+    @Test("rows written field by field: escaped text, whole numbers of every sign, booleans, NULL; a row with too few fields is refused")
+    func rowWriter() async throws {
+        let table = TestEnvironment.uniqueName("pg_copy_writer")
+        try await TestDatabase.withClient(poolSize: 1) { client in
+            try await client.execute("CREATE TABLE \(identifier: table) (id int8 PRIMARY KEY, name text, flag boolean, tags text[])")
+            let ids: [Int64] = [0, 7, -42, Int64.max, Int64.min]
+            try await client.withConnection { connection in
+                let copied = try await connection.copyFrom(table: table, columns: ["id", "name", "flag", "tags"], rows: ids) { id, row in
+                    row.integer(id)
+                    if id == 0 { row.null() } else { row.text(Self.escaped) }
+                    row.bool(id > 0)
+                    row.text(#"{"a\\b","c\"d"}"#)
+                }
+                #expect(copied == ids.count)
+                let short = await #expect(throws: PostgresError.self) {
+                    try await connection.copyFrom(table: table, columns: ["id", "name", "flag", "tags"], rows: [Int64(1)]) { id, row in
+                        row.integer(id)
+                    }
+                }
+                #expect(short?.kind == .encoding)
+            }
+            let stored = try await client.query("SELECT id, name, flag, tags[1], tags[2] FROM \(identifier: table) ORDER BY id")
+            #expect(try stored.map { try $0.decode(Int64.self, at: 0) } == ids.sorted())
+            #expect(try stored.map { try $0.decode(String?.self, at: 1) } == ids.sorted().map { $0 == 0 ? nil : Self.escaped })
+            #expect(try stored.map { try $0.decode(Bool.self, at: 2) } == ids.sorted().map { $0 > 0 })
+            #expect(try stored.allSatisfy { try $0.decode(String.self, at: 3) == #"a\b"# && $0.decode(String.self, at: 4) == #"c"d"# })
+            try await client.execute("DROP TABLE \(identifier: table)")
+        }
+    }
 }

@@ -250,11 +250,22 @@ public struct LogIntake: Sendable {
     }
 
     /// The level a plain line names in its first words (`ERROR`, `[warn]`, `level=info`).
+    /// Words are runs of letters and `=` in the first 120 bytes, read as UTF-8 bytes (bytes of
+    /// other scripts count as letters): asking each `Character` whether it is a letter was the
+    /// gateway's costliest step on plain text.
     static func levelInText(_ text: String) -> String {
-        for word in text.prefix(120).split(whereSeparator: { !$0.isLetter && $0 != "=" }).prefix(8) {
-            let candidate = word.hasPrefix("level=") ? String(word.dropFirst(6)) : String(word)
+        func isWordByte(_ byte: UInt8) -> Bool {
+            (byte | 0x20) >= UInt8(ascii: "a") && (byte | 0x20) <= UInt8(ascii: "z") || byte == UInt8(ascii: "=") || byte >= 0x80
+        }
+        let head = text.utf8.prefix(120)
+        for word in head.split(whereSeparator: { !isWordByte($0) }).prefix(8) {
+            // Level names are 3 to 13 ASCII letters ("informational").
+            guard word.count <= 19, word.allSatisfy({ $0 < 0x80 }) else { continue }
+            var candidate = String(decoding: word, as: UTF8.self)
+            if candidate.hasPrefix("level=") { candidate = String(candidate.dropFirst(6)) }
+            guard (3...13).contains(candidate.utf8.count) else { continue }
             let found = level(candidate)
-            if found != "unknown", candidate.count >= 3 { return found }
+            if found != "unknown" { return found }
         }
         return "unknown"
     }

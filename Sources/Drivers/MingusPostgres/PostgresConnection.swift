@@ -82,29 +82,48 @@ public final class PostgresConnection: Sendable {
         columns: [String],
         rows: some Sequence<[(any PostgresEncodable)?]>
     ) async throws -> Int {
+        var index = 0
+        return try await copyFrom(table: table, columns: columns, rows: rows) { row, writer throws(PostgresError) in
+            guard row.count == columns.count else {
+                throw PostgresError(kind: .encoding, message: "copyFrom row \(index) has \(row.count) values for \(columns.count) columns")
+            }
+            index += 1
+            for value in row {
+                if let value { writer.text(value.postgresText) } else { writer.null() }
+            }
+        }
+    }
+
+    /// Bulk-loads `rows` like ``copyFrom(table:columns:rows:)``, each row written by `write` as
+    /// its fields in column order (no arrays of boxed values: the logs worker's hot path).
+    @discardableResult
+    public nonisolated(nonsending) func copyFrom<Row>(
+        table: String,
+        columns: [String],
+        rows: some Sequence<Row>,
+        write: (Row, inout CopyRowWriter) throws(PostgresError) -> Void
+    ) async throws -> Int {
         let columnList = columns.map(PostgresQuery.quoteIdentifier).joined(separator: ", ")
         let sql = "COPY \(PostgresQuery.quoteIdentifier(table)) (\(columnList)) FROM STDIN"
         try await perform { try $0.beginCopy(sql) }
         do {
-            var chunk: [UInt8] = []
-            chunk.reserveCapacity(Self.copyChunkSize + 4096)
-            for (index, row) in rows.enumerated() {
-                guard row.count == columns.count else {
-                    throw PostgresError(
-                        kind: .encoding,
-                        message: "copyFrom row \(index) has \(row.count) values for \(columns.count) columns"
-                    )
+            var writer = CopyRowWriter(capacity: Self.copyChunkSize + 4096)
+            for row in rows {
+                writer.startRow()
+                try write(row, &writer)
+                guard writer.fields == columns.count else {
+                    throw PostgresError(kind: .encoding, message: "copyFrom wrote \(writer.fields) values for \(columns.count) columns")
                 }
-                CopyTextFormat.append(row, to: &chunk)
-                if chunk.count >= Self.copyChunkSize {
+                writer.endRow()
+                if writer.buffer.count >= Self.copyChunkSize {
                     try Task.checkCancellation()
-                    let data = chunk
-                    chunk.removeAll(keepingCapacity: true)
+                    let data = writer.buffer
+                    writer.buffer.removeAll(keepingCapacity: true)
                     try await perform { try $0.putCopyData(data) }
                 }
             }
-            if !chunk.isEmpty {
-                let data = chunk
+            if !writer.buffer.isEmpty {
+                let data = writer.buffer
                 try await perform { try $0.putCopyData(data) }
             }
         } catch {
@@ -167,28 +186,68 @@ public final class PostgresConnection: Sendable {
 }
 
 /// COPY's text format: tab-separated, `\N` for NULL, backslash escapes.
-enum CopyTextFormat {
+/// Writes the fields of COPY rows in PostgreSQL's text format: tab between fields, a newline
+/// after each row, `\N` for NULL, and backslash, tab, newline and carriage return escaped.
+public struct CopyRowWriter {
+    var buffer: [UInt8] = []
+    private(set) var fields = 0
     private static let backslash = UInt8(ascii: "\\")
 
-    /// Appends one row, with its newline.
-    static func append(_ row: [(any PostgresEncodable)?], to buffer: inout [UInt8]) {
-        for (index, value) in row.enumerated() {
-            if index > 0 { buffer.append(UInt8(ascii: "\t")) }
-            guard let value else {
-                buffer.append(backslash)
-                buffer.append(UInt8(ascii: "N"))
-                continue
+    init(capacity: Int) {
+        buffer.reserveCapacity(capacity)
+    }
+
+    mutating func startRow() { fields = 0 }
+
+    mutating func endRow() { buffer.append(UInt8(ascii: "\n")) }
+
+    private mutating func separate() {
+        if fields > 0 { buffer.append(UInt8(ascii: "\t")) }
+        fields += 1
+    }
+
+    public mutating func null() {
+        separate()
+        buffer.append(Self.backslash)
+        buffer.append(UInt8(ascii: "N"))
+    }
+
+    /// A field's text, escaped; copied whole when it holds nothing to escape.
+    public mutating func text(_ value: String) {
+        separate()
+        var value = value
+        value.withUTF8 { bytes in
+            if !bytes.contains(where: { $0 == Self.backslash || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D }) {
+                buffer.append(contentsOf: bytes)
+                return
             }
-            for byte in value.postgresText.utf8 {
+            for byte in bytes {
                 switch byte {
-                case backslash: buffer.append(backslash); buffer.append(backslash)
-                case UInt8(ascii: "\t"): buffer.append(backslash); buffer.append(UInt8(ascii: "t"))
-                case UInt8(ascii: "\n"): buffer.append(backslash); buffer.append(UInt8(ascii: "n"))
-                case UInt8(ascii: "\r"): buffer.append(backslash); buffer.append(UInt8(ascii: "r"))
+                case Self.backslash: buffer.append(Self.backslash); buffer.append(Self.backslash)
+                case 0x09: buffer.append(Self.backslash); buffer.append(UInt8(ascii: "t"))
+                case 0x0A: buffer.append(Self.backslash); buffer.append(UInt8(ascii: "n"))
+                case 0x0D: buffer.append(Self.backslash); buffer.append(UInt8(ascii: "r"))
                 default: buffer.append(byte)
                 }
             }
         }
-        buffer.append(UInt8(ascii: "\n"))
+    }
+
+    /// A whole number, written without making a `String`.
+    public mutating func integer(_ value: Int64) {
+        separate()
+        if value < 0 { buffer.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = buffer.count
+        repeat {
+            buffer.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        buffer[start...].reverse()
+    }
+
+    public mutating func bool(_ value: Bool) {
+        separate()
+        buffer.append(value ? UInt8(ascii: "t") : UInt8(ascii: "f"))
     }
 }

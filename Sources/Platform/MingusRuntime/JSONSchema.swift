@@ -59,12 +59,18 @@ public struct JSONSchema: Sendable {
     ///
     /// A body that is not JSON gives a single violation at the root with rule `json`.
     public func validate(_ data: Data) -> [JSONSchemaViolation] {
-        guard let value = try? JSONParser.parse(data) else {
-            return [JSONSchemaViolation(path: "", rule: "json", message: "is not valid JSON")]
+        check(data).violations
+    }
+
+    /// Parses and validates a document: the parsed value (nil when it is not JSON) and the
+    /// violations found.
+    func check(_ bytes: some ContiguousBytes) -> (value: JSONValue?, violations: [JSONSchemaViolation]) {
+        guard let value = try? JSONParser.parse(bytes) else {
+            return (nil, [JSONSchemaViolation(path: "", rule: "json", message: "is not valid JSON")])
         }
         var violations: [JSONSchemaViolation] = []
         SchemaValidator(definitions: definitions).validate(value, against: root, at: "", into: &violations)
-        return violations
+        return (value, violations)
     }
 
     /// Validates a value as produced by `JSONSerialization` (or built from `String`, `Bool`,
@@ -354,7 +360,11 @@ private struct SchemaKeywords: Sendable {
     var uniqueItems = false
 
     /// Sorted by name so violations come out in a stable order.
-    var properties: [(name: String, schema: SchemaNode)] = []
+    var properties: [(name: String, schema: SchemaNode)] = [] {
+        didSet { declaredNames = Set(properties.map(\.name)) }
+    }
+    /// The names in `properties`, for `additionalProperties`.
+    private(set) var declaredNames: Set<String> = []
     var required: [String] = []
     var additionalProperties: SchemaNode?
     var minProperties: Int?
@@ -588,30 +598,30 @@ private struct SchemaParser {
 private struct SchemaValidator {
     let definitions: [String: SchemaNode]
 
-    func validate(_ value: JSONValue, against node: SchemaNode, at path: String, into violations: inout [JSONSchemaViolation]) {
+    func validate(_ value: JSONValue, against node: SchemaNode, at path: @autoclosure () -> String, into violations: inout [JSONSchemaViolation]) {
         switch node {
         case .always(true):
             return
         case .always(false):
-            violations.append(JSONSchemaViolation(path: path, rule: "false", message: "no value is allowed here"))
+            violations.append(JSONSchemaViolation(path: path(), rule: "false", message: "no value is allowed here"))
         case .keywords(let keywords):
-            validate(value, against: keywords, at: path, into: &violations)
+            validate(value, against: keywords, at: path(), into: &violations)
         }
     }
 
-    func isValid(_ value: JSONValue, against node: SchemaNode, at path: String) -> Bool {
+    func isValid(_ value: JSONValue, against node: SchemaNode, at path: @autoclosure () -> String) -> Bool {
         var violations: [JSONSchemaViolation] = []
-        validate(value, against: node, at: path, into: &violations)
+        validate(value, against: node, at: path(), into: &violations)
         return violations.isEmpty
     }
 
-    private func validate(_ value: JSONValue, against keywords: SchemaKeywords, at path: String, into violations: inout [JSONSchemaViolation]) {
+    private func validate(_ value: JSONValue, against keywords: SchemaKeywords, at path: @autoclosure () -> String, into violations: inout [JSONSchemaViolation]) {
         func fail(_ rule: String, _ message: String) {
-            violations.append(JSONSchemaViolation(path: path, rule: rule, message: message))
+            violations.append(JSONSchemaViolation(path: path(), rule: rule, message: message))
         }
 
         if let name = keywords.reference, let target = definitions[name] {
-            validate(value, against: target, at: path, into: &violations)
+            validate(value, against: target, at: path(), into: &violations)
         }
         if let types = keywords.types, !types.contains(where: { $0.matches(value) }) {
             let names = types.map(\.rawValue).joined(separator: " or ")
@@ -635,21 +645,21 @@ private struct SchemaValidator {
         case .number(let number):
             validateNumber(number, keywords, fail)
         case .array(let elements):
-            validateArray(elements, keywords, at: path, into: &violations)
+            validateArray(elements, keywords, at: path(), into: &violations)
         case .object(let members):
-            validateObject(members, keywords, at: path, into: &violations)
+            validateObject(members, keywords, at: path(), into: &violations)
         case .null, .bool:
             break
         }
 
         for node in keywords.allOf {
-            validate(value, against: node, at: path, into: &violations)
+            validate(value, against: node, at: path(), into: &violations)
         }
-        if !keywords.anyOf.isEmpty, !keywords.anyOf.contains(where: { isValid(value, against: $0, at: path) }) {
+        if !keywords.anyOf.isEmpty, !keywords.anyOf.contains(where: { isValid(value, against: $0, at: path()) }) {
             fail("anyOf", "must match at least one of the \(keywords.anyOf.count) schemas in anyOf")
         }
         if !keywords.oneOf.isEmpty {
-            let matching = keywords.oneOf.indices.filter { isValid(value, against: keywords.oneOf[$0], at: path) }
+            let matching = keywords.oneOf.indices.filter { isValid(value, against: keywords.oneOf[$0], at: path()) }
             if matching.isEmpty {
                 fail("oneOf", "must match exactly one of the \(keywords.oneOf.count) schemas in oneOf (matches none)")
             } else if matching.count > 1 {
@@ -657,7 +667,7 @@ private struct SchemaValidator {
                 fail("oneOf", "must match exactly one of the \(keywords.oneOf.count) schemas in oneOf (matches \(list))")
             }
         }
-        if let negated = keywords.not, isValid(value, against: negated, at: path) {
+        if let negated = keywords.not, isValid(value, against: negated, at: path()) {
             fail("not", "must not match the schema in not")
         }
     }
@@ -698,46 +708,46 @@ private struct SchemaValidator {
         }
     }
 
-    private func validateArray(_ elements: [JSONValue], _ keywords: SchemaKeywords, at path: String, into violations: inout [JSONSchemaViolation]) {
+    private func validateArray(_ elements: [JSONValue], _ keywords: SchemaKeywords, at path: @autoclosure () -> String, into violations: inout [JSONSchemaViolation]) {
         if let minimum = keywords.minItems, elements.count < minimum {
-            violations.append(JSONSchemaViolation(path: path, rule: "minItems", message: "must have at least \(Self.plural(minimum, "item"))"))
+            violations.append(JSONSchemaViolation(path: path(), rule: "minItems", message: "must have at least \(Self.plural(minimum, "item"))"))
         }
         if let maximum = keywords.maxItems, elements.count > maximum {
-            violations.append(JSONSchemaViolation(path: path, rule: "maxItems", message: "must have at most \(Self.plural(maximum, "item"))"))
+            violations.append(JSONSchemaViolation(path: path(), rule: "maxItems", message: "must have at most \(Self.plural(maximum, "item"))"))
         }
         if keywords.uniqueItems, let (first, second) = Self.firstDuplicate(in: elements) {
             violations.append(JSONSchemaViolation(
-                path: path, rule: "uniqueItems", message: "must not contain duplicate items (items \(first) and \(second) are equal)"
+                path: path(), rule: "uniqueItems", message: "must not contain duplicate items (items \(first) and \(second) are equal)"
             ))
         }
         if let items = keywords.items {
             for (index, element) in elements.enumerated() {
-                validate(element, against: items, at: JSONPointer.appending(String(index), to: path), into: &violations)
+                validate(element, against: items, at: JSONPointer.appending(String(index), to: path()), into: &violations)
             }
         }
     }
 
     private func validateObject(
-        _ members: [String: JSONValue], _ keywords: SchemaKeywords, at path: String, into violations: inout [JSONSchemaViolation]
+        _ members: [String: JSONValue], _ keywords: SchemaKeywords, at path: @autoclosure () -> String, into violations: inout [JSONSchemaViolation]
     ) {
         for name in keywords.required where members[name] == nil {
-            violations.append(JSONSchemaViolation(path: path, rule: "required", message: "missing required property '\(name)'", field: name))
+            violations.append(JSONSchemaViolation(path: path(), rule: "required", message: "missing required property '\(name)'", field: name))
         }
         if let minimum = keywords.minProperties, members.count < minimum {
-            violations.append(JSONSchemaViolation(path: path, rule: "minProperties", message: "must have at least \(Self.plural(minimum, "property", "properties"))"))
+            violations.append(JSONSchemaViolation(path: path(), rule: "minProperties", message: "must have at least \(Self.plural(minimum, "property", "properties"))"))
         }
         if let maximum = keywords.maxProperties, members.count > maximum {
-            violations.append(JSONSchemaViolation(path: path, rule: "maxProperties", message: "must have at most \(Self.plural(maximum, "property", "properties"))"))
+            violations.append(JSONSchemaViolation(path: path(), rule: "maxProperties", message: "must have at most \(Self.plural(maximum, "property", "properties"))"))
         }
         for (name, schema) in keywords.properties {
             if let member = members[name] {
-                validate(member, against: schema, at: JSONPointer.appending(name, to: path), into: &violations)
+                validate(member, against: schema, at: JSONPointer.appending(name, to: path()), into: &violations)
             }
         }
         if let additional = keywords.additionalProperties {
-            let declared = Set(keywords.properties.map(\.name))
-            for name in members.keys.sorted() where !declared.contains(name) {
-                let memberPath = JSONPointer.appending(name, to: path)
+            let undeclared = members.keys.filter { !keywords.declaredNames.contains($0) }
+            for name in undeclared.sorted() {
+                let memberPath = JSONPointer.appending(name, to: path())
                 if case .always(false) = additional {
                     violations.append(JSONSchemaViolation(path: memberPath, rule: "additionalProperties", message: "property '\(name)' is not allowed"))
                 } else {

@@ -178,8 +178,10 @@ public final class JobConsumer: Service, Sendable {
                              error: "no handler for type '\(envelope.type)' in queue \(queue)", logger: logger)
             return nil
         }
+        var parsed: JSONValue?
         if let schema = entry.schema {
-            let violations = schema.validate(Data(envelope.body))
+            let (value, violations) = schema.check(envelope.body)
+            parsed = value
             if !violations.isEmpty {
                 let text = violations.prefix(5).map { $0.description }.joined(separator: "; ")
                 await deadLetter(delivery, envelope: envelope, reason: "schema", error: text, logger: logger)
@@ -188,7 +190,7 @@ public final class JobConsumer: Service, Sendable {
         }
         let body: any Sendable
         do {
-            body = try entry.decode(envelope.body)
+            body = try entry.decode(envelope.body, parsed)
         } catch {
             await deadLetter(delivery, envelope: envelope, reason: "undecodable", error: Self.describeDecoding(error), logger: logger)
             return nil

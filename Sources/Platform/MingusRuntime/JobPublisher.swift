@@ -22,14 +22,18 @@ public struct JobPublisher: Sendable {
     /// Publishes `body` as a job of `type` with id `id` and waits for the broker's confirm: 503
     /// with `Retry-After` when the broker is unreachable, blocked or slower than the timeout.
     public func publish<Body: Encodable>(type: String, id: String, body: Body, traceID: String?) async throws {
+        try await publish(type: type, id: id, encodedBody: Array(try JSONEncoder.mingus.encode(body)), traceID: traceID)
+    }
+
+    /// Publishes a body already encoded as JSON (for bodies written with ``JSONWriter``).
+    public func publish(type: String, id: String, encodedBody: [UInt8], traceID: String?) async throws {
         guard let connection = await broker.connectedNow() else {
             throw unavailable("the message broker is unreachable")
         }
         guard !connection.isBlocked else {
             throw unavailable("the message broker is refusing messages (resource alarm)")
         }
-        let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID,
-                                   body: Array(try JSONEncoder.mingus.encode(body)))
+        let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID, body: encodedBody)
         do {
             try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: type,
                                          mandatory: true, confirmTimeout: confirmTimeout)

@@ -110,8 +110,9 @@ public struct JobRegistry: Sendable {
     struct Entry: Sendable {
         let schema: JSONSchema?
         let batchable: Bool
-        /// Decodes a body.
-        let decode: @Sendable ([UInt8]) throws -> any Sendable
+        /// Decodes a body, from the value its schema check parsed when there is one and the body
+        /// type reads it (``JSONBodyDecodable``).
+        let decode: @Sendable ([UInt8], JSONValue?) throws -> any Sendable
         /// Runs the handler for decoded bodies of this type, all in the transaction of their contexts.
         let run: @Sendable ([(body: any Sendable, context: JobContext)]) async throws -> Void
     }
@@ -156,7 +157,12 @@ public struct JobRegistry: Sendable {
         entries[type] = Entry(
             schema: schema,
             batchable: batchable,
-            decode: { bytes in try JSONDecoder.mingus.decode(Body.self, from: Data(bytes)) },
+            decode: { bytes, parsed in
+                if let parsed, let fast = Body.self as? any JSONBodyDecodable.Type {
+                    return try fast.init(json: JSONBody(parsed)) as! Body
+                }
+                return try JSONDecoder.mingus.decode(Body.self, from: Data(bytes))
+            },
             run: { jobs in
                 try await handler(jobs.map { BatchedJob(body: $0.body as! Body, context: $0.context) })
             })

@@ -134,9 +134,8 @@ public struct LogRoutes: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for (n, lines) in chunks.enumerated() {
                 group.addTask {
-                    try await publisher.publish(type: LogsBatchJob.type, id: "logs/\(id)/\(n)",
-                                                body: LogsBatchJob(lines: lines, receivedAt: intake.now, cardSources: n == 0 ? sources : nil),
-                                                traceID: nil)
+                    let job = LogsBatchJob(lines: lines, receivedAt: intake.now, cardSources: n == 0 ? sources : nil)
+                    try await publisher.publish(type: LogsBatchJob.type, id: "logs/\(id)/\(n)", encodedBody: job.json(), traceID: nil)
                 }
             }
             try await group.waitForAll()
