@@ -48,8 +48,18 @@ struct LogsBatchBodyTests {
         #expect(LogIntake.levelInText(line) == expected)
     }
 
+    @Test("a line's variables are its words in the template's wildcard slots", arguments: [
+        ("job 42 finished in 7 ms", "job <*> finished in <*> ms", ["42", "7"]),
+        ("  job   42  ", "job <*>", ["42"]),
+        ("a b c", "a <*>", []), ("a", "a <*>", []), ("", "<*>", []),
+        ("x <*> y", "x <*> y", []), ("user=ann ok", "user=<*> ok", ["user=ann"]), ("café 😀 ok", "café <*> ok", ["😀"]),
+    ])
+    func variables(line: String, template: String, expected: [String]) {
+        #expect(LogsWorker.variables(line, template: template) == expected)
+    }
+
     @Test("template words with a wildcard", arguments: [("<*>", true), ("id=<*>", true), ("<<*>>", true), ("<*", false), ("*>", false), ("<a*>", false), ("", false)])
     func wildcard(word: String, expected: Bool) {
-        #expect(LogsWorker.hasWildcard(Substring(word).utf8) == expected)
+        #expect(LogsWorker.hasWildcard(word.utf8) == expected)
     }
 }

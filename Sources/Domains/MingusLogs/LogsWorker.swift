@@ -191,6 +191,7 @@ public final class LogsWorker: Sendable {
         var cardSources = Set(jobs.flatMap { $0.body.cardSources ?? [] })
         var redactions = Redactions()
         let warm = minedLines.load(ordering: .relaxed) >= warmupLines
+        var slots: [Int64: TemplateSlots] = [:]
         miner.withLock { miner in
             for job in jobs {
                 let received = job.body.receivedAt
@@ -203,7 +204,8 @@ public final class LogsWorker: Sendable {
                     let match = miner.add(text)
                     let id = Int64(bitPattern: match.templateID)
                     let at = (received - Self.acceptedPast...received + Self.acceptedFuture).contains(record.time) ? record.time : received
-                    mined.append(Mined(record: record, at: at, template: id, variables: Self.variables(text, template: match.templateText),
+                    if slots[id]?.text != match.templateText { slots[id] = TemplateSlots(match.templateText) }
+                    mined.append(Mined(record: record, at: at, template: id, variables: Self.variables(text, slots: slots[id]!),
                                        job: job.context.id, seq: seq))
                     var entry = touched[id] ?? Touched(text: match.templateText, first: at, last: at, example: text)
                     entry.text = match.templateText
@@ -233,19 +235,51 @@ public final class LogsWorker: Sendable {
     }
 
     /// The message's words where the template has `<*>` (when both have the same number of words).
-    /// Words are split on spaces in UTF-8 (splitting `Character`s costs grapheme breaking).
     static func variables(_ message: String, template: String) -> [String] {
-        let words = message.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
-        let slots = template.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
-        guard words.count == slots.count else { return [] }
-        return zip(words, slots).compactMap { word, slot in
-            hasWildcard(slot) && !word.elementsEqual(slot) ? String(decoding: word, as: UTF8.self) : nil
+        variables(message, slots: TemplateSlots(template))
+    }
+
+    /// A template's words, split once for all the lines of a batch that match it.
+    struct TemplateSlots {
+        let text: String
+        let words: [[UInt8]]
+        let isWildcard: [Bool]
+
+        init(_ text: String) {
+            self.text = text
+            words = text.utf8.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true).map(Array.init)
+            isWildcard = words.map { LogsWorker.hasWildcard($0) }
         }
+    }
+
+    /// Walks the message's words in UTF-8 (splitting `Character`s costs grapheme breaking)
+    /// against the template's, keeping the words in wildcard slots that differ from the slot.
+    static func variables(_ message: String, slots: TemplateSlots) -> [String] {
+        var found: [String] = []
+        var index = 0
+        var mismatch = false
+        var copy = message
+        copy.withUTF8 { bytes in
+            var position = 0
+            while position < bytes.count {
+                while position < bytes.count, bytes[position] == UInt8(ascii: " ") { position += 1 }
+                guard position < bytes.count else { break }
+                let start = position
+                while position < bytes.count, bytes[position] != UInt8(ascii: " ") { position += 1 }
+                guard index < slots.words.count else { mismatch = true; return }
+                if slots.isWildcard[index] {
+                    let word = UnsafeBufferPointer(rebasing: bytes[start..<position])
+                    if !word.elementsEqual(slots.words[index]) { found.append(String(decoding: word, as: UTF8.self)) }
+                }
+                index += 1
+            }
+        }
+        return mismatch || index != slots.words.count ? [] : found
     }
 
     /// Whether a template word holds `<*>` (Foundation's `contains` bridges to NSString, a tenth
     /// of the worker's time when it was used here).
-    static func hasWildcard(_ word: Substring.UTF8View) -> Bool {
+    static func hasWildcard(_ word: some Sequence<UInt8>) -> Bool {
         var matched = 0
         for byte in word {
             switch (matched, byte) {

@@ -673,7 +673,11 @@ private struct SchemaValidator {
     }
 
     private func validateString(_ string: String, _ keywords: SchemaKeywords, _ fail: (String, String) -> Void) {
-        if keywords.minLength != nil || keywords.maxLength != nil {
+        // A string has at most one Unicode scalar per UTF-8 byte and at least one per four, so
+        // most lengths are settled without counting scalars.
+        let bytes = string.utf8.count
+        let settled = (keywords.minLength.map { bytes / 4 >= $0 } ?? true) && (keywords.maxLength.map { bytes <= $0 } ?? true)
+        if !settled {
             let length = string.unicodeScalars.count
             if let minimum = keywords.minLength, length < minimum {
                 fail("minLength", "must be at least \(Self.plural(minimum, "character"))")
