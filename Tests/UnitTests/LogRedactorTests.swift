@@ -1,4 +1,5 @@
 @testable import MingusLogs
+import MingusPostgres
 import Testing
 
 @Suite("Log redaction")
@@ -72,7 +73,7 @@ struct LogStorageFormatTests {
     func variablesAndArrays() {
         #expect(LogsWorker.variables("job 42 finished in 7 ms", template: "job <*> finished in <*> ms") == ["42", "7"])
         #expect(LogsWorker.variables("a b", template: "a <*> <*>") == [])
-        #expect(LogsWorker.arrayLiteral([]) == "{}")
-        #expect(LogsWorker.arrayLiteral(["a\"b", "c\\d"]) == #"{"a\"b","c\\d"}"#)
+        #expect(PostgresArrayLiteral.encode([]) == "{}")
+        #expect(PostgresArrayLiteral.encode(["a\"b", "c\\d"]) == #"{"a\"b","c\\d"}"#)
     }
 }

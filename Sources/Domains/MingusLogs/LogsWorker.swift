@@ -335,7 +335,7 @@ public final class LogsWorker: Sendable {
             row.text(line.record.service)
             row.text(line.record.level)
             row.integer(line.template)
-            row.text(Self.arrayLiteral(line.variables))
+            row.text(PostgresArrayLiteral.encode(line.variables))
             row.text(line.record.message)
             row.bool(line.record.raw)
             row.text(line.job)
@@ -374,24 +374,6 @@ public final class LogsWorker: Sendable {
         text.append(UInt8(ascii: " ")); digits(seconds / 3600, 2); text.append(UInt8(ascii: ":")); digits(seconds / 60 % 60, 2)
         text.append(UInt8(ascii: ":")); digits(seconds % 60, 2); text.append(UInt8(ascii: ".")); digits(inDay % 1_000_000, 6)
         text.append(contentsOf: "+00".utf8)
-        return String(decoding: text, as: UTF8.self)
-    }
-
-    /// A PostgreSQL array literal of text.
-    static func arrayLiteral(_ values: [String]) -> String {
-        if values.isEmpty { return "{}" }
-        var text: [UInt8] = [UInt8(ascii: "{")]
-        text.reserveCapacity(values.reduce(2) { $0 + $1.utf8.count + 3 })
-        for (index, value) in values.enumerated() {
-            if index > 0 { text.append(UInt8(ascii: ",")) }
-            text.append(UInt8(ascii: "\""))
-            for byte in value.utf8 {
-                if byte == UInt8(ascii: "\\") || byte == UInt8(ascii: "\"") { text.append(UInt8(ascii: "\\")) }
-                text.append(byte)
-            }
-            text.append(UInt8(ascii: "\""))
-        }
-        text.append(UInt8(ascii: "}"))
         return String(decoding: text, as: UTF8.self)
     }
 

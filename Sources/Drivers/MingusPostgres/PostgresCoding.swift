@@ -252,10 +252,12 @@ enum PostgresBytea {
 }
 
 /// One-dimensional array literals, e.g. `{1,2,NULL}` or `{"a b","c\"d"}`.
-enum PostgresArrayLiteral {
+/// PostgreSQL's text form of one-dimensional arrays (`{"a","b\\"c",NULL}`).
+public enum PostgresArrayLiteral {
     /// Built over UTF-8 bytes (a quote and a backslash are single bytes that no multi-byte
-    /// character contains): multi-row statements send every column of a batch this way.
-    static func encode(_ items: [String?]) -> String {
+    /// character contains): multi-row statements send every column of a batch this way, and
+    /// COPY rows their array columns.
+    public static func encode(_ items: [String?]) -> String {
         var text: [UInt8] = [UInt8(ascii: "{")]
         text.reserveCapacity(items.reduce(2) { $0 + ($1?.utf8.count ?? 4) + 3 })
         for (index, item) in items.enumerated() {
