@@ -694,7 +694,8 @@ extension WorkerDefinition {
     /// `mingus-logs-worker`: queue `mingus.logs`, metrics on 9106. `MINGUS_LOGS_WARMUP_LINES`
     /// (default 10000) lines are mined before new templates count as anomalies;
     /// `MINGUS_LOGS_ERROR_BURST` (default 100) error lines of one service in one minute are a burst;
-    /// `MINGUS_LOGS_RULES` (default `Deploy/log-rules.yaml`) holds the security rules;
+    /// `MINGUS_LOGS_RULES` (default `Deploy/log-rules.yaml`, found from the working directory or
+    /// the executable) holds the security rules;
     /// `MINGUS_LOGS_RATE_MIN_LINES` (default 20) is the fewest lines in a minute (or in a
     /// baseline) that a template's rate anomaly needs; `MINGUS_LOGS_RATES_SCHEDULE` (cron, default
     /// every minute, `off` for none) evaluates the rates.
@@ -704,7 +705,8 @@ extension WorkerDefinition {
             guard let value = Int(text), value >= 0 else { throw ConfigurationError(variable: name, message: "must be a whole number ≥ 0") }
             return value
         }
-        let rulesPath = setup.environment["MINGUS_LOGS_RULES"].flatMap { $0.isEmpty ? nil : $0 } ?? "Deploy/log-rules.yaml"
+        let rulesPath = try setup.environment["MINGUS_LOGS_RULES"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? MingusConfiguration.projectFile("Deploy/log-rules.yaml", variable: "MINGUS_LOGS_RULES").path
         let rules = try LogRules.load(path: rulesPath)
         let rates = LogTemplateRates(minimumLines: try number("MINGUS_LOGS_RATE_MIN_LINES", 20))
         let cron = setup.environment["MINGUS_LOGS_RATES_SCHEDULE"].flatMap { $0.isEmpty ? nil : $0 } ?? "* * * * *"

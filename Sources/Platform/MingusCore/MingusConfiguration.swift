@@ -179,6 +179,17 @@ public struct MingusConfiguration: Sendable {
 
     private static func contractsFolder(_ name: String, override: String?, variable: String) throws -> URL {
         if let override { return URL(fileURLWithPath: override) }
+        return try projectItem("Contracts/\(name)", directory: true, variable: variable)
+    }
+
+    /// A file of the project (such as `Deploy/log-rules.yaml`) found from the working directory
+    /// or from the executable's folder and its parents, as the contracts are; `variable` names
+    /// the setting that overrides it in the error.
+    public static func projectFile(_ relativePath: String, variable: String) throws -> URL {
+        try projectItem(relativePath, directory: false, variable: variable)
+    }
+
+    private static func projectItem(_ relativePath: String, directory: Bool, variable: String) throws -> URL {
         let fileManager = FileManager.default
         var candidates = [URL(fileURLWithPath: fileManager.currentDirectoryPath)]
         var executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
@@ -187,14 +198,14 @@ public struct MingusConfiguration: Sendable {
             candidates.append(executable)
         }
         for base in candidates {
-            let folder = base.appendingPathComponent("Contracts/\(name)")
+            let item = base.appendingPathComponent(relativePath)
             var isDirectory: ObjCBool = false
-            if fileManager.fileExists(atPath: folder.path, isDirectory: &isDirectory), isDirectory.boolValue {
-                return folder
+            if fileManager.fileExists(atPath: item.path, isDirectory: &isDirectory), isDirectory.boolValue == directory {
+                return item
             }
         }
         throw ConfigurationError(variable: variable,
-                                 message: "Contracts/\(name) not found from the working directory or the executable; set it")
+                                 message: "\(relativePath) not found from the working directory or the executable; set it")
     }
 }
 
