@@ -19,7 +19,7 @@ struct RequestDeadlineTests {
     }
 
     @Test("the extension adds two further months to the original deadline")
-    func extension() {
+    func extended() {
         let deadlines = RequestDeadlines()
         let due = deadlines.due(receivedAt: date("2026-11-27T10:00:00Z"))
         #expect(deadlines.extended(originalDue: due) == date("2027-02-27T23:59:59Z"))

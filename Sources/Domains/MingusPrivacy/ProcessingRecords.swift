@@ -101,7 +101,7 @@ public struct PrivacyDashboard: Codable, Sendable {
 
     public var requests: [Count]
     public var open: Int64
-    public var dueWithin7Days: Int64
+    public var dueWithinWeek: Int64
     public var overdue: Int64
     public var medianCompletionHours: Double?
     public var consentRates: [ConsentRate]
@@ -127,7 +127,7 @@ public struct PrivacyDashboard: Codable, Sendable {
             return ConsentRate(purpose: try row.decode(String.self, at: 0), given: given, withdrawn: withdrawn,
                                rate: given + withdrawn == 0 ? nil : Double(given) / Double(given + withdrawn))
         }
-        return PrivacyDashboard(requests: counts, open: try due.decode(Int64.self, at: 0), dueWithin7Days: try due.decode(Int64.self, at: 1),
+        return PrivacyDashboard(requests: counts, open: try due.decode(Int64.self, at: 0), dueWithinWeek: try due.decode(Int64.self, at: 1),
                                 overdue: try due.decode(Int64.self, at: 2), medianCompletionHours: try due.decode(Double?.self, at: 3),
                                 consentRates: rates)
     }

@@ -297,6 +297,7 @@ public struct ConsentRoutes: Sendable {
         guard let chosen = try PrivacyInput.strings(body, "categories") else {
             throw APIError(.badRequest, code: "invalid_request", message: "categories is required", field: "categories", rule: "required")
         }
+        guard chosen.count <= 16 else { throw APIError.invalidField("categories", rule: "length", "categories holds at most 16 entries") }
         let source = try PrivacyInput.text(body, "source", max: 128)
         let version = try PrivacyInput.integer(body, "policy_version", 1...1_000_000).map(Int.init)
         let now = Date()

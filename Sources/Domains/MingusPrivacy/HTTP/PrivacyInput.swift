@@ -87,6 +87,8 @@ enum PrivacyInput {
 
     /// A lower-case name such as a purpose (`marketing_email`).
     static func isName(_ text: String) -> Bool {
-        text.range(of: "^[a-z][a-z0-9_]{1,63}$", options: .regularExpression) != nil
+        let scalars = Array(text.unicodeScalars)
+        guard (2...64).contains(scalars.count), ("a"..."z").contains(scalars[0]) else { return false }
+        return scalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
     }
 }
