@@ -320,8 +320,11 @@ public struct RequestRoutes: Sendable {
     /// Streams the archive, opening one sealed chunk at a time, then deletes it: a second
     /// download is 410. The link's signature and expiry are checked first.
     private func download(_ id: UUID, query: Parameters, caller: APIKeyIdentity) async throws -> Response {
-        guard let expiresText = query.get("expires"), let expires = Int64(expiresText) else {
+        guard let expiresText = query.get("expires") else {
             throw APIError.invalidParameter("expires", rule: "required", "expires is required (use the download_url as given)")
+        }
+        guard let expires = Int64(expiresText), (0...253_402_300_799).contains(expires) else {
+            throw APIError.invalidParameter("expires", rule: "range", "expires must be a Unix time from 0 to 253402300799")
         }
         guard let signature = query.get("signature"), signature.count == 64 else {
             throw APIError.invalidParameter("signature", rule: "format", "signature must be the 64 hex digits of the download_url")
