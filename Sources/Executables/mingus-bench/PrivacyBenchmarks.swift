@@ -5,7 +5,8 @@ import MingusPrivacy
 import MingusSecurity
 import TestSupport
 
-/// A data subject with `rows` payments and `rows` financial records: the access export (the
+/// A data subject with `rows` payments and `rows` financial records (half SOX statements, kept
+/// and restricted by the erasure; half account profiles, deleted): the access export (the
 /// archive streamed into sealed chunks) and the erasure, each timed from the verification that
 /// starts it to the request's completion, with the privacy worker's peak RSS (VmHWM) over both.
 enum PrivacyBenchmarks {
@@ -53,8 +54,10 @@ enum PrivacyBenchmarks {
                 try await cluster.database.execute("""
                     INSERT INTO financial_records (record_id, user_id, record_type, classification, compliance_standard, content_ciphertext,
                                                    content_key_version, requested_by, retention_until)
-                    SELECT r.id, \(subject), 'statement', 'confidential', 'SOX', r.content, \(version), 'bench', now() + interval '7 years'
-                    FROM unnest(\(ids)::uuid[], \(sealed)::bytea[]) AS r (id, content)
+                    SELECT r.id, \(subject), p.data_type, 'confidential', p.compliance_standard, r.content, \(version), 'bench',
+                           now() + p.retention
+                    FROM unnest(\(ids)::uuid[], \(sealed)::bytea[]) WITH ORDINALITY AS r (id, content, n)
+                    JOIN retention_policies p ON p.data_type = CASE WHEN r.n % 2 = 0 THEN 'statement' ELSE 'account_profile' END
                     """)
                 written += count
             }
