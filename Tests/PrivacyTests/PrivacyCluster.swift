@@ -103,6 +103,16 @@ struct PrivacyCluster {
         try #require(got.status == 200)
         // Once only.
         #expect(try await download(url).status == 410)
+        // An independent reader (Python's zipfile) opens it and checks every entry's CRC-32.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("export") + ".zip")
+        try Data(got.bytes).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let python = Process()
+        python.executableURL = TestEnvironment.pythonBin.appendingPathComponent("python3")
+        python.arguments = ["-c", "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); sys.exit(0 if z.testzip() is None else 1)", file.path]
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0, "Python's zipfile refused the archive")
         return try StoredZip.entries(got.bytes)
     }
 }

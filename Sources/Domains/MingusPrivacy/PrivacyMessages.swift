@@ -48,3 +48,11 @@ public struct PrivacyEraseJob: Codable, Sendable, Equatable {
         self.requestId = requestId
     }
 }
+
+/// `privacy.cleanup`: hourly, marks export archives past their time `expired` and deletes the
+/// chunks of expired archives and of downloads that broke off (`Contracts/schemas/privacy.cleanup.v1.json`).
+public struct PrivacyCleanupJob: Codable, Sendable, Equatable {
+    public static let type = "privacy.cleanup"
+
+    public init() {}
+}

@@ -39,7 +39,26 @@ public struct PrivacyWorker: Sendable {
         registry.register(PrivacyEraseJob.type, as: PrivacyEraseJob.self, schema: try schema(PrivacyEraseJob.type), batchable: false) { job, context in
             try await erase(job, context)
         }
+        registry.register(PrivacyCleanupJob.type, as: PrivacyCleanupJob.self, schema: try schema(PrivacyCleanupJob.type)) { _, context in
+            try await cleanUp(context)
+        }
         return registry
+    }
+
+    /// Expires archives past their time and deletes chunks nobody can download any more: those
+    /// of expired archives, and those a download that broke off left (an hour after it began, so
+    /// a download still streaming keeps its chunks).
+    func cleanUp(_ context: JobContext) async throws {
+        let db = context.database
+        let expired = try await db.execute("""
+            UPDATE privacy_exports SET status = 'expired' WHERE status = 'ready' AND expires_at < now()
+            """)
+        let deleted = try await db.execute("""
+            DELETE FROM privacy_export_chunks c USING privacy_exports e
+            WHERE c.request_id = e.request_id
+              AND (e.status = 'expired' OR (e.status = 'downloaded' AND e.downloaded_at < now() - interval '1 hour'))
+            """)
+        context.logger.info("export archives cleaned up", metadata: ["mingus.expired": "\(expired)", "mingus.chunks_deleted": "\(deleted)"])
     }
 
     /// A UUID that is the same for the same text (SHA-256, version 8 bits set): a reminder run
@@ -139,7 +158,8 @@ public struct PrivacyWorker: Sendable {
 }
 
 extension WorkerDefinition {
-    /// `mingus-privacy-worker`: queue `mingus.privacy`, metrics on 9107. Reads the key-encrypting
+    /// `mingus-privacy-worker`: queue `mingus.privacy`, metrics on 9107; keeps the hourly
+    /// `privacy.cleanup` schedule of export archives. Reads the key-encrypting
     /// key (`MINGUS_FINANCIAL_KEY_PATH`) for export archives, financial record contents and
     /// per-subject keys; `MINGUS_PRIVACY_EXPORT_DAYS` (default 7) is how long an archive may be
     /// downloaded.
@@ -151,6 +171,9 @@ extension WorkerDefinition {
         }
         let worker = PrivacyWorker(database: setup.sideDatabase, keys: KeyringCache(kek: kek, database: setup.sideDatabase),
                                    exportLifetime: TimeInterval(days * 86_400))
+        try await setup.sideDatabase.withConnection { db in
+            try await Scheduler.upsertPeriodic(on: db, name: "privacy.cleanup", cron: "17 * * * *", type: PrivacyCleanupJob.type)
+        }
         return WorkerParts(registry: try worker.registry(schema: setup.schema))
     }
 }

@@ -87,11 +87,13 @@ public struct ProcessingRecords: Codable, Sendable {
 /// `GET /api/gdpr/dashboard`: requests by type and state, due and overdue, the median time to
 /// complete, and the consent rate of each purpose (given among subjects with a recorded choice).
 public struct PrivacyDashboard: Codable, Sendable {
+    /// Requests of one type in one status.
     public struct Count: Codable, Sendable {
         public var type: String
         public var status: String
         public var count: Int64
     }
+    /// Current choices for one purpose: given, withdrawn, and the share given (nil without any).
     public struct ConsentRate: Codable, Sendable {
         public var purpose: String
         public var given: Int64
@@ -106,6 +108,7 @@ public struct PrivacyDashboard: Codable, Sendable {
     public var medianCompletionHours: Double?
     public var consentRates: [ConsentRate]
 
+    /// The figures as of now.
     public static func build(on database: PostgresClient) async throws -> PrivacyDashboard {
         let counts = try await database.query("SELECT type, status, count(*) FROM privacy_requests GROUP BY type, status ORDER BY type, status").map { row in
             Count(type: try row.decode(String.self, at: 0), status: try row.decode(String.self, at: 1), count: try row.decode(Int64.self, at: 2))

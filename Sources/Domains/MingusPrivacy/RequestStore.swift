@@ -38,6 +38,7 @@ public struct PrivacyRequestView: Codable, Sendable {
 public enum RequestStore {
     /// Request types, and those whose work is a job (the others are closed by a person).
     public static let types = ["access", "portability", "erasure", "rectification", "restriction", "objection"]
+    /// A request's statuses: received → verified or in_progress (once the identity is verified) → completed, or rejected.
     public static let statuses = ["received", "verified", "in_progress", "completed", "rejected"]
 
     static let columns = """

@@ -135,7 +135,7 @@ public struct RequestRoutes: Sendable {
             return try await RequestStore.find(id, keys: nil, on: db)!
         }
         var answer = view
-        answer.details = details
+        answer.details = sealed == nil ? nil : details
         let path = "/api/gdpr/requests/\(id.uuidString.lowercased())"
         return APIResponse(.created, answer, headers: [.location: path])
     }
