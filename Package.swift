@@ -341,7 +341,7 @@ let package = Package(
         .testTarget(
             name: "PrivacyTests",
             dependencies: ["MingusPrivacy", "MingusBreach", "MingusPayments", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres",
-                           "MingusCore", "TestSupport"]
+                           "MingusCore", "MingusAMQP", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
