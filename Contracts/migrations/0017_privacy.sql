@@ -193,6 +193,6 @@ CREATE TABLE privacy_restrictions (
 -- A payment names its data subject in metadata.user_id; exports and erasures find them by it.
 CREATE INDEX payment_data_subject ON payment_data ((metadata->>'user_id'), transaction_id) WHERE metadata ? 'user_id';
 -- Audit events about a subject's financial records carry details.user_id.
-CREATE INDEX audit_events_user ON audit_events ((details->>'user_id'));
+CREATE INDEX audit_events_user ON audit_events ((details->>'user_id')) WHERE details ? 'user_id';
 -- Alerts naming a subject in their labels.
 CREATE INDEX alerts_labels ON alerts USING gin (labels jsonb_path_ops);

@@ -96,7 +96,7 @@ public struct Eraser: Sendable {
                            OR labels @> jsonb_build_object('user_id', \(subject)::text)
                         """)[0].decode(Int64.self, at: 0)
                     : try await db.query("""
-                        SELECT count(*) FROM audit_events WHERE details->>'user_id' = \(subject) OR resource = 'subjects/' || \(subject)
+                        SELECT count(*) FROM audit_events WHERE (details ? 'user_id' AND details->>'user_id' = \(subject)) OR resource = 'subjects/' || \(subject)
                         """)[0].decode(Int64.self, at: 0)
                 if rows > 0 { try await restrict(subject, type, Self.monitoringBasis, id, on: db) }
                 return rows

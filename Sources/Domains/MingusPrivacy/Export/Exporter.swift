@@ -1,8 +1,8 @@
 import Crypto
 import MingusCore
 public import Foundation
-public import MingusPostgres
-public import MingusSecurity
+import MingusPostgres
+import MingusSecurity
 
 /// The export's sealed chunks (`privacy_export_chunks`): the archive's bytes in pieces of
 /// `chunkSize`, each sealed with the newest `privacy-export` key, its request and sequence

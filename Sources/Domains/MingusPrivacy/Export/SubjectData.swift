@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import MingusPostgres
 public import MingusSecurity
 import MingusPayments
@@ -139,12 +139,21 @@ struct FinancialRecordsProvider: SubjectDataProvider {
     var columns: [String] { ["record_id", "record_type", "classification", "compliance_standard", "content", "created_at", "retention_until"] }
 
     func page(subject: String, after cursor: [String]?, limit: Int, context: ProviderContext) async throws -> (rows: [[ExportValue]], next: [String]?) {
-        let after = cursor.flatMap { UUID(uuidString: $0[0]) }
+        // The keyset of the index financial_records (user_id, created_at, record_id).
+        // Times go as whole microseconds since the epoch, so no rounding skips or repeats a row.
+        var afterMicros: Int64?, afterID: UUID?
+        if let cursor, cursor.count == 2 {
+            afterMicros = Int64(cursor[0])
+            afterID = UUID(uuidString: cursor[1])
+        }
         let rows = try await context.database.query("""
             SELECT record_id::text, record_type, classification, compliance_standard, content_key_version, content_ciphertext,
-                   to_char(created_at AT TIME ZONE 'UTC', \(time)), to_char(retention_until AT TIME ZONE 'UTC', \(time))
-            FROM financial_records WHERE user_id = \(subject) AND (\(after)::uuid IS NULL OR record_id > \(after))
-            ORDER BY record_id LIMIT \(limit)
+                   to_char(created_at AT TIME ZONE 'UTC', \(time)), to_char(retention_until AT TIME ZONE 'UTC', \(time)),
+                   (extract(epoch FROM created_at) * 1000000)::bigint
+            FROM financial_records WHERE user_id = \(subject)
+              AND (\(afterMicros)::bigint IS NULL
+                   OR (created_at, record_id) > (timestamptz 'epoch' + \(afterMicros)::bigint * interval '1 microsecond', \(afterID)::uuid))
+            ORDER BY created_at, record_id LIMIT \(limit)
             """)
         var values: [[ExportValue]] = []
         values.reserveCapacity(rows.count)
@@ -157,7 +166,8 @@ struct FinancialRecordsProvider: SubjectDataProvider {
             values.append([.text(id), try text(row, 1), try text(row, 2), try text(row, 3), .json(String(decoding: content, as: UTF8.self)),
                            try text(row, 6), try text(row, 7)])
         }
-        return (values, rows.count == limit ? [try rows[rows.count - 1].decode(String.self, at: 0)] : nil)
+        let next = try rows.count == limit ? rows.last.map { [String(try $0.decode(Int64.self, at: 8)), try $0.decode(String.self, at: 0)] } : nil
+        return (values, next)
     }
 }
 
@@ -265,16 +275,17 @@ struct LogsProvider: SubjectDataProvider {
     var columns: [String] { ["at", "service", "level", "message"] }
 
     func page(subject: String, after cursor: [String]?, limit: Int, context: ProviderContext) async throws -> (rows: [[ExportValue]], next: [String]?) {
-        var afterAt: Date?, afterJob: String?, afterSeq: Int?
+        var afterMicros: Int64?, afterJob: String?, afterSeq: Int?
         if let cursor, cursor.count == 3 {
-            afterAt = Date(timeIntervalSince1970: (Double(cursor[0]) ?? 0) / 1_000_000)
+            afterMicros = Int64(cursor[0])
             afterJob = cursor[1]
             afterSeq = Int(cursor[2])
         }
         let rows = try await context.database.query("""
             SELECT to_char(at AT TIME ZONE 'UTC', \(time)), service, level, message, (extract(epoch FROM at) * 1000000)::bigint, job_id, seq
             FROM log_lines WHERE variables @> ARRAY[\(subject)::text]
-              AND (\(afterAt)::timestamptz IS NULL OR (at, job_id, seq) > (\(afterAt), \(afterJob), \(afterSeq)))
+              AND (\(afterMicros)::bigint IS NULL
+                   OR (at, job_id, seq) > (timestamptz 'epoch' + \(afterMicros)::bigint * interval '1 microsecond', \(afterJob)::text, \(afterSeq)::int))
             ORDER BY at, job_id, seq LIMIT \(limit)
             """)
         let values = try rows.map { row in try (0..<4).map { try text(row, $0) } }
@@ -296,7 +307,7 @@ struct AuditProvider: SubjectDataProvider {
         if let cursor, cursor.count == 2 { afterStream = cursor[0]; afterSeq = Int64(cursor[1]) }
         let rows = try await context.database.query("""
             SELECT to_char(occurred_at AT TIME ZONE 'UTC', \(time)), actor, action, resource, outcome, stream, seq FROM audit_events
-            WHERE (details->>'user_id' = \(subject) OR resource = 'subjects/' || \(subject)
+            WHERE ((details ? 'user_id' AND details->>'user_id' = \(subject)) OR resource = 'subjects/' || \(subject)
                    OR resource IN (SELECT 'privacy/requests/' || id::text FROM privacy_requests WHERE subject_id = \(subject)))
               AND (\(afterStream)::text IS NULL OR (stream, seq) > (\(afterStream), \(afterSeq)))
             ORDER BY stream, seq LIMIT \(limit)
