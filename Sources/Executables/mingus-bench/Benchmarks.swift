@@ -311,7 +311,7 @@ struct Benchmarks: AsyncParsableCommand {
         print("")
         print("GDPR export and erasure (gateway + 1 privacy worker; a subject with \(figures.rows) payments and \(figures.rows) financial records, as many payments of another subject)")
         print("  access export, verified → archive ready: \(String(format: "%.1f", figures.exportSeconds)) s (\(megabytes(Int(figures.archiveBytes))) ZIP, sealed in 1 MiB chunks)")
-        print("  erasure, verified → completed:           \(String(format: "%.1f", figures.eraseSeconds)) s")
+        print("  erasure, verified → completed:           \(String(format: "%.1f", figures.eraseSeconds)) s (\(figures.erasure.joined(separator: "; ")))")
         print("  privacy worker RSS: peak \(megabytes(figures.workerPeakRSS)) (idle \(megabytes(figures.workerIdleRSS)))")
     }
 

@@ -17,6 +17,8 @@ enum PrivacyBenchmarks {
         var eraseSeconds: Double
         var workerPeakRSS: Int
         var workerIdleRSS: Int
+        /// What the erasure did, per data type.
+        var erasure: [String]
     }
 
     static func run(rows: Int) async throws -> Figures {
@@ -91,9 +93,12 @@ enum PrivacyBenchmarks {
             let bytes = try await cluster.database.query("SELECT max(bytes) FROM privacy_exports")[0].decode(Int64.self, at: 0)
             let eraseSeconds = try await timed("erasure")
             let peak = peakRSS(worker.pid)
+            let steps = try await cluster.database.query("SELECT data_type, action, rows FROM privacy_erasure_steps ORDER BY data_type").map {
+                "\(try $0.decode(String.self, at: 0)) \(try $0.decode(String.self, at: 1)) \(try $0.decode(Int64.self, at: 2))"
+            }
             try await cluster.stopCleanly()
             return Figures(rows: rows, exportSeconds: exportSeconds, archiveBytes: bytes, eraseSeconds: eraseSeconds, workerPeakRSS: peak,
-                           workerIdleRSS: idle)
+                           workerIdleRSS: idle, erasure: steps)
         } catch {
             _ = try? await cluster.stop()
             throw error
