@@ -215,6 +215,7 @@ let package = Package(
                 "MingusAlerts",
                 "MingusBreach",
                 "MingusPayments",
+                "MingusLogs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),

@@ -24,7 +24,8 @@ extension DomainDescription {
     /// records of processing and the privacy dashboard, under `/api/gdpr`.
     public static let privacy = DomainDescription(
         name: "privacy", roles: [.privacyWrite, .privacyRead], keyPurposes: [.privacyExport, .privacyLink],
-        queues: [WorkerQueues(name: "privacy")]
+        queues: [WorkerQueues(name: "privacy")],
+        subjectData: [ConsentsProvider(), CookieConsentsProvider(), RequestsProvider(), RestrictionsProvider(), AuditProvider()]
     ) { router, gateway in
         router.addRoutes(ConsentRoutes(gateway).collection(), atPath: "/api/gdpr")
         router.addRoutes(RequestRoutes(gateway).collection(), atPath: "/api/gdpr")

@@ -1,5 +1,6 @@
 import Crypto
 import MingusCore
+public import MingusRuntime
 public import Foundation
 import MingusPostgres
 import MingusSecurity
