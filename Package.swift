@@ -203,6 +203,26 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        .target(
+            name: "MingusPrivacy",
+            dependencies: [
+                "CZlib",
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                "MingusAlerts",
+                "MingusBreach",
+                "MingusPayments",
+                "MingusLogs",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .target(name: "MingusLogMining"),
         .target(
             name: "MingusLogs",
@@ -233,6 +253,7 @@ let package = Package(
                 "MingusBreach",
                 "MingusRetention",
                 "MingusLogs",
+                "MingusPrivacy",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -266,6 +287,7 @@ let package = Package(
         .executableTarget(name: "mingus-breach-worker", dependencies: ["MingusBreach", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-retention-worker", dependencies: ["MingusRetention", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-logs-worker", dependencies: ["MingusLogs", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-privacy-worker", dependencies: ["MingusPrivacy", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -284,6 +306,7 @@ let package = Package(
                 "MingusRetention",
                 "MingusLogMining",
                 "MingusLogs",
+                "MingusPrivacy",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -315,6 +338,11 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests",
             dependencies: ["MingusRuntime", "MingusSecurity", "MingusCore", "MingusPostgres", "MingusAMQP", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .testTarget(
+            name: "PrivacyTests",
+            dependencies: ["MingusPrivacy", "MingusBreach", "MingusPayments", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres",
+                           "MingusCore", "MingusAMQP", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
@@ -359,9 +387,9 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining", "MingusPrivacy"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
-                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-logs-worker", "mingus-test-worker", "mingus-bench"],
+                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-logs-worker", "mingus-privacy-worker", "mingus-test-worker", "mingus-bench"],
 ]
 for (tier, names) in tiers {
     for target in package.targets where names.contains(target.name) {

@@ -45,9 +45,10 @@ public final class Cluster: @unchecked Sendable {
     /// Returns once the gateway is ready (`/readyz`: database and broker reachable) unless
     /// `waitUntilReady` is false. With `privateBroker`, the cluster gets a broker virtual host of
     /// its own (deleted by ``stop()``), so that its workers never take another cluster's jobs
-    /// from a queue of the same name.
+    /// from a queue of the same name. `keyPurposes` get a first data key too, before any process
+    /// starts (the payments purposes always do).
     public static func start(workers: Int = 0, environment extra: [String: String] = [:], waitUntilReady: Bool = true,
-                             bin: URL? = nil, privateBroker: Bool = false) async throws -> Cluster {
+                             bin: URL? = nil, privateBroker: Bool = false, keyPurposes: [KeyPurpose] = []) async throws -> Cluster {
         let (name, url) = try await TestEnvironment.createDatabase()
         var virtualHost: String?
         var brokerURL: [String: String] = [:]
@@ -64,7 +65,7 @@ public final class Cluster: @unchecked Sendable {
         let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("keys"))
             .appendingPathComponent("financial.key")
         let kek = try KeyEncryptingKey.create(at: keyPath)
-        for purpose in DomainDescription.payments.keyPurposes { try await Keyring.rotate(purpose, kek: kek, database: database) }
+        for purpose in DomainDescription.payments.keyPurposes + keyPurposes { try await Keyring.rotate(purpose, kek: kek, database: database) }
         let secret = WebhookSigner.makeSecret()
         var environment = [
             "MINGUS_DATABASE_URL": url, "MINGUS_FINANCIAL_KEY_PATH": keyPath.path, "MINGUS_WEBHOOK_SECRET": secret,

@@ -23,7 +23,7 @@ extension DomainDescription {
     /// Alert intake, routing, grouping, silences and delivery to nine channels.
     public static let alerts = DomainDescription(
         name: "alerts", roles: [.alertsWrite, .alertsRead],
-        queues: [WorkerQueues(name: "alerts")] + AlertChannel.allCases.map(\.queues)
+        queues: [WorkerQueues(name: "alerts")] + AlertChannel.allCases.map(\.queues), subjectData: [AlertsProvider()]
     ) { router, gateway in
         router.addRoutes(AlertRoutes(gateway).collection(), atPath: "/api/alerts")
     }

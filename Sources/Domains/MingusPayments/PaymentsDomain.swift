@@ -31,7 +31,8 @@ extension DomainDescription {
     /// Card payments, the token vault, financial records and merchant webhooks.
     public static let payments = DomainDescription(
         name: "payments", roles: [.paymentsWrite, .paymentsRead, .recordsWrite, .recordsRead],
-        keyPurposes: [.pan, .records, .transit, .fingerprint], queues: [WorkerQueues(name: "payments")]
+        keyPurposes: [.pan, .records, .transit, .fingerprint], queues: [WorkerQueues(name: "payments")],
+        subjectData: [PaymentsProvider(), FinancialRecordsProvider()]
     ) { router, gateway in
         router.addRoutes(PaymentRoutes(gateway).collection(), atPath: "/api/financial/payment")
         router.addRoutes(RecordRoutes(gateway).collection(), atPath: "/api/financial/records")

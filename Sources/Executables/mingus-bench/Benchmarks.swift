@@ -67,6 +67,12 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the logs end-to-end benchmark.")
     var onlyLogs = false
 
+    @Option(help: "Payments and financial records of the subject the privacy benchmark exports and erases.")
+    var privacyRows = 100_000
+
+    @Flag(help: "Run only the GDPR export and erasure benchmark.")
+    var onlyPrivacy = false
+
     @Option(help: "Recipients uploaded and e-mailed in the breach notification benchmark (1000000 for the RSS figure of the README).")
     var notifyRecipients = 20_000
 
@@ -121,6 +127,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyLogs {
             try await runLogs()
+            return
+        }
+        if onlyPrivacy {
+            try await runPrivacy()
             return
         }
         if onlyNotify {
@@ -292,6 +302,17 @@ struct Benchmarks: AsyncParsableCommand {
         print("  archived and deleted:       \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(String(format: "%.1f", Double(figures.archiveBytes) / 1_048_576)) MB of gzip JSON lines)")
         print("  insert latency without a sweep: p50 \(String(format: "%.2f", figures.quiet.p50)) ms, p99 \(String(format: "%.2f", figures.quiet.p99)) ms")
         print("  insert latency during the sweep: p50 \(String(format: "%.2f", figures.sweeping.p50)) ms, p99 \(String(format: "%.2f", figures.sweeping.p99)) ms (\(figures.sweeping.inserts) inserts; p99 ratio \(String(format: "%.2f", figures.sweeping.p99 / figures.quiet.p99)))")
+    }
+
+    /// A subject with many payments and records exported (streamed, sealed ZIP) and erased.
+    func runPrivacy() async throws {
+        let figures = try await PrivacyBenchmarks.run(rows: privacyRows)
+        func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+        print("")
+        print("GDPR export and erasure (gateway + 1 privacy worker; a subject with \(figures.rows) payments and \(figures.rows) financial records, as many payments of another subject)")
+        print("  access export, verified → archive ready: \(String(format: "%.1f", figures.exportSeconds)) s (\(megabytes(Int(figures.archiveBytes))) ZIP, sealed in 1 MiB chunks)")
+        print("  erasure, verified → completed:           \(String(format: "%.1f", figures.eraseSeconds)) s (\(figures.erasure.joined(separator: "; ")))")
+        print("  privacy worker RSS: peak \(megabytes(figures.workerPeakRSS)) (idle \(megabytes(figures.workerIdleRSS)))")
     }
 
     /// Log lines from POST /api/logs to stored, mined and counted.

@@ -31,7 +31,8 @@ public struct GatewayServices: Sendable {
 }
 
 /// One business domain as the platform sees it: the roles its routes check, the data key
-/// purposes it seals with, the queues its worker consumes, and its HTTP routes.
+/// purposes it seals with, the queues its worker consumes, its providers of a data subject's
+/// data, and its HTTP routes.
 ///
 /// The gateway mounts the routes of every domain in its list; `mingusctl` reads the same list to
 /// declare the topology, create the data keys and check role names.
@@ -45,13 +46,17 @@ public struct DomainDescription: Sendable {
     public var keyPurposes: [KeyPurpose]
     /// The queues of the domain's worker (its own and any extra ones).
     public var queues: [WorkerQueues]
+    /// The domain's providers of a data subject's data, for GDPR access and portability exports.
+    public var subjectData: [any SubjectDataProvider]
     public var mount: Mount
 
-    public init(name: String, roles: [Role], keyPurposes: [KeyPurpose] = [], queues: [WorkerQueues], mount: @escaping Mount) {
+    public init(name: String, roles: [Role], keyPurposes: [KeyPurpose] = [], queues: [WorkerQueues],
+                subjectData: [any SubjectDataProvider] = [], mount: @escaping Mount) {
         self.name = name
         self.roles = roles
         self.keyPurposes = keyPurposes
         self.queues = queues
+        self.subjectData = subjectData
         self.mount = mount
     }
 }

@@ -15,6 +15,9 @@ public actor KeyringCache {
         self.maxAge = maxAge
     }
 
+    /// The key-encrypting key the data keys are wrapped with (it also wraps per-subject keys).
+    public nonisolated var keyEncryptingKey: KeyEncryptingKey { kek }
+
     /// The keyring, reloaded first when stale.
     public func current() async throws -> Keyring {
         if let keyring, ContinuousClock.now - loadedAt < maxAge { return keyring }

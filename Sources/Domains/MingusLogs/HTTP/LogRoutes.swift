@@ -18,7 +18,7 @@ extension Role {
 extension DomainDescription {
     /// Log intake (every common shipper's format), search, templates and anomalies.
     public static let logs = DomainDescription(
-        name: "logs", roles: [.logsWrite, .logsRead], queues: [WorkerQueues(name: "logs")]
+        name: "logs", roles: [.logsWrite, .logsRead], queues: [WorkerQueues(name: "logs")], subjectData: [LogsProvider()]
     ) { router, gateway in
         let routes = LogRoutes(gateway)
         router.addRoutes(routes.collection(), atPath: "/api/logs")

@@ -1,0 +1,33 @@
+import Foundation
+import Hummingbird
+import MingusCore
+import MingusHTTP
+public import MingusRuntime
+public import MingusSecurity
+
+extension KeyPurpose {
+    /// Export archives (ZIP files of a subject's data) at rest until they are downloaded.
+    public static let privacyExport = KeyPurpose("privacy-export")
+    /// Signs the expiring download links of export archives (HMAC-SHA256).
+    public static let privacyLink = KeyPurpose("privacy-link")
+}
+
+extension Role {
+    /// Records consents, publishes policies, files and works data-subject requests.
+    public static let privacyWrite = Role("privacy:write")
+    /// Reads consents, policies, requests, exports, records of processing and the dashboard.
+    public static let privacyRead = Role("privacy:read")
+}
+
+extension DomainDescription {
+    /// GDPR: consent and cookie consent, policies, data-subject requests (export, erasure),
+    /// records of processing and the privacy dashboard, under `/api/gdpr`.
+    public static let privacy = DomainDescription(
+        name: "privacy", roles: [.privacyWrite, .privacyRead], keyPurposes: [.privacyExport, .privacyLink],
+        queues: [WorkerQueues(name: "privacy")],
+        subjectData: [ConsentsProvider(), CookieConsentsProvider(), RequestsProvider(), RestrictionsProvider(), AuditProvider()]
+    ) { router, gateway in
+        router.addRoutes(ConsentRoutes(gateway).collection(), atPath: "/api/gdpr")
+        router.addRoutes(RequestRoutes(gateway).collection(), atPath: "/api/gdpr")
+    }
+}
