@@ -1,8 +1,8 @@
-public import Foundation
+import Foundation
 public import Crypto
 import MingusHTTP
 import MingusCore
-public import MingusSecurity
+import MingusSecurity
 
 /// The list of a sweep's archive files of one data type — each file's SHA-256, rows and key
 /// range — signed with the audit checkpoint key (Ed25519), so that neither a file nor the list can
