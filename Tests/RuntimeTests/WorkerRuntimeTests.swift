@@ -248,14 +248,15 @@ struct WorkerRuntimeFailureTests {
         await worker.cleanUp()
     }
 
-    @Test("kill -9 in the middle of 5,000 jobs, then a restart: every effect exactly once")
+    @Test("kill -9 in the middle of 20,000 jobs, then a restart: every effect exactly once")
     func killedWorkerLosesNothing() async throws {
         let worker = try await TestWorker.make()
-        let count = 5_000
+        // Enough jobs that the worker is still taking them when it is killed, however fast it is.
+        let count = 20_000
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for lane in 0..<50 {
+            for lane in 0..<100 {
                 group.addTask {
-                    for index in stride(from: lane, to: count, by: 50) {
+                    for index in stride(from: lane, to: count, by: 100) {
                         try await worker.publish("insert", json: #"{"key":"job\#(index)","value":\#(index)}"#)
                     }
                 }
@@ -263,10 +264,10 @@ struct WorkerRuntimeFailureTests {
             try await group.waitForAll()
         }
         let first = try worker.start()
-        #expect(try await eventually { try await worker.effectCount() >= 500 }, "\(first.output.suffix(2000))")
+        #expect(try await eventually { try await worker.effectCount() >= 200 }, "\(first.output.suffix(2000))")
         try await first.kill9()
         let applied = try await worker.effectCount()
-        #expect(applied < count, "killed while jobs were still flowing")
+        #expect(applied > 0 && applied < count, "killed while jobs were still flowing: \(applied) applied")
 
         let second = try worker.start()
         let drained = try await eventually(timeout: .seconds(120)) {
@@ -276,7 +277,7 @@ struct WorkerRuntimeFailureTests {
         #expect(drained, "\(second.output.suffix(2000))")
         // Stopped, the worker has finished and acknowledged every job it took: the totals are final.
         second.signal(SIGTERM)
-        #expect(try await second.wait(timeout: .seconds(60)) == 0)
+        #expect(try await second.wait(timeout: .seconds(60)) == 0, "\(second.output.suffix(3000))")
         #expect(try await worker.depth(worker.queues.queue) == 0)
         let totals = try await worker.effectTotals()
         #expect(totals.rows == count, "no job applied twice")
