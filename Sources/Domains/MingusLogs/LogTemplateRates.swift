@@ -38,7 +38,7 @@ public struct LogTemplateRates: Sendable {
 
     /// Brings every baseline forward over the minutes closed since the last evaluation, reporting
     /// the minutes far from their baseline as `template_rate` anomalies, in the job's transaction.
-    func evaluate(_ context: JobContext) async throws {
+    func evaluate(_ context: JobContext, metrics: MetricHandles) async throws {
         let db = context.database
         let now = Int64(Date().timeIntervalSince1970)
         let lastClosed = (now - lag.inMilliseconds / 1000) / 60 - 1
@@ -64,7 +64,7 @@ public struct LogTemplateRates: Sendable {
             ON CONFLICT (only_row) DO UPDATE SET minute = EXCLUDED.minute
             """)
         try await db.execute("DELETE FROM log_template_rates WHERE mean < 0.01 AND minutes >= \(warmMinutes)")
-        try await LogsWorker.report(findings, context: context, metrics: MetricHandles())
+        try await LogsWorker.report(findings, context: context, metrics: metrics)
     }
 
     /// One minute: the pairs far from their baseline (judged against the baseline before the

@@ -158,7 +158,7 @@ public final class LogsWorker: Sendable {
             try await self.store(jobs)
         }
         registry.register(LogsRatesJob.type, as: LogsRatesJob.self, schema: try schema(LogsRatesJob.type), batchable: false) { _, context in
-            try await self.rates.evaluate(context)
+            try await self.rates.evaluate(context, metrics: self.metrics)
         }
         return registry
     }

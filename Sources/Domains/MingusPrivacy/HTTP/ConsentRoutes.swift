@@ -225,21 +225,7 @@ public struct ConsentRoutes: Sendable {
             guard try await !db.query("SELECT 1 FROM privacy_purposes WHERE purpose = \(purpose)").isEmpty else {
                 throw APIError.invalidField("purpose", rule: "unknown", "purpose is not a known purpose (GET /api/gdpr/purposes lists them)")
             }
-            let shown: Int
-            if let version {
-                guard try await !db.query("""
-                    SELECT 1 FROM privacy_policies WHERE kind = 'privacy' AND version = \(version) AND published_at IS NOT NULL
-                    """).isEmpty else {
-                    throw APIError.invalidField("policy_version", rule: "unknown", "policy_version is not a published privacy policy version")
-                }
-                shown = version
-            } else {
-                guard let current = try await db.query("SELECT version FROM privacy_policies WHERE kind = 'privacy' AND status = 'published'")
-                    .first?.decode(Int.self, at: 0) else {
-                    throw APIError.invalidField("policy_version", rule: "required", "no privacy policy is published: give the policy_version shown")
-                }
-                shown = current
-            }
+            let shown = try await Self.policyVersionShown(version, kind: "privacy", on: db)
             let id = try await ConsentLedger.record(subject: subject, purpose: purpose, granted: granted, source: source, policyVersion: shown,
                                                     occurredAt: occurred, actor: caller.actor, on: db)
             return APIResponse(.created, ConsentRecorded(id: id, subjectId: subject, purpose: purpose, state: granted ? "given" : "withdrawn",
@@ -312,21 +298,7 @@ public struct ConsentRoutes: Sendable {
         // Strictly necessary cookies are not a choice.
         let stored = known.filter { $0.required || chosen.contains($0.category) }.map(\.category)
         return try await database.withTransaction { db in
-            let shown: Int
-            if let version {
-                guard try await !db.query("""
-                    SELECT 1 FROM privacy_policies WHERE kind = 'cookie' AND version = \(version) AND published_at IS NOT NULL
-                    """).isEmpty else {
-                    throw APIError.invalidField("policy_version", rule: "unknown", "policy_version is not a published cookie policy version")
-                }
-                shown = version
-            } else {
-                guard let current = try await db.query("SELECT version FROM privacy_policies WHERE kind = 'cookie' AND status = 'published'")
-                    .first?.decode(Int.self, at: 0) else {
-                    throw APIError.invalidField("policy_version", rule: "required", "no cookie policy is published: give the policy_version shown")
-                }
-                shown = current
-            }
+            let shown = try await Self.policyVersionShown(version, kind: "cookie", on: db)
             try await db.execute("""
                 INSERT INTO privacy_cookie_consents (visitor_id, subject_id, categories, policy_version, source, occurred_at, recorded_by)
                 VALUES (\(visitor), \(subject), \(stored), \(shown), \(source), \(occurred), \(caller.actor))
@@ -442,5 +414,25 @@ public struct ConsentRoutes: Sendable {
                                             component: "privacy", on: db)
             return APIResponse(Published(policy: policy, retiredVersion: retired, consentsNeedingRenewal: renewals))
         }
+    }
+}
+
+extension ConsentRoutes {
+    /// The version of the `kind` policy (`privacy`, `cookie`) a consent was given under: the one
+    /// the caller names, which must have been published, or else the one published now.
+    static func policyVersionShown(_ version: Int?, kind: String, on db: PostgresConnection) async throws -> Int {
+        if let version {
+            guard try await !db.query("""
+                SELECT 1 FROM privacy_policies WHERE kind = \(kind) AND version = \(version) AND published_at IS NOT NULL
+                """).isEmpty else {
+                throw APIError.invalidField("policy_version", rule: "unknown", "policy_version is not a published \(kind) policy version")
+            }
+            return version
+        }
+        guard let current = try await db.query("SELECT version FROM privacy_policies WHERE kind = \(kind) AND status = 'published'")
+            .first?.decode(Int.self, at: 0) else {
+            throw APIError.invalidField("policy_version", rule: "required", "no \(kind) policy is published: give the policy_version shown")
+        }
+        return current
     }
 }
