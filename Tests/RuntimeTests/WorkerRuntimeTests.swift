@@ -251,25 +251,31 @@ struct WorkerRuntimeFailureTests {
     @Test("kill -9 in the middle of 20,000 jobs, then a restart: every effect exactly once")
     func killedWorkerLosesNothing() async throws {
         let worker = try await TestWorker.make()
-        // Enough jobs that the worker is still taking them when it is killed, however fast it is.
         let count = 20_000
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for lane in 0..<100 {
-                group.addTask {
-                    for index in stride(from: lane, to: count, by: 100) {
-                        try await worker.publish("insert", json: #"{"key":"job\#(index)","value":\#(index)}"#)
+        let first = try worker.start()
+        try #require(try await eventually { first.output.contains("consuming") }, "\(first.output.suffix(2000))")
+        // Jobs are published while the worker takes them, so it is killed with jobs still coming
+        // however fast it is.
+        let publishing = Task {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<100 {
+                    group.addTask {
+                        for index in stride(from: lane, to: count, by: 100) {
+                            try await worker.publish("insert", json: #"{"key":"job\#(index)","value":\#(index)}"#)
+                        }
                     }
                 }
+                try await group.waitForAll()
             }
-            try await group.waitForAll()
         }
-        let first = try worker.start()
         #expect(try await eventually { try await worker.effectCount() >= 200 }, "\(first.output.suffix(2000))")
         try await first.kill9()
         let applied = try await worker.effectCount()
+        try await publishing.value
         #expect(applied > 0 && applied < count, "killed while jobs were still flowing: \(applied) applied")
 
         let second = try worker.start()
+        try #require(try await eventually { second.output.contains("consuming") }, "\(second.output.suffix(2000))")
         let drained = try await eventually(timeout: .seconds(120)) {
             guard try await worker.effectCount() >= count else { return false }
             return try await worker.depth(worker.queues.queue) == 0
