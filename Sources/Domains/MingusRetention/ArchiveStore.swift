@@ -1,7 +1,7 @@
 public import Foundation
 import Crypto
 
-/// Where archive files go: a directory today; an object store implements the same three calls.
+/// Where archive files go: a directory today; an object store implements the same four calls.
 public protocol ArchiveStore: Sendable {
     /// Stores `bytes` as `name` durably (written, synced), replacing nothing: an existing name is an error.
     func write(_ name: String, _ bytes: [UInt8]) throws
@@ -9,6 +9,8 @@ public protocol ArchiveStore: Sendable {
     func read(_ name: String) throws -> [UInt8]
     /// Every name stored, sorted.
     func list() throws -> [String]
+    /// Whether `name` is stored.
+    func exists(_ name: String) throws -> Bool
 }
 
 /// Why an archive file cannot be stored or read.
@@ -72,6 +74,11 @@ public struct DirectoryArchiveStore: ArchiveStore {
         try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { !$0.hasPrefix(".") }.sorted()
     }
 
+    public func exists(_ name: String) throws -> Bool {
+        guard Self.isName(name) else { throw ArchiveError("archive name '\(name)' is not a plain file name") }
+        return access(directory.appendingPathComponent(name).path, F_OK) == 0
+    }
+
     static func isName(_ name: String) -> Bool {
         !name.isEmpty && !name.hasPrefix(".") && !name.contains("/") && name.utf8.count <= 200
     }
@@ -83,7 +90,7 @@ extension ArchiveStore {
     /// written again on resume) counts as stored.
     func writeVerified(_ name: String, _ bytes: [UInt8]) throws -> [UInt8] {
         let digest = Array(SHA256.hash(data: bytes))
-        if try list().contains(name) {
+        if try exists(name) {
             guard Array(SHA256.hash(data: try read(name))) == digest else {
                 throw ArchiveError("\(name) exists with other contents; the rows changed since it was written")
             }

@@ -116,12 +116,13 @@ struct AuditTrailSweep {
             for batch in batches where batch.status == "claimed" {
                 let (from, to) = (Int64(batch.keys[0]) ?? 0, Int64(batch.keys[1]) ?? 0)
                 let lines = try await database.query("""
-                    SELECT row_to_json(t)::text FROM audit_events t WHERE t.stream = \(cut.stream) AND t.seq BETWEEN \(from) AND \(to)
-                    ORDER BY t.seq
-                    """).map { try $0.decode(String.self, at: 0) }
-                counts.bytes += try await sweeper.archiveFile(batch.id, target, lines: lines,
+                    SELECT count(*)::int, COALESCE(string_agg(row_to_json(t)::text, E'\\n' ORDER BY t.seq) || E'\\n', '')
+                    FROM audit_events t WHERE t.stream = \(cut.stream) AND t.seq BETWEEN \(from) AND \(to)
+                    """)[0]
+                let rows = try lines.decode(Int.self, at: 0)
+                counts.bytes += try await sweeper.archiveFile(batch.id, target, body: Array(try lines.decode(String.self, at: 1).utf8), rows: rows,
                                                               range: ("\(cut.stream):\(from)", "\(cut.stream):\(to)"))
-                counts.archived += Int64(lines.count)
+                counts.archived += Int64(rows)
             }
             try await database.withTransaction { db in
                 try await db.execute("SELECT mingus_audit_rebase(\(cut.stream), \(cut.seq), \(cut.checkpoint))")

@@ -38,6 +38,14 @@ public struct RetentionSweeper: Sendable {
         public var archived: Int64 = 0
         public var deleted: Int64 = 0
         public var bytes: Int64 = 0
+
+        mutating func add(_ other: Counts) {
+            eligible += other.eligible
+            held += other.held
+            archived += other.archived
+            deleted += other.deleted
+            bytes += other.bytes
+        }
     }
 
     /// Runs (or resumes) sweep `id`; returns the counts per data type.
@@ -155,103 +163,149 @@ public struct RetentionSweeper: Sendable {
         }
         // Claims walk the key order from where the last one ended (no rescan of the rows just
         // deleted); an empty claim starts once more from the beginning for rows that became due or
-        // ready behind the cursor, and the sweep ends when that finds nothing either.
+        // ready behind the cursor, and the sweep ends when that finds nothing either. Each batch is
+        // archived and deleted while the next one is claimed and read: the database works on one
+        // while this process compresses and syncs the other.
         var cursor: String?
-        while true {
-            guard let (batch, last) = try await claim(target, sweep: id, after: cursor) else {
-                if cursor == nil { break }
-                cursor = nil
-                continue
+        var inFlight: Task<Counts, any Error>?
+        do {
+            while true {
+                if let batch = try await claim(target, sweep: id, after: cursor) {
+                    if let previous = inFlight {
+                        counts.add(try await previous.value)
+                        try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
+                    }
+                    inFlight = Task { try await self.archiveAndDelete(batch, target) }
+                    cursor = batch.last
+                } else if let previous = inFlight {
+                    // Rows waiting on the batch in flight (a fallback's delivery) may be ready once it is gone.
+                    inFlight = nil
+                    counts.add(try await previous.value)
+                    try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
+                } else if cursor != nil {
+                    cursor = nil
+                } else {
+                    break
+                }
             }
-            try await finish(batch, target, counts: &counts)
-            try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
-            cursor = last
+        } catch {
+            _ = try? await inFlight?.value
+            throw error
         }
         try await writeManifest(target, sweep: id)
     }
 
-    /// Claims up to `batchSize` due, unheld rows no other batch holds, with keys after `after`;
-    /// returns the batch and its last key, nil when none is left.
-    private func claim(_ target: RetentionTarget, sweep id: UUID, after: String?) async throws -> (UUID, String)? {
+    /// A claimed batch with its archive lines, read in the claim's transaction.
+    struct ClaimedBatch: Sendable {
+        var id: UUID
+        var first: String
+        var last: String
+        var rows: Int
+        /// The JSON lines, each ending in a newline, in key order.
+        var body: [UInt8]
+    }
+
+    /// Claims up to `batchSize` due, unheld rows no other batch holds, with keys after `after`, and
+    /// reads their archive lines; nil when none is left. The keys go from the table to the ledger
+    /// inside the database; only the lines come back.
+    private func claim(_ target: RetentionTarget, sweep id: UUID, after: String?) async throws -> ClaimedBatch? {
         let due = Self.dueCondition(target)
         let batchSize = self.batchSize
+        let batch = UUID()
         return try await database.withTransaction { db in
-            // One claimer per data type at a time: each sees the batches committed before it.
+            // One claimer per data type at a time: each sees the batches committed before it. Rows
+            // are not locked: the deletion checks again that each is due and unheld.
             try await db.execute("SELECT pg_advisory_xact_lock(hashtext(\("mingus.retention." + target.dataType)))")
-            let keys = try await db.query("""
-                SELECT t.\(unescaped: target.key)::text FROM \(identifier: target.table) t
-                WHERE \(unescaped: due) AND \(unescaped: target.notHeld) AND \(unescaped: target.ready ?? "true")
-                  AND t.\(unescaped: target.key) NOT IN (SELECT unnest(b.keys)::\(unescaped: target.keyType) FROM retention_archive_batches b
-                                                         WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted')
-                  AND t.\(unescaped: target.key) > \(after ?? target.lowestKey)::\(unescaped: target.keyType)
-                ORDER BY t.\(unescaped: target.key) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED
-                """).map { try $0.decode(String.self, at: 0) }
-            guard let last = keys.last else { return nil }
-            let batch = UUID()
-            try await db.execute("""
-                INSERT INTO retention_archive_batches (id, sweep_id, data_type, keys) VALUES (\(batch), \(id), \(target.dataType), \(keys))
-                """)
-            return (batch, last)
+            let row = try await db.query("""
+                WITH picked AS MATERIALIZED (
+                    SELECT t.\(unescaped: target.key) AS key, \(unescaped: target.archiveLine) AS line FROM \(identifier: target.table) t
+                    WHERE \(unescaped: due) AND \(unescaped: target.notHeld) AND \(unescaped: target.ready ?? "true")
+                      AND t.\(unescaped: target.key) NOT IN (SELECT unnest(b.keys)::\(unescaped: target.keyType) FROM retention_archive_batches b
+                                                             WHERE b.data_type = \(target.dataType) AND b.status <> 'deleted')
+                      AND t.\(unescaped: target.key) > \(after ?? target.lowestKey)::\(unescaped: target.keyType)
+                    ORDER BY t.\(unescaped: target.key) LIMIT \(batchSize)
+                ), ledger AS (
+                    INSERT INTO retention_archive_batches (id, sweep_id, data_type, keys)
+                    SELECT \(batch), \(id), \(target.dataType), array_agg(key::text ORDER BY key) FROM picked HAVING count(*) > 0
+                    RETURNING keys[1] AS first, keys[cardinality(keys)] AS last
+                )
+                SELECT first, last, (SELECT count(*) FROM picked)::int, (SELECT string_agg(line, E'\\n' ORDER BY key) || E'\\n' FROM picked)
+                FROM ledger
+                """).first
+            guard let row else { return nil }
+            return ClaimedBatch(id: batch, first: try row.decode(String.self, at: 0), last: try row.decode(String.self, at: 1),
+                                rows: try row.decode(Int.self, at: 2), body: Array(try row.decode(String.self, at: 3).utf8))
         }
     }
 
-    /// Archives a claimed batch (if it is not yet) and deletes its rows.
+    /// Writes a claimed batch's file, then deletes its rows; returns what it did.
+    private func archiveAndDelete(_ batch: ClaimedBatch, _ target: RetentionTarget) async throws -> Counts {
+        var counts = Counts()
+        counts.bytes = try await archiveFile(batch.id, target, body: batch.body, rows: batch.rows, range: (batch.first, batch.last))
+        counts.archived = Int64(batch.rows)
+        counts.deleted = try await deleteArchived(batch.id, target)
+        return counts
+    }
+
+    /// Archives a batch an earlier run claimed (if it is not yet) and deletes its rows.
     private func finish(_ batch: UUID, _ target: RetentionTarget, counts: inout Counts) async throws {
         let row = try await database.query("""
-            SELECT status, keys, sweep_id FROM retention_archive_batches WHERE id = \(batch)
+            SELECT status, keys[1], keys[cardinality(keys)] FROM retention_archive_batches WHERE id = \(batch)
             """)[0]
-        var status = try row.decode(String.self, at: 0)
-        let keys = try row.decode([String].self, at: 1)
+        let status = try row.decode(String.self, at: 0)
         if status == "claimed" {
             let lines = try await database.query("""
-                SELECT \(unescaped: target.archiveLine) FROM \(identifier: target.table) t
-                WHERE t.\(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[]) ORDER BY t.\(unescaped: target.key)
-                """).map { try $0.decode(String.self, at: 0) }
-            let archived = try await archiveFile(batch, target, lines: lines, range: (keys.min() ?? "", keys.max() ?? ""))
-            counts.archived += Int64(lines.count)
-            counts.bytes += archived
-            status = "archived"
+                SELECT count(*)::int, COALESCE(string_agg(\(unescaped: target.archiveLine), E'\\n' ORDER BY t.\(unescaped: target.key)) || E'\\n', '')
+                FROM \(identifier: target.table) t
+                WHERE t.\(unescaped: target.key) = ANY((SELECT keys FROM retention_archive_batches WHERE id = \(batch))::\(unescaped: target.keyType)[])
+                """)[0]
+            let rows = try lines.decode(Int.self, at: 0)
+            counts.bytes += try await archiveFile(batch, target, body: Array(try lines.decode(String.self, at: 1).utf8), rows: rows,
+                                                  range: (try row.decode(String.self, at: 1), try row.decode(String.self, at: 2)))
+            counts.archived += Int64(rows)
+        } else if status != "archived" {
+            return
         }
-        guard status == "archived" else { return }
+        counts.deleted += try await deleteArchived(batch, target)
+    }
+
+    /// Deletes an archived batch's rows that are still due and unheld (with their children) and
+    /// marks the batch deleted, in one transaction; returns the rows deleted.
+    private func deleteArchived(_ batch: UUID, _ target: RetentionTarget) async throws -> Int64 {
         let due = Self.dueCondition(target)
-        let deleted = try await database.withTransaction { db in
+        let keys = "(SELECT keys FROM retention_archive_batches WHERE id = '\(batch.uuidString)')::\(target.keyType)[]"
+        let rows = "t.\(target.key) = ANY(\(keys)) AND \(due) AND \(target.notHeld)"
+        return try await database.withTransaction { db in
             for child in target.children {
                 try await db.execute("""
                     DELETE FROM \(identifier: child.table) c WHERE c.\(unescaped: child.column) IN (
-                        SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t
-                        WHERE t.\(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[]) AND \(unescaped: due) AND \(unescaped: target.notHeld))
+                        SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t WHERE \(unescaped: rows))
                     """)
             }
-            let deleted = try await db.execute("""
-                DELETE FROM \(identifier: target.table) t
-                WHERE t.\(unescaped: target.key) = ANY(\(keys)::\(unescaped: target.keyType)[]) AND \(unescaped: due) AND \(unescaped: target.notHeld)
-                """)
+            let deleted = try await db.execute("DELETE FROM \(identifier: target.table) t WHERE \(unescaped: rows)")
             try await db.execute("""
                 UPDATE retention_archive_batches SET status = 'deleted', deleted = \(deleted), deleted_at = now() WHERE id = \(batch)
                 """)
-            return deleted
+            return Int64(deleted)
         }
-        counts.deleted += Int64(deleted)
     }
 
     /// Writes a batch's lines as one gzip file, synced and read back against its SHA-256, and
     /// records it in the ledger; returns the file's size.
-    func archiveFile(_ batch: UUID, _ target: RetentionTarget, lines: [String], range: (from: String, to: String)) async throws -> Int64 {
-        var bytes: [UInt8] = []
-        for line in lines {
-            bytes.append(contentsOf: line.utf8)
-            bytes.append(0x0A)
-        }
-        let compressed = try Gzip.compress(bytes)
+    func archiveFile(_ batch: UUID, _ target: RetentionTarget, body: [UInt8], rows: Int, range: (from: String, to: String)) async throws -> Int64 {
+        let compressed = try Gzip.compress(body, level: Self.compressionLevel)
         let name = "\(target.dataType)-\(batch.uuidString.lowercased()).jsonl.gz"
         let digest = try archive.writeVerified(name, compressed)
         try await database.execute("""
-            UPDATE retention_archive_batches SET status = 'archived', file = \(name), sha256 = \(digest), rows = \(lines.count),
+            UPDATE retention_archive_batches SET status = 'archived', file = \(name), sha256 = \(digest), rows = \(rows),
                 bytes = \(compressed.count), key_from = \(range.from), key_to = \(range.to), archived_at = now()
             WHERE id = \(batch)
             """)
         return Int64(compressed.count)
     }
+
+    /// zlib's level for archive files.
+    static let compressionLevel: Int32 = 6
 
     // MARK: - Delete only
 

@@ -41,7 +41,7 @@ enum RetentionBenchmarks {
             let inserter = PostgresClient(configuration: PostgresConfiguration(url: cluster.databaseURL, poolSize: 1))
             defer { Task { await inserter.shutdown() } }
 
-            let quiet = try await insertLoad(inserter, rate: insertRate, seconds: 5) { false }
+            let quiet = try await insertLoad(inserter, rate: insertRate, seconds: 15) { false }
             let start = Date()
             let answer = try await httpRequest(cluster.base + "/api/financial/retention/cleanup", method: "POST",
                                                headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"],
