@@ -157,7 +157,7 @@ struct PrivacyEndToEndTests {
 
             // Received 40 days ago: overdue at once, and the overdue alert fires.
             let late = try await privacy.request("POST", "/api/gdpr/requests",
-                                                 ["subject_id": "user-d", "type": "objection", "received_at": iso(Date().addingTimeInterval(-40 * 86_400))])
+                                                 ["subject_id": "user-d", "type": "objection", "purposes": ["marketing_sms"], "received_at": iso(Date().addingTimeInterval(-40 * 86_400))])
             let lateID = try #require(late.body["id"] as? String)
             #expect(late.body["overdue"] as? Bool == true)
             try #require(try await eventually { try await history(lateID).contains { ($0["note"] as? String)?.hasPrefix("overdue since") == true } })

@@ -28,7 +28,7 @@ public struct ConsentEvent: Codable, Sendable, Equatable {
 /// The answer to "may subject S be processed for purpose P?".
 public struct ConsentDecision: Sendable, Equatable, CustomStringConvertible {
     public var allowed: Bool
-    /// `consent_given`, `no_consent`, `consent_withdrawn`, `renewal_needed`, `restricted`,
+    /// `consent_given`, `no_consent`, `consent_withdrawn`, `renewal_needed`, `restricted`, `objected`,
     /// `not_consent_based` (the purpose has another legal basis), `unknown_purpose`.
     public var reason: String
     public var description: String { "\(allowed ? "allowed" : "refused"): \(reason)" }
@@ -38,9 +38,11 @@ public struct ConsentDecision: Sendable, Equatable, CustomStringConvertible {
 /// purpose is the current state. Other domains ask ``mayProcess(_:for:on:)`` before processing
 /// personal data for a purpose that needs consent.
 public enum ConsentLedger {
-    /// Whether `subject` may be processed for `purpose` now: a consent-based purpose needs a
-    /// consent given (latest entry) under the privacy policy's latest material version, and no
-    /// processing restriction left by an erasure; another legal basis needs no consent.
+    /// Whether `subject` may be processed for `purpose` now: never while a processing restriction
+    /// stands (one an erasure left, or an upheld Art. 18 request) or after an upheld objection to
+    /// the purpose (Art. 21); otherwise a consent-based purpose needs a consent given (latest
+    /// entry) under the privacy policy's latest material version, and another legal basis needs
+    /// no consent.
     public static func mayProcess(_ subject: String, for purpose: String, on database: PostgresClient) async throws -> ConsentDecision {
         try await database.withConnection { try await mayProcess(subject, for: purpose, on: $0) }
     }
@@ -52,11 +54,13 @@ public enum ConsentLedger {
                    (SELECT e.granted FROM privacy_consent_events e WHERE e.subject_id = \(subject) AND e.purpose = p.purpose ORDER BY e.id DESC LIMIT 1),
                    (SELECT e.policy_version FROM privacy_consent_events e WHERE e.subject_id = \(subject) AND e.purpose = p.purpose ORDER BY e.id DESC LIMIT 1),
                    (SELECT max(version) FROM privacy_policies WHERE kind = 'privacy' AND material AND published_at IS NOT NULL),
-                   EXISTS (SELECT 1 FROM privacy_restrictions WHERE subject_id = \(subject))
+                   EXISTS (SELECT 1 FROM privacy_restrictions WHERE subject_id = \(subject)),
+                   EXISTS (SELECT 1 FROM privacy_objections o WHERE o.subject_id = \(subject) AND o.purpose = p.purpose)
             FROM privacy_purposes p WHERE p.purpose = \(purpose)
             """)
         guard let row = rows.first else { return ConsentDecision(allowed: false, reason: "unknown_purpose") }
         if try row.decode(Bool.self, at: 4) { return ConsentDecision(allowed: false, reason: "restricted") }
+        if try row.decode(Bool.self, at: 5) { return ConsentDecision(allowed: false, reason: "objected") }
         guard try row.decode(String.self, at: 0) == "consent" else { return ConsentDecision(allowed: true, reason: "not_consent_based") }
         guard let granted = try row.decode(Bool?.self, at: 1) else { return ConsentDecision(allowed: false, reason: "no_consent") }
         guard granted else { return ConsentDecision(allowed: false, reason: "consent_withdrawn") }

@@ -19,6 +19,8 @@ public struct PrivacyRequestView: Codable, Sendable {
     public var verificationMethod: String?
     public var completedAt: Date?
     public var details: String?
+    /// The purposes an objection objects to.
+    public var purposes: [String]?
     /// The details were sealed under the subject's key, which an erasure destroyed.
     public var detailsErased: Bool
     public var result: [String: String]?
@@ -43,8 +45,11 @@ public enum RequestStore {
 
     static let columns = """
         id, subject_id, type, status, received_at, due_at, original_due_at, extended_at, extension_reason, verified_at, \
-        verification_method, completed_at, details_sealed, result::text, due_at < now() AND status NOT IN ('completed', 'rejected')
+        verification_method, completed_at, details_sealed, result::text, due_at < now() AND status NOT IN ('completed', 'rejected'), \
+        purposes
         """
+    /// How many columns ``columns`` selects (a query adding its own reads them from here).
+    static let columnCount = 16
 
     /// Decodes a row of ``columns``; `details` are opened with the subject's key when it exists.
     static func view(_ row: PostgresRow, keys: SubjectKeys?) async throws -> PrivacyRequestView {
@@ -69,7 +74,8 @@ public enum RequestStore {
             receivedAt: try row.decode(Date.self, at: 4), dueAt: try row.decode(Date.self, at: 5), originalDueAt: try row.decode(Date.self, at: 6),
             extendedAt: try row.decode(Date?.self, at: 7), extensionReason: try row.decode(String?.self, at: 8), overdue: try row.decode(Bool.self, at: 14),
             verifiedAt: try row.decode(Date?.self, at: 9), verificationMethod: try row.decode(String?.self, at: 10),
-            completedAt: try row.decode(Date?.self, at: 11), details: details, detailsErased: erased, result: result, history: nil)
+            completedAt: try row.decode(Date?.self, at: 11), details: details, purposes: try row.decode([String]?.self, at: 15),
+            detailsErased: erased, result: result, history: nil)
     }
 
     /// The authenticated context of a request's sealed details.

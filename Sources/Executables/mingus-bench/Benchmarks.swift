@@ -302,6 +302,7 @@ struct Benchmarks: AsyncParsableCommand {
         print("  archived and deleted:       \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(String(format: "%.1f", Double(figures.archiveBytes) / 1_048_576)) MB of gzip JSON lines)")
         print("  insert latency without a sweep: p50 \(String(format: "%.2f", figures.quiet.p50)) ms, p99 \(String(format: "%.2f", figures.quiet.p99)) ms")
         print("  insert latency during the sweep: p50 \(String(format: "%.2f", figures.sweeping.p50)) ms, p99 \(String(format: "%.2f", figures.sweeping.p99)) ms (\(figures.sweeping.inserts) inserts; p99 ratio \(String(format: "%.2f", figures.sweeping.p99 / figures.quiet.p99)))")
+        print("  WAL written during the sweep:   \(String(format: "%.1f", Double(figures.walBytes) / 1_048_576)) MB (\(figures.walBytes / Int64(max(figures.rows, 1))) bytes per row); checkpoints begun: \(figures.checkpoints)")
     }
 
     /// A subject with many payments and records exported (streamed, sealed ZIP) and erased.

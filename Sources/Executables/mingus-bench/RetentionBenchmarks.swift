@@ -15,6 +15,9 @@ enum RetentionBenchmarks {
         var insertRate: Double
         var quiet: (p50: Double, p99: Double)
         var sweeping: (p50: Double, p99: Double, inserts: Int)
+        /// WAL the database wrote from the sweep's start to its end, and the checkpoints that began meanwhile.
+        var walBytes: Int64
+        var checkpoints: Int64
     }
 
     static func run(rows: Int, insertRate: Double) async throws -> Figures {
@@ -42,6 +45,7 @@ enum RetentionBenchmarks {
             defer { Task { await inserter.shutdown() } }
 
             let quiet = try await insertLoad(inserter, rate: insertRate, seconds: 15) { false }
+            let walBefore = try await walPosition(cluster.database)
             let start = Date()
             let answer = try await httpRequest(cluster.base + "/api/financial/retention/cleanup", method: "POST",
                                                headers: ["Authorization": "Bearer \(key)", "Content-Type": "application/json"],
@@ -71,14 +75,24 @@ enum RetentionBenchmarks {
                 SELECT deleted, bytes FROM retention_sweep_results WHERE sweep_id = \(UUID(uuidString: id)!) AND data_type = 'payment'
                 """)[0]
             let deleted = try result.decode(Int64.self, at: 0)
+            let walAfter = try await walPosition(cluster.database)
             try await cluster.stopCleanly()
             return Figures(rows: Int(deleted), rowsPerSecond: Double(deleted) / end.timeIntervalSince(start),
                            archiveBytes: try result.decode(Int64.self, at: 1), insertRate: insertRate,
-                           quiet: (quiet.p50, quiet.p99), sweeping: (sweeping.p50, sweeping.p99, sweeping.count))
+                           quiet: (quiet.p50, quiet.p99), sweeping: (sweeping.p50, sweeping.p99, sweeping.count),
+                           walBytes: walAfter.lsn - walBefore.lsn, checkpoints: walAfter.checkpoints - walBefore.checkpoints)
         } catch {
             _ = try? await cluster.stop()
             throw error
         }
+    }
+
+    /// The WAL insert position in bytes and the checkpoints begun so far.
+    private static func walPosition(_ database: PostgresClient) async throws -> (lsn: Int64, checkpoints: Int64) {
+        let row = try await database.query("""
+            SELECT (pg_current_wal_lsn() - '0/0')::bigint, (checkpoints_timed + checkpoints_req)::bigint FROM pg_stat_bgwriter
+            """)[0]
+        return (try row.decode(Int64.self, at: 0), try row.decode(Int64.self, at: 1))
     }
 
     actor SweepState {

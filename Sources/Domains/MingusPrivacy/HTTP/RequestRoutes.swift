@@ -61,6 +61,9 @@ public struct RequestRoutes: Sendable {
         write.put("requests/:id/status") { request, context in
             try await close(request, id: try context.uuidParameter("id"), caller: try context.caller())
         }
+        write.post("requests/:id/lift") { request, context in
+            try await lift(request, id: try context.uuidParameter("id"), caller: try context.caller())
+        }
         read.get("requests/:id/export") { _, context in try await exportInfo(try context.uuidParameter("id")) }
         read.get("exports/:id") { request, context in
             try await download(try context.uuidParameter("id"), query: request.uri.queryParameters, caller: try context.caller())
@@ -100,9 +103,10 @@ public struct RequestRoutes: Sendable {
     // MARK: - Filing
 
     private func file(_ request: Request, caller: APIKeyIdentity) async throws -> APIResponse<PrivacyRequestView> {
-        let body = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: ["subject_id", "type", "received_at", "details"])
+        let body = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: ["subject_id", "type", "received_at", "details", "purposes"])
         let subject = try PrivacyInput.subject(body)
         let type = try PrivacyInput.oneOf(try body.string("type"), "type", RequestStore.types)
+        let purposes = try objectedPurposes(body, type: type)
         let now = Date()
         let received = try PrivacyInput.date(body, "received_at") ?? now
         guard received <= now.addingTimeInterval(300) else {
@@ -123,9 +127,15 @@ public struct RequestRoutes: Sendable {
             }
         }
         let view = try await database.withTransaction { db -> PrivacyRequestView in
+            if let purposes {
+                let known = try await db.query("SELECT purpose FROM privacy_purposes WHERE purpose = ANY(\(purposes))").map { try $0.decode(String.self, at: 0) }
+                if let unknown = purposes.first(where: { !known.contains($0) }) {
+                    throw APIError.invalidField("purposes", rule: "unknown", "\(unknown) is not a known purpose (GET /api/gdpr/purposes lists them)")
+                }
+            }
             try await db.execute("""
-                INSERT INTO privacy_requests (id, subject_id, type, details_sealed, received_at, due_at, original_due_at, requested_by)
-                VALUES (\(id), \(subject), \(type), \(sealed), \(received), \(due), \(due), \(caller.actor))
+                INSERT INTO privacy_requests (id, subject_id, type, details_sealed, received_at, due_at, original_due_at, requested_by, purposes)
+                VALUES (\(id), \(subject), \(type), \(sealed), \(received), \(due), \(due), \(caller.actor), \(purposes))
                 """)
             try await RequestStore.history(id, actor: caller.actor, status: "received", kind: "received",
                                            note: "due \(APITime.format(due)) (one month, Art. 12(3))", on: db)
@@ -138,6 +148,24 @@ public struct RequestRoutes: Sendable {
         answer.details = sealed == nil ? nil : details
         let path = "/api/gdpr/requests/\(id.uuidString.lowercased())"
         return APIResponse(.created, answer, headers: [.location: path])
+    }
+
+    /// An objection's `purposes` (required, 1–64 distinct purpose names); refused for other types.
+    private func objectedPurposes(_ body: JSONRequestBody, type: String) throws -> [String]? {
+        let purposes = try PrivacyInput.strings(body, "purposes")
+        guard type == "objection" else {
+            guard purposes == nil else {
+                throw APIError.invalidField("purposes", rule: "not_allowed", "purposes is only for an objection")
+            }
+            return nil
+        }
+        guard let purposes, !purposes.isEmpty else {
+            throw APIError.invalidField("purposes", rule: "required", "an objection names the purposes objected to (GET /api/gdpr/purposes lists them)")
+        }
+        guard purposes.count <= 64, Set(purposes).count == purposes.count, purposes.allSatisfy(PrivacyInput.isName) else {
+            throw APIError.invalidField("purposes", rule: "format", "purposes must be 1 to 64 distinct purpose names")
+        }
+        return purposes
     }
 
     private func list(_ query: Parameters) async throws -> APIResponse<RequestList> {
@@ -177,7 +205,7 @@ public struct RequestRoutes: Sendable {
         var last: (Int64, String)?
         for row in rows.prefix(limit) {
             views.append(try await RequestStore.view(row, keys: nil))
-            last = (try row.decode(Int64.self, at: 15), try row.decode(UUID.self, at: 0).uuidString.lowercased())
+            last = (try row.decode(Int64.self, at: RequestStore.columnCount), try row.decode(UUID.self, at: 0).uuidString.lowercased())
         }
         let next = rows.count > limit ? last.map { PageCursor.encode(["\($0.0)", $0.1]) } : nil
         return APIResponse(RequestList(requests: views, nextCursor: next))
@@ -278,8 +306,70 @@ public struct RequestRoutes: Sendable {
                     throw APIError(.conflict, code: "request_state", message: "this request is \(status); only a received or verified request can be rejected")
                 }
             }
-            try await RequestStore.complete(id, status: target, result: ["note": note], actor: caller.actor, note: note, on: db)
+            var result = ["note": note]
+            if target == "completed" {
+                result.merge(try await uphold(id, type: type, actor: caller.actor, on: db)) { _, new in new }
+            }
+            try await RequestStore.complete(id, status: target, result: result, actor: caller.actor, note: note, on: db)
             _ = try await AuditTrail.append(AuditEvent(actor: caller.actor, action: "privacy.request.\(target == "completed" ? "complete" : "reject")",
+                                                       resource: "privacy/requests/\(id.uuidString.lowercased())", outcome: .success,
+                                                       details: ["type": type]), component: "privacy", on: db)
+        }
+        return APIResponse(try await database.withConnection { try await RequestStore.find(id, keys: subjectKeys, on: $0) }!)
+    }
+
+    /// What completing a request does by itself: an objection stops processing for its purposes
+    /// (and withdraws a consent given for them); a restriction restricts all the subject's
+    /// processing until it is lifted. Returns what it did, for the request's result.
+    private func uphold(_ id: UUID, type: String, actor: String, on db: PostgresConnection) async throws -> [String: String] {
+        let row = try await db.query("SELECT subject_id, purposes FROM privacy_requests WHERE id = \(id)")[0]
+        let subject = try row.decode(String.self, at: 0)
+        switch type {
+        case "objection":
+            let purposes = try row.decode([String].self, at: 1)
+            try await db.execute("""
+                INSERT INTO privacy_objections (subject_id, purpose, request_id)
+                SELECT \(subject), purpose, \(id) FROM unnest(\(purposes)::text[]) AS purpose ON CONFLICT (subject_id, purpose) DO NOTHING
+                """)
+            // A consent given for an objected purpose is withdrawn in the ledger, so every reader of
+            // the consent state sees it, not only mayProcess.
+            var withdrawn: [String] = []
+            for state in try await ConsentLedger.current(subject, on: db) where purposes.contains(state.purpose) && state.state == "given" {
+                _ = try await ConsentLedger.record(subject: subject, purpose: state.purpose, granted: false, source: "objection",
+                                                   policyVersion: state.policyVersion ?? 1, occurredAt: Date(), actor: actor, on: db)
+                withdrawn.append(state.purpose)
+            }
+            return ["objected": purposes.joined(separator: ", "), "consents_withdrawn": withdrawn.joined(separator: ", ")]
+        case "restriction":
+            try await db.execute("""
+                INSERT INTO privacy_restrictions (subject_id, data_type, legal_basis, request_id)
+                VALUES (\(subject), 'all', 'Art. 18(1) request', \(id)) ON CONFLICT (subject_id, data_type) DO NOTHING
+                """)
+            return ["restricted": "all processing but storage, until lifted"]
+        default:
+            return [:]
+        }
+    }
+
+    /// Lifts the restriction an upheld restriction request placed (Art. 18(3): the subject is told
+    /// before); a note is required. Audited.
+    private func lift(_ request: Request, id: UUID, caller: APIKeyIdentity) async throws -> APIResponse<PrivacyRequestView> {
+        let body = try await JSONRequestBody.read(request, limit: 4096, allowed: ["note"])
+        let note = try PrivacyInput.text(body, "note", max: 2048)
+        try await database.withTransaction { db in
+            guard let row = try await db.query("SELECT type, status FROM privacy_requests WHERE id = \(id) FOR UPDATE").first else {
+                throw Self.notFound(id)
+            }
+            let type = try row.decode(String.self, at: 0), status = try row.decode(String.self, at: 1)
+            guard type == "restriction", status == "completed" else {
+                throw APIError(.conflict, code: "request_state", message: "only a completed restriction request has a restriction to lift; this is a \(status) \(type) request")
+            }
+            let lifted = try await db.execute("DELETE FROM privacy_restrictions WHERE request_id = \(id) AND data_type = 'all'")
+            guard lifted > 0 else {
+                throw APIError(.conflict, code: "request_state", message: "this request's restriction was lifted already")
+            }
+            try await RequestStore.history(id, actor: caller.actor, status: status, kind: "lifted", note: note, on: db)
+            _ = try await AuditTrail.append(AuditEvent(actor: caller.actor, action: "privacy.restriction.lift",
                                                        resource: "privacy/requests/\(id.uuidString.lowercased())", outcome: .success,
                                                        details: ["type": type]), component: "privacy", on: db)
         }
