@@ -138,6 +138,17 @@ struct PrivacyDataTests {
             #expect(try await ConsentLedger.mayProcess("user-alicia", for: "marketing_email", on: privacy.cluster.database).allowed)
             #expect(try await privacy.cluster.database.query("SELECT count(*) FROM financial_records WHERE user_id = 'user-alicia'")[0]
                 .decode(Int64.self, at: 0) == 2)
+
+            // The worker counts what it completed: two exports (access, portability) and one erasure.
+            let worker = try #require(privacy.cluster.workers.first { $0.executable == "mingus-privacy-worker" })
+            let port = try #require(try await loggedPort(worker, message: "health and metrics server listening"))
+            let metrics = try await httpRequest("http://127.0.0.1:\(port)/metrics").body
+            func value(_ prefix: String) -> Double? {
+                metrics.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { $0.split(separator: " ").last }.flatMap { Double($0) }
+            }
+            #expect(value(#"mingus_privacy_requests_completed_total{type="export"}"#) == 2, "\(metrics)")
+            #expect(value(#"mingus_privacy_requests_completed_total{type="erasure"}"#) == 1, "\(metrics)")
+            #expect(value("mingus_privacy_export_duration_seconds_count") == 2, "\(metrics)")
         }
     }
 

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Crypto
 public import Foundation
 import Logging
@@ -11,6 +12,11 @@ public import MingusSecurity
 /// The privacy worker's handlers: deadline reminders turned into alerts (`alerts.ingest`),
 /// export archives built, erasures carried out. Exports and erasures write through the side
 /// pool in steps of their own and close the request in the job's transaction.
+///
+/// Metrics: `mingus_privacy_requests_completed_total` per request type (exports and erasures),
+/// the histograms `mingus_privacy_export_duration_seconds`, `mingus_privacy_export_bytes` and
+/// `mingus_privacy_erasure_duration_seconds`, and the gauges `mingus_privacy_requests_open` and
+/// `mingus_privacy_requests_overdue`, set by the hourly cleanup.
 public struct PrivacyWorker: Sendable {
     let database: PostgresClient
     let keys: KeyringCache
@@ -18,6 +24,7 @@ public struct PrivacyWorker: Sendable {
     let exporter: Exporter
     /// How long a ready archive may be downloaded.
     let exportLifetime: TimeInterval
+    let metrics = MetricHandles()
 
     public init(database: PostgresClient, keys: KeyringCache, exporter: Exporter = Exporter(), exportLifetime: TimeInterval = 7 * 86_400) {
         self.database = database
@@ -58,6 +65,11 @@ public struct PrivacyWorker: Sendable {
             WHERE c.request_id = e.request_id
               AND (e.status = 'expired' OR (e.status = 'downloaded' AND e.downloaded_at < now() - interval '1 hour'))
             """)
+        let open = try await db.query("""
+            SELECT count(*), count(*) FILTER (WHERE due_at < now()) FROM privacy_requests WHERE status NOT IN ('completed', 'rejected')
+            """)[0]
+        metrics.gauge("mingus_privacy_requests_open").record(try open.decode(Int64.self, at: 0))
+        metrics.gauge("mingus_privacy_requests_overdue").record(try open.decode(Int64.self, at: 1))
         context.logger.info("export archives cleaned up", metadata: ["mingus.expired": "\(expired)", "mingus.chunks_deleted": "\(deleted)"])
     }
 
@@ -133,6 +145,10 @@ public struct PrivacyWorker: Sendable {
         _ = try await AuditTrail.append(AuditEvent(actor: "privacy-worker", action: "privacy.export.ready", resource: "privacy/requests/\(job.requestId.uuidString.lowercased())",
                                                    outcome: .success, details: ["bytes": "\(outcome.bytes)", "sha256": outcome.sha256]),
                                         component: "privacy", on: db)
+        let took = ContinuousClock.now - started
+        metrics.counter("mingus_privacy_requests_completed_total", [("type", "export")]).increment()
+        metrics.histogram("mingus_privacy_export_duration_seconds").record(Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
+        metrics.histogram("mingus_privacy_export_bytes").record(outcome.bytes)
         context.logger.info("export ready", metadata: ["mingus.request": "\(job.requestId)", "mingus.bytes": "\(outcome.bytes)",
                                                         "mingus.duration": "\(ContinuousClock.now - started)"])
     }
@@ -143,7 +159,11 @@ public struct PrivacyWorker: Sendable {
             context.logger.info("erasure already done", metadata: ["mingus.request": "\(job.requestId)"])
             return
         }
+        let started = ContinuousClock.now
         let steps = try await Eraser(database: database, subjectKeys: subjectKeys).erase(job.requestId, subject: subject, actor: "privacy-worker")
+        let took = ContinuousClock.now - started
+        metrics.counter("mingus_privacy_requests_completed_total", [("type", "erasure")]).increment()
+        metrics.histogram("mingus_privacy_erasure_duration_seconds").record(Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
         var result: [String: String] = [:]
         for step in steps { result[step.dataType] = step.summary }
         try await RequestStore.complete(job.requestId, status: "completed", result: result, actor: "privacy-worker",
