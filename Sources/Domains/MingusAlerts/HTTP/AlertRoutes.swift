@@ -236,10 +236,6 @@ public struct AlertRoutes: Sendable {
     }
 
     private func limitParameter(_ query: Parameters) throws -> Int {
-        guard let text = query.get("limit") else { return 50 }
-        guard let number = Int(text), (1...200).contains(number) else {
-            throw APIError.invalidParameter("limit", rule: "range", "limit must be 1-200")
-        }
-        return number
+        try PageCursor.limit(query, default: 50, max: 200)
     }
 }

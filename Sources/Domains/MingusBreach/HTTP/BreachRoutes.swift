@@ -328,13 +328,7 @@ public struct BreachRoutes: Sendable {
     // MARK: - List
 
     private func list(_ query: Parameters) async throws -> APIResponse<BreachList> {
-        var filter = BreachStore.Filter(limit: 50)
-        if let text = query.get("limit") {
-            guard let number = Int(text), (1...200).contains(number) else {
-                throw APIError.invalidParameter("limit", rule: "range", "limit must be 1-200")
-            }
-            filter.limit = number
-        }
+        var filter = BreachStore.Filter(limit: try PageCursor.limit(query, default: 50, max: 200))
         if let status = query.get("status") {
             guard BreachStatus(rawValue: status) != nil else {
                 throw APIError.invalidParameter("status", rule: "enum", "status is not a breach status")

@@ -94,13 +94,7 @@ public struct RecordRoutes: Sendable {
         guard Self.validUserID(user) else {
             throw APIError.invalidParameter("user_id", rule: "format", "user_id has a character or length not allowed")
         }
-        var limit = 100
-        if let text = query.get("limit") {
-            guard let number = Int(text), (1...500).contains(number) else {
-                throw APIError.invalidParameter("limit", rule: "range", "limit must be 1-500")
-            }
-            limit = number
-        }
+        let limit = try PageCursor.limit(query, default: 100, max: 500)
         var after: (micros: Int64, id: String)?
         if let cursor = query.get("cursor") {
             let fields = try PageCursor.decode(cursor, fields: 2)
