@@ -161,5 +161,19 @@ struct GatewayAuthTests {
         let revoked = try WorkerProcess("mingusctl", arguments: ["apikey", "revoke", name], environment: [:])
         #expect(try await revoked.wait(timeout: .seconds(60)) == 0)
         #expect(revoked.output.contains("revoked 1 key(s)"))
+
+        // Both changes are in the audit trail, naming the operator (user and host) and what changed.
+        let audit = PostgresClient(configuration: PostgresConfiguration(url: TestEnvironment.databaseURL, poolSize: 1))
+        let events = try await audit.query("""
+            SELECT action, actor, resource, details->>'roles' FROM audit_events
+            WHERE (action = 'apikey.create' AND details->>'name' = \(name)) OR (action = 'apikey.revoke' AND resource = \("apikeys/" + name))
+            ORDER BY seq
+            """).map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String.self, at: 2), try $0.decode(String?.self, at: 3)) }
+        await audit.shutdown()
+        #expect(events.map(\.0) == ["apikey.create", "apikey.revoke"], "\(events)")
+        #expect(events.allSatisfy { $0.1.hasPrefix("operator:") && $0.1.contains("@") }, "\(events)")
+        #expect(events.first?.3 == "audit:read")
+        let id = try #require(created.output.split(separator: "\n").first?.split(separator: " ").dropFirst(3).first.map(String.init))
+        #expect(events.first?.2 == "apikeys/\(id)", "\(events) \(created.output)")
     }
 }

@@ -28,7 +28,10 @@ extension Mingusctl {
             func run() async throws {
                 let roles = Set(role.map(Role.init(rawValue:)))
                 let (identity, key) = try await connection.withDatabase { db, _ in
-                    try await APIKeyStore(database: db).create(name: name, roles: roles)
+                    let created = try await APIKeyStore(database: db).create(name: name, roles: roles)
+                    try await OperatorAudit.record("apikey.create", resource: "apikeys/\(created.0.id)",
+                                                   details: ["name": name, "roles": roles.map(\.rawValue).sorted().joined(separator: ",")], on: db)
+                    return created
                 }
                 print("created API key \(identity.id) for \(identity.name) with \(roles.map(\.rawValue).sorted().joined(separator: ", "))")
                 print(key)
@@ -56,7 +59,13 @@ extension Mingusctl {
             @Argument(help: "The key's id or name.") var key: String
 
             func run() async throws {
-                let count = try await connection.withDatabase { db, _ in try await APIKeyStore(database: db).revoke(key) }
+                let count = try await connection.withDatabase { db, _ in
+                    let count = try await APIKeyStore(database: db).revoke(key)
+                    if count > 0 {
+                        try await OperatorAudit.record("apikey.revoke", resource: "apikeys/\(key)", details: ["keys": "\(count)"], on: db)
+                    }
+                    return count
+                }
                 guard count > 0 else { throw ValidationError("no active key with id or name '\(key)'") }
                 print("revoked \(count) key(s)")
             }

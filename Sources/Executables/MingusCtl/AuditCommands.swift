@@ -55,7 +55,12 @@ extension Mingusctl {
 
             func run() async throws {
                 let signer = try AuditSigner(contentsOf: key.url)
-                let (id, streams) = try await connection.withDatabase { db, _ in try await signer.checkpoint(db) }
+                let (id, streams) = try await connection.withDatabase { db, _ in
+                    let signed = try await signer.checkpoint(db)
+                    try await OperatorAudit.record("audit.checkpoint", resource: "audit/checkpoints/\(signed.0)",
+                                                   details: ["streams": "\(signed.1)", "key": AuditSigner.keyID(signer.publicKey)], on: db)
+                    return signed
+                }
                 print("checkpoint \(id) signs \(streams) stream heads with key \(AuditSigner.keyID(signer.publicKey))")
             }
         }

@@ -132,6 +132,10 @@ extension Mingusctl {
                     }
                     return replayed
                 }
+                try await connection.withDatabase { db, _ in
+                    try await OperatorAudit.record("dlq.replay", resource: "queues/\(deadLetterQueue(queue))",
+                                                   details: ["jobs": "\(replayed)", "ids": all ? "all" : ids.joined(separator: ",")], on: db)
+                }
                 print("replayed \(replayed) job(s)")
             }
         }
@@ -144,6 +148,9 @@ extension Mingusctl {
             func run() async throws {
                 let queue = deadLetterQueue(queue)
                 let count = try await connection.withBroker { try await $0.purgeQueue(queue) }
+                try await connection.withDatabase { db, _ in
+                    try await OperatorAudit.record("dlq.purge", resource: "queues/\(queue)", details: ["jobs": "\(count)"], on: db)
+                }
                 print("purged \(count) job(s) from \(queue)")
             }
         }

@@ -24,17 +24,25 @@ extension Mingusctl {
                 let configuration = try connection.configuration()
                 let url = URL(fileURLWithPath: configuration.financialKeyPath)
                 let kek: KeyEncryptingKey
+                let createdKEK: Bool
                 if FileManager.default.fileExists(atPath: url.path) {
                     kek = try KeyEncryptingKey(contentsOf: url)
+                    createdKEK = false
                     print("key-encrypting key \(kek.id) already at \(url.path)")
                 } else {
                     kek = try KeyEncryptingKey.create(at: url)
+                    createdKEK = true
                     print("created key-encrypting key \(kek.id) at \(url.path) (mode 0600); back it up: without it no data key opens")
                 }
                 try await connection.withDatabase { db, _ in
+                    if createdKEK {
+                        try await OperatorAudit.record("keys.kek.create", resource: "keys/kek/\(kek.id)", details: ["path": url.path], on: db)
+                    }
                     let keyring = try await Keyring.load(kek: kek, database: db)
                     for purpose in declaredPurposes where keyring.versions(purpose).isEmpty {
                         let version = try await Keyring.rotate(purpose, kek: kek, database: db)
+                        try await OperatorAudit.record("keys.datakey.create", resource: "keys/\(purpose.rawValue)/v\(version)",
+                                                       details: ["kek": kek.id], on: db)
                         print("created data key \(purpose.rawValue) v\(version)")
                     }
                 }
@@ -48,7 +56,7 @@ extension Mingusctl {
             @OptionGroup var connection: ConnectionOptions
             @Option(help: "The subject (user id).") var subject: String
             @Option(help: "Why, for the audit trail (e.g. the erasure request).") var reason: String
-            @Option(help: "Who asks, for the audit trail.") var actor: String = ProcessInfo.processInfo.environment["USER"].map { "operator:\($0)" } ?? "operator"
+            @Option(help: "Who asks, for the audit trail (default: operator:USER@HOST).") var actor: String = OperatorAudit.actor
 
             func run() async throws {
                 guard !reason.trimmingCharacters(in: .whitespaces).isEmpty else { throw ValidationError("--reason must not be blank") }
@@ -83,6 +91,8 @@ extension Mingusctl {
                 try await connection.withDatabase { db, _ in
                     for purpose in purposes {
                         let version = try await Keyring.rotate(purpose, kek: kek, database: db)
+                        try await OperatorAudit.record("keys.datakey.rotate", resource: "keys/\(purpose.rawValue)/v\(version)",
+                                                       details: ["kek": kek.id], on: db)
                         print("data key \(purpose.rawValue) is now at v\(version)")
                     }
                 }
@@ -113,6 +123,9 @@ extension Mingusctl {
                     try await broker.declare(declaredTopology)
                     try await broker.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: RewrapJob.type,
                                              mandatory: true)
+                }
+                try await connection.withDatabase { db, _ in
+                    try await OperatorAudit.record("keys.rewrap.request", resource: "keys/\(purpose)", details: ["job": id, "batch_size": "\(batchSize)"], on: db)
                 }
                 print("published \(RewrapJob.type) \(id) for \(purpose)")
             }

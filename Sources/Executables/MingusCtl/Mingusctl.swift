@@ -93,6 +93,10 @@ extension Mingusctl {
                     }
                 } else {
                     let applied = try await migrator.apply()
+                    if !applied.isEmpty {
+                        try await OperatorAudit.record("schema.migrate", resource: "schema",
+                                                       details: ["applied": applied.map { "\($0.version) \($0.name)" }.joined(separator: ", ")], on: client)
+                    }
                     for migration in applied {
                         print("applied \(padded(migration.version)) \(migration.name) (\(migration.duration.formatted(.units(allowed: [.milliseconds]))))")
                     }
