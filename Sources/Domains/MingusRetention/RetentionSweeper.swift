@@ -21,14 +21,32 @@ public struct RetentionSweeper: Sendable {
     public let archive: any ArchiveStore
     public let signer: AuditSigner
     public let batchSize: Int
+    /// Rows per second a sweep claims at most, per data type (nil: as fast as it can), so that
+    /// writers to the same tables keep their latency while it runs.
+    public let maxRowsPerSecond: Int?
     public let logger: Logger
 
-    public init(database: PostgresClient, archive: any ArchiveStore, signer: AuditSigner, batchSize: Int = 5000, logger: Logger) {
+    public init(database: PostgresClient, archive: any ArchiveStore, signer: AuditSigner, batchSize: Int = 5000, maxRowsPerSecond: Int? = nil,
+                logger: Logger) {
         self.database = database
         self.archive = archive
         self.signer = signer
         self.batchSize = batchSize
+        self.maxRowsPerSecond = maxRowsPerSecond
         self.logger = logger
+    }
+
+    /// Spaces claims so that rows go at `maxRowsPerSecond` at most, counted from the data type's start.
+    struct Pace {
+        let limit: Int?
+        let start = ContinuousClock.now
+        var rows = 0
+
+        mutating func wait(after claimed: Int) async throws {
+            rows += claimed
+            guard let limit else { return }
+            try await Task.sleep(until: start + .seconds(Double(rows) / Double(limit)), clock: .continuous)
+        }
     }
 
     /// What a sweep did for one data type.
@@ -168,9 +186,11 @@ public struct RetentionSweeper: Sendable {
         // while this process compresses and syncs the other.
         var cursor: String?
         var inFlight: Task<Counts, any Error>?
+        var pace = Pace(limit: maxRowsPerSecond)
         do {
             while true {
                 if let batch = try await claim(target, sweep: id, after: cursor) {
+                    try await pace.wait(after: batch.rows)
                     if let previous = inFlight {
                         counts.add(try await previous.value)
                         try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
@@ -313,6 +333,7 @@ public struct RetentionSweeper: Sendable {
                             started: ContinuousClock.Instant, before: Int64) async throws {
         let due = Self.dueCondition(target)
         let batchSize = self.batchSize
+        var pace = Pace(limit: maxRowsPerSecond)
         while true {
             let deleted = try await database.withTransaction { db in
                 let rows = "FROM \(target.table) t WHERE \(due) AND \(target.notHeld) AND \(target.ready ?? "true")"
@@ -333,6 +354,7 @@ public struct RetentionSweeper: Sendable {
             counts.deleted += Int64(deleted)
             try await record(counts, sweep: id, target: target, started: started, before: before, finished: false)
             if deleted < batchSize { return }
+            try await pace.wait(after: deleted)
         }
     }
 

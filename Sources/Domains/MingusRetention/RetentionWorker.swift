@@ -124,6 +124,10 @@ extension WorkerDefinition {
         guard (1...100_000).contains(batch) else {
             throw ConfigurationError(variable: "MINGUS_RETENTION_BATCH_SIZE", message: "must be a whole number 1-100000")
         }
+        let rate = Int(value("MINGUS_RETENTION_MAX_ROWS_PER_SECOND") ?? "0") ?? -1
+        guard rate >= 0 else {
+            throw ConfigurationError(variable: "MINGUS_RETENTION_MAX_ROWS_PER_SECOND", message: "must be a whole number (0: no limit)")
+        }
         let cron = value("MINGUS_RETENTION_SCHEDULE") ?? "0 3 * * *"
         if cron != "off" {
             guard (try? CronSchedule(cron)) != nil else {
@@ -134,7 +138,7 @@ extension WorkerDefinition {
             }
         }
         let sweeper = RetentionSweeper(database: setup.sideDatabase, archive: try DirectoryArchiveStore(directory: directory), signer: signer,
-                                       batchSize: batch, logger: setup.logger)
+                                       batchSize: batch, maxRowsPerSecond: rate == 0 ? nil : rate, logger: setup.logger)
         return WorkerParts(registry: try RetentionWorker(sweeper: sweeper).registry(schema: setup.schema))
     }
 }
