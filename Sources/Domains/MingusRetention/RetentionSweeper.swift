@@ -235,6 +235,8 @@ public struct RetentionSweeper: Sendable {
         return try await database.withTransaction { db in
             // One claimer per data type at a time: each sees the batches committed before it. Rows
             // are not locked: the deletion checks again that each is due and unheld.
+            // The batch's lines are read three times from the claimed set: kept in memory, not in temporary files.
+            try await db.execute("SET LOCAL work_mem = '64MB'")
             try await db.execute("SELECT pg_advisory_xact_lock(hashtext(\("mingus.retention." + target.dataType)))")
             let row = try await db.query("""
                 WITH picked AS MATERIALIZED (
