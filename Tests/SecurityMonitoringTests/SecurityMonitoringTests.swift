@@ -129,9 +129,11 @@ struct SecurityMonitoringTests {
             #expect(try await security.count("SELECT count(*) FROM alerts WHERE dedup_key LIKE 'do:%'") == 1)
             #expect(try await security.count("SELECT count(*) FROM do_samples WHERE droplet_id = 101 AND metric = 1 AND value > 90") >= 2)
             // A second poll with the CPU still high adds nothing.
-            let polled = try await security.count("SELECT count(*) FROM mingus_inbox")
+            let polls = "SELECT count(*) FROM mingus_inbox WHERE message_id LIKE 'schedule/security.poll/%'"
+            let polled = try await security.count(polls)
             try await pollNow()
-            try await security.waitFor("SELECT count(*) > \(polled) FROM mingus_inbox WHERE message_id LIKE 'schedule/security.poll/%'", 1)
+            try await security.waitFor("SELECT (count(*) > \(polled))::int::int8 FROM mingus_inbox WHERE message_id LIKE 'schedule/security.poll/%'")
+            #expect(try await security.count("SELECT count(*) FROM alerts WHERE dedup_key LIKE 'do:%'") == 1)
             // The CPU falls: the alert resolves.
             try await standIn.control(["cpu": ["101": 12, "102": 20, "103": 30]])
             try await pollNow()

@@ -233,7 +233,7 @@ public struct DropletMonitor: Sendable {
             case .notReporting:
                 let silent = try await db.query("""
                     SELECT id, last_sample_at FROM do_droplets
-                    WHERE status = 'active' AND (last_sample_at IS NULL OR last_sample_at < \(now) - make_interval(secs => \(rule.duration.inSeconds)::float8))
+                    WHERE status = 'active' AND (last_sample_at IS NULL OR last_sample_at < \(now)::timestamptz - make_interval(secs => \(rule.duration.inSeconds)::float8))
                     """)
                 for row in silent {
                     let id = try row.decode(Int64.self, at: 0)
@@ -246,11 +246,11 @@ public struct DropletMonitor: Sendable {
                 // With a duration: every sample within it; without: the newest sample of the last 10 minutes.
                 let rows = seconds > 0 ? try await db.query("""
                     SELECT droplet_id, bool_and(value > \(threshold)::float8), min(at), max(value)::float8 FROM do_samples
-                    WHERE metric = \(metric.rawValue)::smallint AND at >= \(now) - make_interval(secs => \(seconds)::float8)
+                    WHERE metric = \(metric.rawValue)::smallint AND at >= \(now)::timestamptz - make_interval(secs => \(seconds)::float8)
                     GROUP BY droplet_id
                     """) : try await db.query("""
                     SELECT DISTINCT ON (droplet_id) droplet_id, value > \(threshold)::float8, at, value::float8 FROM do_samples
-                    WHERE metric = \(metric.rawValue)::smallint AND at >= \(now) - interval '10 minutes'
+                    WHERE metric = \(metric.rawValue)::smallint AND at >= \(now)::timestamptz - interval '10 minutes'
                     ORDER BY droplet_id, at DESC
                     """)
                 for row in rows {
