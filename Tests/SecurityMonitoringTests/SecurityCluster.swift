@@ -78,34 +78,3 @@ struct SecurityCluster {
     }
 }
 
-/// The DigitalOcean stand-in (`Tests/Fixtures/digitalocean_standin.py`), started for one test.
-struct DigitalOceanStandIn {
-    let process: WorkerProcess
-    let base: String
-    static let token = "do-test-token-" + UUID().uuidString.lowercased()
-
-    static func start() async throws -> DigitalOceanStandIn {
-        let process = try WorkerProcess("python", arguments: [TestEnvironment.fixturesDirectory.appendingPathComponent("digitalocean_standin.py").path],
-                                        environment: ["DO_TOKEN": token], bin: TestEnvironment.pythonBin)
-        guard let port = try await listeningPort(process) else {
-            throw WorkerProcessError(message: "the DigitalOcean stand-in did not start: \(process.output)")
-        }
-        return DigitalOceanStandIn(process: process, base: "http://127.0.0.1:\(port)")
-    }
-
-    func control(_ settings: [String: Any]) async throws {
-        let answer = try await httpRequest(base + "/_control", method: "POST", headers: ["Content-Type": "application/json"],
-                                           body: try JSONSerialization.data(withJSONObject: settings))
-        try #require(answer.status == 200, "\(answer.body)")
-    }
-
-    func violations() async throws -> [String] {
-        let answer = try await httpRequest(base + "/_violations")
-        return try JSONSerialization.jsonObject(with: Data(answer.body.utf8)) as? [String] ?? ["unreadable: \(answer.body)"]
-    }
-
-    func stop() async throws {
-        process.signal(SIGTERM)
-        _ = try await process.wait(timeout: .seconds(10))
-    }
-}

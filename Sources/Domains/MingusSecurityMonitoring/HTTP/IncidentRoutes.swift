@@ -189,15 +189,19 @@ public struct IncidentRoutes: Sendable {
             throw APIError.invalidField("severity", rule: "enum", "severity must be one of low, medium, high, critical")
         }
         let kind = try body.optionalString("kind") ?? "manual"
-        guard kind.range(of: "^[a-z][a-z0-9_.]{1,63}$", options: .regularExpression) != nil else {
+        if let address = try body.optionalString("source_address"), address.count > 64 {
+            throw APIError.invalidField("source_address", rule: "length", "source_address must have at most 64 characters")
+        }
+        guard (2...64).contains(kind.unicodeScalars.count), let first = kind.unicodeScalars.first, ("a"..."z").contains(first),
+              kind.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "." }) else {
             throw APIError.invalidField("kind", rule: "format", "kind must be lower-case letters, digits, _ and . (2-64)")
         }
         let address = try body.optionalString("source_address")
         if let address, !IncidentEngine.isAddress(address) {
             throw APIError.invalidField("source_address", rule: "format", "source_address must be an IPv4 or IPv6 address")
         }
-        let service = try body.text("service", max: 256)
-        let apiKey = try body.text("api_key", max: 256)
+        let service = try body.text("service", max: 256, blank: true)
+        let apiKey = try body.text("api_key", max: 256, blank: true)
         let id = UUID()
         let text = id.uuidString.lowercased()
         let job = SecurityDetectionJob(
@@ -239,7 +243,7 @@ public struct IncidentRoutes: Sendable {
         guard let status = IncidentStatus(rawValue: statusText) else {
             throw APIError.invalidField("status", rule: "enum", "status must be one of \(IncidentStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        let note = try body.text("note", max: 4096)
+        let note = try body.text("note", max: 4096, blank: true)
         let outcome: Result<Void, APIError>? = try await database.withTransaction { db in
             guard let row = try await db.query("SELECT status FROM security_incidents WHERE id = \(id) FOR UPDATE").first else { return nil }
             let current = IncidentStatus(rawValue: try row.decode(String.self, at: 0)) ?? .open
@@ -273,7 +277,7 @@ public struct IncidentRoutes: Sendable {
         guard ["approve", "reject", "done"].contains(decision) else {
             throw APIError.invalidField("decision", rule: "enum", "decision must be one of approve, reject, done")
         }
-        let note = try body.text("note", max: 4096)
+        let note = try body.text("note", max: 4096, blank: true)
         let outcome: Result<Void, APIError>? = try await database.withTransaction { db in
             guard try await !db.query("SELECT 1 FROM security_incidents WHERE id = \(id) FOR UPDATE").isEmpty else { return nil }
             guard let row = try await db.query("""
