@@ -134,8 +134,8 @@ struct SecurityMonitoringTests {
             try await pollNow()
             try await security.waitFor("SELECT (count(*) > \(polled))::int::int8 FROM mingus_inbox WHERE message_id LIKE 'schedule/security.poll/%'")
             #expect(try await security.count("SELECT count(*) FROM alerts WHERE dedup_key LIKE 'do:%'") == 1)
-            // The CPU falls: the alert resolves.
-            try await standIn.control(["cpu": ["101": 12, "102": 20, "103": 30]])
+            // The CPU falls: the alert resolves, though the API first answers 429 twice (Retry-After: 1).
+            try await standIn.control(["cpu": ["101": 12, "102": 20, "103": 30], "throttle": 2])
             try await pollNow()
             try await security.waitFor("SELECT count(*) FROM alerts WHERE dedup_key = 'do:cpu_high:101' AND status = 'resolved'")
             #expect(try await security.count("SELECT count(*) FROM alerts WHERE dedup_key LIKE 'do:%'") == 1)
