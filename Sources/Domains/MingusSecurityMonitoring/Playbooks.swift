@@ -84,13 +84,7 @@ public struct Playbooks: Sendable {
 
     /// Reads and checks the file at `path`.
     public static func load(path: String) throws(ConfigurationFileError) -> Playbooks {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationFileError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        return try Playbooks(yaml: text, file: path)
+        return try Playbooks(yaml: try ConfigurationReader.contents(of: path), file: path)
     }
 
     static let stepFields: Set<String> = ["name", "action", "approval", "duration", "purposes", "receiver", "data_categories",
@@ -99,12 +93,7 @@ public struct Playbooks: Sendable {
     /// Reads and checks a playbooks document; `file` names it in errors.
     public init(yaml: String, file: String = "security-playbooks.yaml") throws(ConfigurationFileError) {
         let reader = ConfigurationReader(file: file)
-        let document: YAMLNode
-        do {
-            document = try YAML.parse(yaml, file: file)
-        } catch {
-            throw ConfigurationFileError(file: file, line: error.line, path: "", message: error.message)
-        }
+        let document = try reader.document(yaml)
         let top = try reader.mapping(document, "", allowed: ["targets", "playbooks"])
         var targets = Self.defaultTargets
         if let entry = top["targets"] {

@@ -80,24 +80,13 @@ public struct DropletRules: Sendable {
 
     /// Reads and checks the file at `path`.
     public static func load(path: String) throws(ConfigurationFileError) -> DropletRules {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationFileError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        return try DropletRules(yaml: text, file: path)
+        return try DropletRules(yaml: try ConfigurationReader.contents(of: path), file: path)
     }
 
     /// Reads and checks a rules document; `file` names it in errors.
     public init(yaml: String, file: String = "droplet-rules.yaml") throws(ConfigurationFileError) {
         let reader = ConfigurationReader(file: file)
-        let document: YAMLNode
-        do {
-            document = try YAML.parse(yaml, file: file)
-        } catch {
-            throw ConfigurationFileError(file: file, line: error.line, path: "", message: error.message)
-        }
+        let document = try reader.document(yaml)
         let top = try reader.mapping(document, "", allowed: ["poll", "rules"])
         tag = nil
         lookback = .seconds(300)
