@@ -32,7 +32,7 @@ enum SecurityBenchmarks {
         try "route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n".write(to: alerting, atomically: true, encoding: .utf8)
         let cluster = try await Cluster.start(environment: [
             "MINGUS_ALERTING_CONFIG": alerting.path, "DIGITALOCEAN_TOKEN": DigitalOceanStandIn.token, "MINGUS_DO_API_URL": standIn.base,
-            "MINGUS_DO_POLL_SCHEDULE": "0 0 1 1 *", "MINGUS_LOG_LEVEL": "warning",
+            "MINGUS_DO_POLL_SCHEDULE": "0 0 1 1 *",
         ], privateBroker: true)
         do {
             try cluster.startWorker("mingus-logs-worker")
