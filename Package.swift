@@ -229,6 +229,7 @@ let package = Package(
             name: "MingusLogs",
             dependencies: [
                 "MingusLogMining",
+                "MingusSecurityMonitoring",
                 "MingusCore",
                 "MingusPostgres",
                 "MingusRuntime",
@@ -240,6 +241,25 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
+            name: "MingusSecurityMonitoring",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                "MingusAlerts",
+                "MingusBreach",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         .target(
@@ -255,6 +275,7 @@ let package = Package(
                 "MingusRetention",
                 "MingusLogs",
                 "MingusPrivacy",
+                "MingusSecurityMonitoring",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -289,6 +310,7 @@ let package = Package(
         .executableTarget(name: "mingus-retention-worker", dependencies: ["MingusRetention", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-logs-worker", dependencies: ["MingusLogs", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-privacy-worker", dependencies: ["MingusPrivacy", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-security-worker", dependencies: ["MingusSecurityMonitoring", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -308,6 +330,7 @@ let package = Package(
                 "MingusLogMining",
                 "MingusLogs",
                 "MingusPrivacy",
+                "MingusSecurityMonitoring",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -344,6 +367,11 @@ let package = Package(
             name: "PrivacyTests",
             dependencies: ["MingusPrivacy", "MingusBreach", "MingusPayments", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres",
                            "MingusCore", "MingusAMQP", "TestSupport", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(
+            name: "SecurityMonitoringTests",
+            dependencies: ["MingusSecurityMonitoring", "MingusLogs", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres",
+                           "MingusCore", "TestSupport"]
         ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),
@@ -388,9 +416,9 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining", "MingusPrivacy"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining", "MingusPrivacy", "MingusSecurityMonitoring"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
-                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-logs-worker", "mingus-privacy-worker", "mingus-test-worker", "mingus-bench"],
+                    "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-logs-worker", "mingus-privacy-worker", "mingus-security-worker", "mingus-test-worker", "mingus-bench"],
 ]
 for (tier, names) in tiers {
     for target in package.targets where names.contains(target.name) {

@@ -5,7 +5,7 @@
 set -uo pipefail
 bin="${1:?usage: run-cluster.sh BIN_DIR}"
 processes=(mingus-gateway mingus-payments-worker mingus-breach-worker mingus-alerts-worker
-  mingus-retention-worker mingus-logs-worker mingus-privacy-worker)
+  mingus-retention-worker mingus-logs-worker mingus-privacy-worker mingus-security-worker)
 
 # Merchant webhooks are signed with a Standard Webhooks secret; a local one is made on first run.
 if [ -z "${MINGUS_WEBHOOK_SECRET:-}" ]; then

@@ -11,24 +11,13 @@ public struct AlertingConfiguration: Sendable {
 
     /// Reads and checks the file at `path`.
     public static func load(path: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigurationFileError) -> AlertingConfiguration {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationFileError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        return try AlertingConfiguration(yaml: text, file: path, environment: environment)
+        return try AlertingConfiguration(yaml: try ConfigurationReader.contents(of: path), file: path, environment: environment)
     }
 
     /// Reads and checks a configuration; `file` names it in errors.
     public init(yaml: String, file: String = "alerting.yaml", environment: [String: String] = [:]) throws(ConfigurationFileError) {
         let reader = ConfigurationReader(file: file, environment: environment)
-        let document: YAMLNode
-        do {
-            document = try YAML.parse(yaml, file: file)
-        } catch {
-            throw ConfigurationFileError(file: file, line: error.line, path: "", message: error.message)
-        }
+        let document = try reader.document(yaml)
         let top = try reader.mapping(document, "", allowed: ["route", "receivers", "inhibit_rules"])
         var receivers: [String: AlertReceiver] = [:]
         guard let receiverList = top["receivers"] else { throw reader.error(document, "", "receivers is required") }

@@ -59,24 +59,13 @@ public struct LogRules: Sendable {
 
     /// Reads and checks the file at `path`.
     public static func load(path: String) throws(ConfigurationFileError) -> LogRules {
-        let text: String
-        do {
-            text = try String(contentsOfFile: path, encoding: .utf8)
-        } catch {
-            throw ConfigurationFileError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
-        }
-        return try LogRules(yaml: text, file: path)
+        return try LogRules(yaml: try ConfigurationReader.contents(of: path), file: path)
     }
 
     /// Reads and checks a rules document; `file` names it in errors.
     public init(yaml: String, file: String = "log-rules.yaml") throws(ConfigurationFileError) {
         let reader = ConfigurationReader(file: file)
-        let document: YAMLNode
-        do {
-            document = try YAML.parse(yaml, file: file)
-        } catch {
-            throw ConfigurationFileError(file: file, line: error.line, path: "", message: error.message)
-        }
+        let document = try reader.document(yaml)
         let top = try reader.mapping(document, "", allowed: ["rules"])
         guard let list = top["rules"] else { throw reader.error(document, "", "rules is required") }
         var rules: [LogRule] = []

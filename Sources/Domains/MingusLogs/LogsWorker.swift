@@ -2,6 +2,7 @@ import Foundation
 import CoreMetrics
 import Logging
 import MingusAlerts
+import MingusSecurityMonitoring
 import MingusCore
 import MingusLogMining
 public import MingusPostgres
@@ -682,6 +683,15 @@ public final class LogsWorker: Sendable {
                 status: .firing, severity: finding.severity, title: titles[finding.kind] ?? "Log anomaly",
                 description: finding.summary, labels: labels, source: "logs-worker", dedupKey: dedup, receivedAt: Date()),
                 id: anomaly.uuidString.lowercased())
+            // Security findings are detections for the security worker's incidents too.
+            if finding.kind == "security_rule" || finding.kind == "card_number" {
+                let address = finding.source.flatMap { IncidentEngine.isAddress($0) ? $0 : nil }
+                try await context.emit(type: SecurityDetectionJob.type, SecurityDetectionJob(
+                    kind: finding.kind, rule: finding.rule, severity: IncidentSeverity(rawValue: finding.severity.rawValue) ?? .low,
+                    dedupKey: dedup, title: titles[finding.kind] ?? "Log anomaly", summary: finding.summary, service: finding.service,
+                    sourceAddress: address, detectedAt: Date(timeIntervalSince1970: TimeInterval(finding.minute * 60)), reportedBy: "logs-worker"),
+                    id: "logs/\(anomaly.uuidString.lowercased())")
+            }
         }
     }
 

@@ -73,16 +73,6 @@ public struct PrivacyWorker: Sendable {
         context.logger.info("export archives cleaned up", metadata: ["mingus.expired": "\(expired)", "mingus.chunks_deleted": "\(deleted)"])
     }
 
-    /// A UUID that is the same for the same text (SHA-256, version 8 bits set): a reminder run
-    /// again emits the same alert id.
-    static func derivedUUID(_ text: String) -> UUID {
-        var bytes = Array(SHA256.hash(data: Data(text.utf8)).prefix(16))
-        bytes[6] = (bytes[6] & 0x0F) | 0x80
-        bytes[8] = (bytes[8] & 0x3F) | 0x80
-        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
-    }
-
     func remind(_ job: PrivacyReminderJob, _ context: JobContext) async throws {
         let db = context.database
         guard let row = try await db.query("""
@@ -103,7 +93,7 @@ public struct PrivacyWorker: Sendable {
             description: "The \(type) request \(rid) is \(status) and due by \(JobEnvelope.formatTime(due)) (GDPR Art. 12(3)).",
             labels: ["request_id": rid, "request_type": type, "component": "privacy"], source: "privacy-worker",
             dedupKey: job.messageID, receivedAt: Date())
-        try await context.emit(type: AlertJob.type, alert, id: Self.derivedUUID(job.messageID).uuidString.lowercased())
+        try await context.emit(type: AlertJob.type, alert, id: UUID.derived(job.messageID).uuidString.lowercased())
         try await RequestStore.history(job.requestId, actor: "privacy-worker", status: status, kind: "reminder",
                                        note: overdue ? "overdue since \(JobEnvelope.formatTime(due)); alert sent (\(severity.rawValue))"
                                                      : "due by \(JobEnvelope.formatTime(due)), within \(lead); alert sent (\(severity.rawValue))", on: db)

@@ -30,7 +30,7 @@ public struct RetentionTarget: Sendable {
     public var actions: [RetentionAction] = [.archiveThenDelete, .delete]
 
     /// Every data type a sweep covers, in sweep order.
-    public static let all: [RetentionTarget] = [payment] + recordTypes.map(record) + [cardToken, alert, alertDelivery, idempotencyKey, logLine, auditEvent]
+    public static let all: [RetentionTarget] = [payment] + recordTypes.map(record) + [cardToken, alert, alertDelivery, idempotencyKey, logLine, dropletSample, auditEvent]
 
     /// Decided card payments past their retention date (pending ones are never due).
     public static let payment = RetentionTarget(
@@ -90,6 +90,12 @@ public struct RetentionTarget: Sendable {
         dataType: "log_line", table: "log_lines", key: "ctid", keyType: "tid",
         due: "t.at < date_trunc('day', now() - $policy)", subject: nil, created: "at", redate: nil,
         resourceColumn: "service", actions: [.delete])
+
+    /// DigitalOcean droplet metric samples (`do_samples`), deleted once past the period.
+    public static let dropletSample = RetentionTarget(
+        dataType: "droplet_sample", table: "do_samples", key: "ctid", keyType: "tid",
+        due: "t.at < now() - $policy", subject: nil, created: "at", redate: nil,
+        resourceColumn: "droplet_id", actions: [.delete])
 
     /// The audit trail: archived per stream up to an entry a signed checkpoint names, then deleted
     /// below the stream's new base (``AuditRetention``). Holds by resource match the event's resource.

@@ -11,29 +11,34 @@ import MingusBreach
 import MingusRetention
 import MingusLogs
 import MingusPrivacy
+import MingusSecurityMonitoring
 
 /// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
 /// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
-    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy]
+    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy, .securityMonitoring]
 
     /// Every role some route checks, `admin` included.
     public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }
 
     /// The router with every route and middleware; tests and the executable share it.
     ///
+    /// Blocked client addresses (``ClientDenyList``) are refused before authentication.
     /// CORS (when `cors` allows an origin) comes before authentication: a browser's preflight
     /// carries no API key, so it is answered there and is not audited; and the CORS headers reach
     /// the 401 and 403 answers of listed origins too. The health routes have neither.
     public static func router(
         services: GatewayServices, registry: PrometheusCollectorRegistry, cors: CORSPolicy = .disabled,
-        keyCacheLifetime: Duration = .seconds(5), readiness: @escaping @Sendable () async -> [String]
+        keyCacheLifetime: Duration = .seconds(5), denyList: ClientDenyList? = nil, readiness: @escaping @Sendable () async -> [String]
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
         if cors.isEnabled {
             router.add(middleware: CORSPolicyMiddleware(policy: cors))
+        }
+        if let denyList {
+            router.add(middleware: ClientDenyMiddleware(list: denyList))
         }
         router.add(middleware: APIAccessMiddleware(database: services.database, keyCacheLifetime: keyCacheLifetime, audit: services.audit,
                                                   logger: services.logger))

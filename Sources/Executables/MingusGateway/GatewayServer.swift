@@ -14,7 +14,8 @@ import ServiceLifecycle
 /// Runs `mingus-gateway`: the HTTP API on `MINGUS_HTTP_HOST:MINGUS_HTTP_PORT` (port 0 picks a
 /// free one and logs it as `mingus.http.port`), connected to PostgreSQL and RabbitMQ, drained on
 /// SIGTERM or SIGINT. HTTPS only when `MINGUS_TLS_CERT_FILE` and `MINGUS_TLS_KEY_FILE` are set
-/// (reloaded on SIGHUP); CORS for the origins of `MINGUS_CORS_ALLOWED_ORIGINS`.
+/// (reloaded on SIGHUP); CORS for the origins of `MINGUS_CORS_ALLOWED_ORIGINS`; client addresses
+/// behind the load balancers of `MINGUS_TRUSTED_PROXIES` read from `X-Forwarded-For`.
 public enum GatewayServer {
     /// Runs until SIGTERM or SIGINT; a configuration or certificate that cannot be used is
     /// thrown before anything starts (a ``ConfigurationProblem``).
@@ -41,8 +42,10 @@ public enum GatewayServer {
         let audit = AuditBatcher(database: database, component: "gateway", logger: logger)
         let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker), keys: keys,
                                        idempotency: IdempotencyStore(database: database), audit: audit, logger: logger)
+        let denyList = ClientDenyList(database: database, trustedProxies: ClientDenyList.trustedProxies(environment: ProcessInfo.processInfo.environment),
+                                      logger: logger)
         let router = GatewayApplication.router(services: services, registry: prometheus, cors: cors,
-                                               keyCacheLifetime: configuration.apiKeyCacheLifetime) {
+                                               keyCacheLifetime: configuration.apiKeyCacheLifetime, denyList: denyList) {
             await readinessProblems(broker: broker, database: database)
         }
         let host = configuration.httpHost
@@ -63,7 +66,10 @@ public enum GatewayServer {
         defer { connecting.cancel() }
         let purger = IdempotencyKeyPurger(database: database, logger: logger)
         let reloader: [any Service] = certificate.map { [ServerCertificateReloader(certificate: $0, logger: logger)] } ?? []
-        try await runUntilStopped([application, purger] + reloader, drainTimeout: configuration.drainTimeout,
+        let heartbeat = ProcessHeartbeat(kind: "gateway", database: database, logger: logger) {
+            await readinessProblems(broker: broker, database: database)
+        }
+        try await runUntilStopped([heartbeat, denyList, application, purger] + reloader, drainTimeout: configuration.drainTimeout,
                                   broker: broker, database: database, logger: logger)
     }
 }

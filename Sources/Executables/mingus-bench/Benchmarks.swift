@@ -85,6 +85,15 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the breach notification benchmark.")
     var onlyNotify = false
 
+    @Flag(help: "Run only the security benchmark: detection → incident → first automated action, and one DigitalOcean poll cycle.")
+    var onlySecurity = false
+
+    @Option(help: "Brute forces sent in the security benchmark.")
+    var securityAttacks = 200
+
+    @Option(help: "Droplets of the DigitalOcean stand-in in the security benchmark.")
+    var securityDroplets = 1_000
+
     @Flag(help: "Run only the recovery benchmark: RabbitMQ, then PostgreSQL stopped and started under payment load (the local services).")
     var onlyRecovery = false
 
@@ -135,6 +144,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyNotify {
             try await runNotify()
+            return
+        }
+        if onlySecurity {
+            try await runSecurity()
             return
         }
         let configuration = try MingusConfiguration()
@@ -314,6 +327,15 @@ struct Benchmarks: AsyncParsableCommand {
         print("  access export, verified → archive ready: \(String(format: "%.1f", figures.exportSeconds)) s (\(megabytes(Int(figures.archiveBytes))) ZIP, sealed in 1 MiB chunks)")
         print("  erasure, verified → completed:           \(String(format: "%.1f", figures.eraseSeconds)) s (\(figures.erasure.joined(separator: "; ")))")
         print("  privacy worker RSS: peak \(megabytes(figures.workerPeakRSS)) (idle \(megabytes(figures.workerIdleRSS)))")
+    }
+
+    /// Detections to incidents to the playbook's first action, and one DigitalOcean poll cycle.
+    func runSecurity() async throws {
+        let figures = try await SecurityBenchmarks.run(attacks: securityAttacks, droplets: securityDroplets)
+        print("")
+        print("security (gateway + logs, alerts and security workers; \(figures.attacks) brute forces of 10 lines, one every 200 ms, over \(String(format: "%.0f", figures.backgroundLinesPerSecond)) ordinary lines/s)")
+        print("  log lines sent → incident → address blocked: p50 \(String(format: "%.0f", figures.p50)) ms, p99 \(String(format: "%.0f", figures.p99)) ms")
+        print("  one DigitalOcean poll cycle over \(figures.droplets) stand-in droplets (8 metric requests each): \(String(format: "%.1f", figures.pollSeconds)) s (\(figures.samples) samples stored)")
     }
 
     /// Log lines from POST /api/logs to stored, mined and counted.

@@ -34,6 +34,24 @@ public struct ConfigurationReader: Sendable {
         self.environment = environment
     }
 
+    /// The text of the configuration file at `path`; an error names the file when it cannot be read.
+    public static func contents(of path: String) throws(ConfigurationFileError) -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationFileError(file: path, line: 0, path: "", message: "cannot read the file: \(error.localizedDescription)")
+        }
+    }
+
+    /// The YAML document `yaml` of this reader's file; a syntax error names its line.
+    public func document(_ yaml: String) throws(ConfigurationFileError) -> YAMLNode {
+        do {
+            return try YAML.parse(yaml, file: file)
+        } catch {
+            throw ConfigurationFileError(file: file, line: error.line, path: "", message: error.message)
+        }
+    }
+
     public func error(_ node: YAMLNode, _ path: String, _ message: String) -> ConfigurationFileError {
         ConfigurationFileError(file: file, line: node.line, path: path, message: message)
     }

@@ -44,6 +44,14 @@ public struct JobPublisher: Sendable {
         }
     }
 
+    /// A queue's depth and consumer count (a passive declare); nil when the broker is unreachable
+    /// or the queue does not exist.
+    public func queueInfo(_ queue: String) async -> (messages: Int, consumers: Int)? {
+        guard let connection = await broker.connectedNow(),
+              let info = try? await connection.queueInfo(queue) else { return nil }
+        return (Int(info.messageCount), Int(info.consumerCount))
+    }
+
     private func unavailable(_ message: String) -> APIError {
         var error = APIError(.serviceUnavailable, code: "unavailable", message: "\(message); retry later")
         error.headers[.retryAfter] = "\(Self.retryAfterSeconds)"

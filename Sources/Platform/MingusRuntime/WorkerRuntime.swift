@@ -155,7 +155,10 @@ public enum WorkerRuntime {
 
         logger.info("worker starting", metadata: ["mingus.queue": "\(queues.queue)", "mingus.types": "\(registry.types)"])
         defer { logger.info("worker stopped") }
-        try await runUntilStopped([health, outbox, scheduler, consumer] + extraConsumers + reloader + parts.services,
+        let heartbeat = ProcessHeartbeat(kind: name, database: database, logger: logger) {
+            await readinessProblems(broker: broker, database: database)
+        }
+        try await runUntilStopped([heartbeat, health, outbox, scheduler, consumer] + extraConsumers + reloader + parts.services,
                                   drainTimeout: configuration.drainTimeout, broker: broker, database: database, logger: logger)
     }
 }
