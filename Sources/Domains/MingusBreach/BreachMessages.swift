@@ -39,6 +39,29 @@ public struct BreachReportJob: Codable, Sendable, Equatable {
     public var reportedBy: String
     /// When the gateway accepted it, RFC 3339 with fractions of a second.
     public var reportedAt: String
+
+    public init(breachId: UUID, title: String, description: String, severity: BreachSeverity, discoveredAt: Date, awareAt: Date,
+                dataCategories: [String], dataEncrypted: Bool, keyCompromised: Bool, recordsAffected: Int64, personsAffected: Int64,
+                jurisdictions: [String], personsByJurisdiction: [String: Int64], entityRoles: [String], facts: [BreachFactRecord],
+                reportedBy: String, reportedAt: String) {
+        self.breachId = breachId
+        self.title = title
+        self.description = description
+        self.severity = severity
+        self.discoveredAt = discoveredAt
+        self.awareAt = awareAt
+        self.dataCategories = dataCategories
+        self.dataEncrypted = dataEncrypted
+        self.keyCompromised = keyCompromised
+        self.recordsAffected = recordsAffected
+        self.personsAffected = personsAffected
+        self.jurisdictions = jurisdictions
+        self.personsByJurisdiction = personsByJurisdiction
+        self.entityRoles = entityRoles
+        self.facts = facts
+        self.reportedBy = reportedBy
+        self.reportedAt = reportedAt
+    }
 }
 
 /// What a `breach.update` may change; a field left out stays as it is.
