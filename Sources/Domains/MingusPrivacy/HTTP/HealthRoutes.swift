@@ -183,7 +183,7 @@ public struct HealthRoutes: Sendable {
         let decision = try await ConsentLedger.mayProcess(subject, for: purpose, on: database)
         guard decision.allowed else {
             try await audit.append(AuditEvent(actor: caller.actor, action: "hipaa.record.write", resource: "hipaa/subjects/\(subject)", outcome: .denied,
-                                              origin: context.origin, details: ["kind": kind, "consent": decision.reason]))
+                                              origin: context.origin, details: ["kind": kind, "why": purpose, "consent": decision.reason, "records": "0"]))
             throw Self.consentRefused(purpose, decision.reason)
         }
         let key: SubjectKey

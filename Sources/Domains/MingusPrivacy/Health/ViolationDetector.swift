@@ -158,7 +158,7 @@ public struct ViolationDetector: Sendable {
                         AND e.details->>'break_glass' = g.id::text),
                    (SELECT coalesce(sum((e.details->>'records')::int), 0)::int FROM audit_events e WHERE e.resource = 'hipaa/subjects/' || g.subject_id
                         AND e.action = 'hipaa.record.read' AND e.details->>'break_glass' = g.id::text)
-            FROM health_break_glass g WHERE g.granted_at < \(to) AND g.expires_at >= \(from) - interval '4 hours'
+            FROM health_break_glass g WHERE g.granted_at < \(to) AND g.expires_at >= \(from)::timestamptz - interval '4 hours'
             """) {
             let events = try row.decode(Int.self, at: 6), records = try row.decode(Int.self, at: 7)
             guard events > 0 else { continue }
