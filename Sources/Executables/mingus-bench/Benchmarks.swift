@@ -73,6 +73,15 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the GDPR export and erasure benchmark.")
     var onlyPrivacy = false
 
+    @Flag(help: "Run only the HIPAA benchmark: health record reads through access control and audit, Safe Harbor rows.")
+    var onlyHealth = false
+
+    @Option(help: "Health record reads the HIPAA benchmark times.")
+    var healthReads = 50_000
+
+    @Option(help: "Rows the HIPAA benchmark de-identifies with Safe Harbor.")
+    var healthRows = 500_000
+
     @Option(help: "Recipients uploaded and e-mailed in the breach notification benchmark (1000000 for the RSS figure of the README).")
     var notifyRecipients = 20_000
 
@@ -131,6 +140,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyPrivacy {
             try await runPrivacy()
+            return
+        }
+        if onlyHealth {
+            try await runHealth()
             return
         }
         if onlyNotify {
@@ -313,6 +326,15 @@ struct Benchmarks: AsyncParsableCommand {
         print("  access export, verified → archive ready: \(String(format: "%.1f", figures.exportSeconds)) s (\(megabytes(Int(figures.archiveBytes))) ZIP, sealed in 1 MiB chunks)")
         print("  erasure, verified → completed:           \(String(format: "%.1f", figures.eraseSeconds)) s (\(figures.erasure.joined(separator: "; ")))")
         print("  privacy worker RSS: peak \(megabytes(figures.workerPeakRSS)) (idle \(megabytes(figures.workerIdleRSS)))")
+    }
+
+    /// Health record reads through `HealthAccess` with their audit events, and Safe Harbor rows.
+    func runHealth() async throws {
+        let figures = try await HealthBenchmarks.run(subjects: 2_000, reads: healthReads, rows: healthRows, concurrency: 16)
+        print("")
+        print("HIPAA (in process; 2,000 subjects with 3 sealed records each; a billing profile; 16 concurrent readers)")
+        print("  reads (relationship and break-glass lookup, subject key, minimum necessary, audit event group-committed): \(String(format: "%8.0f", figures.readsPerSecond))/s (\(figures.reads) reads, \(figures.auditEvents) audit events; goal 5,000/s)")
+        print("  Safe Harbor de-identification (15 columns, 9 identifiers removed, ZIP/date/birth date/age generalised): \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(figures.rows) rows; goal 50,000/s)")
     }
 
     /// Log lines from POST /api/logs to stored, mined and counted.
