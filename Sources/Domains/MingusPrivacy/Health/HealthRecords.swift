@@ -198,6 +198,8 @@ public enum HealthStore {
     struct Basis: Sendable {
         var relationship: String?
         var breakGlass: UUID?
+        /// The subject's key row: wrapped key, key-encrypting key id, erasure time, whether there is one.
+        var key: (wrapped: [UInt8]?, kekID: String?, erasedAt: Date?, exists: Bool)
     }
 
     /// Up to `limit` of `subject`'s records after `cursor` (or one record, `id`), the caller's
@@ -209,8 +211,9 @@ public enum HealthStore {
             SELECT r.id, r.subject_id, r.kind, r.sealed, r.recorded_by, r.recorded_at,
                    (SELECT relationship FROM health_relationships l WHERE l.subject_id = r.subject_id AND l.actor = \(actor)),
                    (SELECT g.id FROM health_break_glass g WHERE g.subject_id = r.subject_id AND g.actor = \(actor) AND g.expires_at > now()
-                    ORDER BY g.expires_at DESC LIMIT 1)
-            FROM health_records r
+                    ORDER BY g.expires_at DESC LIMIT 1),
+                   k.wrapped, k.kek_id, k.erased_at, k.subject_id IS NOT NULL
+            FROM health_records r LEFT JOIN mingus_subject_keys k ON k.subject_id = r.subject_id
             WHERE (\(id)::uuid IS NULL OR r.id = \(id)) AND (\(subject)::text IS NULL OR r.subject_id = \(subject))
               AND (r.recorded_at, r.id) > (\(after), \(afterID))
             ORDER BY r.recorded_at, r.id LIMIT \(limit)
@@ -220,7 +223,9 @@ public enum HealthStore {
             let stored = Row(id: try row.decode(UUID.self, at: 0), subject: try row.decode(String.self, at: 1), kind: try row.decode(String.self, at: 2),
                              sealed: try row.decode([UInt8].self, at: 3), recordedBy: try row.decode(String.self, at: 4),
                              recordedAt: try row.decode(Date.self, at: 5))
-            basis[stored.subject] = Basis(relationship: try row.decode(String?.self, at: 6), breakGlass: try row.decode(UUID?.self, at: 7))
+            basis[stored.subject] = Basis(relationship: try row.decode(String?.self, at: 6), breakGlass: try row.decode(UUID?.self, at: 7),
+                                          key: (try row.decode([UInt8]?.self, at: 8), try row.decode(String?.self, at: 9),
+                                                try row.decode(Date?.self, at: 10), try row.decode(Bool.self, at: 11)))
             return stored
         }
         return (stored, basis)
@@ -266,9 +271,12 @@ public struct HealthAccess: Sendable {
         for subject in subjects where rows.contains(where: { $0.subject == subject && $0.kind == "tracking" }) {
             consent[subject] = try await ConsentLedger.mayProcess(subject, for: "health_tracking", on: database)
         }
-        let keys: [String: SubjectKey]
+        var keys: [String: SubjectKey] = [:]
         do {
-            keys = try await subjectKeys.keys(subjects, create: false)
+            for subject in subjects {
+                guard let row = basis[subject]?.key else { continue }
+                keys[subject] = try subjectKeys.key(subject, wrapped: row.wrapped, kekID: row.kekID, erasedAt: row.erasedAt, hasRow: row.exists)
+            }
         } catch let erased as SubjectKeyErased {
             throw HealthAccessRefused(code: "key_erased", reason: erased.description)
         }
