@@ -82,6 +82,9 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "Rows the HIPAA benchmark de-identifies with Safe Harbor.")
     var healthRows = 500_000
 
+    @Option(help: "Concurrent readers in the HIPAA benchmark (requests in flight at the gateway; 16 database connections).")
+    var healthReaders = 64
+
     @Option(help: "Recipients uploaded and e-mailed in the breach notification benchmark (1000000 for the RSS figure of the README).")
     var notifyRecipients = 20_000
 
@@ -330,9 +333,9 @@ struct Benchmarks: AsyncParsableCommand {
 
     /// Health record reads through `HealthAccess` with their audit events, and Safe Harbor rows.
     func runHealth() async throws {
-        let figures = try await HealthBenchmarks.run(subjects: 2_000, reads: healthReads, rows: healthRows, concurrency: 16)
+        let figures = try await HealthBenchmarks.run(subjects: 2_000, reads: healthReads, rows: healthRows, concurrency: healthReaders)
         print("")
-        print("HIPAA (in process; 2,000 subjects with 3 sealed records each; a billing profile; 16 concurrent readers)")
+        print("HIPAA (in process; 2,000 subjects with 3 sealed records each; a billing profile; \(healthReaders) concurrent readers, 16 database connections)")
         print("  reads (relationship and break-glass lookup, subject key, minimum necessary, audit event group-committed): \(String(format: "%8.0f", figures.readsPerSecond))/s (\(figures.reads) reads, \(figures.auditEvents) audit events; goal 5,000/s)")
         print("  Safe Harbor de-identification (15 columns, 9 identifiers removed, ZIP/date/birth date/age generalised): \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(figures.rows) rows; goal 50,000/s)")
     }

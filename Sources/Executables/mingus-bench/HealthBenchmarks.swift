@@ -20,7 +20,7 @@ enum HealthBenchmarks {
 
     static func run(subjects: Int, reads: Int, rows: Int, concurrency: Int) async throws -> Figures {
         let (_, url) = try await TestEnvironment.createDatabase()
-        let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: concurrency))
+        let database = PostgresClient(configuration: PostgresConfiguration(url: url, poolSize: min(concurrency, 16)))
         _ = try await Migrator(directory: TestEnvironment.migrationsDirectory, client: database).apply()
         let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("keys")).appendingPathComponent("financial.key")
         let kek = try KeyEncryptingKey.create(at: keyPath)
