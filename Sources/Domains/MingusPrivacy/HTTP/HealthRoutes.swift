@@ -430,15 +430,15 @@ extension HealthRoutes {
             calendar.timeZone = TimeZone(identifier: "UTC")!
             referenceYear = calendar.component(.year, from: date)
         }
+        let groupBy = try PrivacyInput.strings(body, "group_by") ?? []
+        let minimum = Int(try PrivacyInput.integer(body, "minimum_cell", 2...1000) ?? 11)
         let keyring = level == .pseudonymized ? try await keys.current() : nil
         let deidentifier = Deidentifier(columns: columns, referenceYear: referenceYear, keyring: keyring)
         var answer = Deidentified(level: level.rawValue, rows: nil, groups: nil, rowsIn: rows.count, suppressedGroups: nil)
         if level == .aggregated {
-            let groupBy = try PrivacyInput.strings(body, "group_by") ?? []
             guard !groupBy.isEmpty, groupBy.allSatisfy({ [.keep, .zip, .date, .birthDate, .age].contains(columns[$0]) }) else {
                 throw APIError.invalidField("group_by", rule: "required", "group_by names one or more columns of kind keep, zip, date, birth_date or age")
             }
-            let minimum = Int(try PrivacyInput.integer(body, "minimum_cell", 2...1000) ?? 11)
             let cells = deidentifier.aggregate(rows, groupBy: groupBy, minimumCell: minimum)
             answer.groups = cells
             answer.suppressedGroups = cells.filter(\.suppressed).count
