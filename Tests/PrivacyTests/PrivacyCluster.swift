@@ -16,7 +16,7 @@ struct PrivacyCluster {
     let key: String
 
     static func with(payments: Bool = false, environment: [String: String] = [:], _ body: (PrivacyCluster) async throws -> Void) async throws {
-        let cluster = try await Cluster.start(environment: environment, privateBroker: true, keyPurposes: [.privacyExport, .privacyLink])
+        let cluster = try await Cluster.start(environment: environment, privateBroker: true, keyPurposes: [.privacyExport, .privacyLink, .healthPseudonym])
         let privacy: PrivacyCluster
         do {
             try cluster.startWorker("mingus-privacy-worker")

@@ -79,7 +79,14 @@ public struct Eraser: Sendable {
                 return rows
             }
         }
-        // The subject's key: whatever was sealed under it (request details) becomes unreadable.
+        // Health records, sealed under the subject's key: deleted here, and the key's erasure
+        // below makes every copy elsewhere (archives, backups) unreadable.
+        if !has("health_records") {
+            try await step(id, "health_records", action: "deleted") { db in
+                Int64(try await db.execute("DELETE FROM health_records WHERE subject_id = \(subject)"))
+            }
+        }
+        // The subject's key: whatever was sealed under it (request details, health records) becomes unreadable.
         if !has("subject_key") {
             let sealed = try await database.query("""
                 SELECT count(*) FROM privacy_requests WHERE subject_id = \(subject) AND details_sealed IS NOT NULL
@@ -96,7 +103,7 @@ public struct Eraser: Sendable {
                            OR labels @> jsonb_build_object('user_id', \(subject)::text)
                         """)[0].decode(Int64.self, at: 0)
                     : try await db.query("""
-                        SELECT count(*) FROM audit_events WHERE (details ? 'user_id' AND details->>'user_id' = \(subject)) OR resource = 'subjects/' || \(subject)
+                        SELECT count(*) FROM audit_events WHERE (details ? 'user_id' AND details->>'user_id' = \(subject)) OR resource = 'subjects/' || \(subject) OR resource = 'hipaa/subjects/' || \(subject)
                         """)[0].decode(Int64.self, at: 0)
                 if rows > 0 { try await restrict(subject, type, Self.monitoringBasis, id, on: db) }
                 return rows

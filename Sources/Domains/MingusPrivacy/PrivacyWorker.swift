@@ -25,13 +25,16 @@ public struct PrivacyWorker: Sendable {
     /// How long a ready archive may be downloaded.
     let exportLifetime: TimeInterval
     let metrics = MetricHandles()
+    let detector: ViolationDetector
 
-    public init(database: PostgresClient, keys: KeyringCache, exporter: Exporter = Exporter(), exportLifetime: TimeInterval = 7 * 86_400) {
+    public init(database: PostgresClient, keys: KeyringCache, exporter: Exporter = Exporter(), exportLifetime: TimeInterval = 7 * 86_400,
+                detector: ViolationDetector = ViolationDetector()) {
         self.database = database
         self.keys = keys
         self.subjectKeys = SubjectKeys(kek: keys.keyEncryptingKey, database: database)
         self.exporter = exporter
         self.exportLifetime = exportLifetime
+        self.detector = detector
     }
 
     /// The handlers, each body checked against its schema.
@@ -48,6 +51,10 @@ public struct PrivacyWorker: Sendable {
         }
         registry.register(PrivacyCleanupJob.type, as: PrivacyCleanupJob.self, schema: try schema(PrivacyCleanupJob.type)) { _, context in
             try await cleanUp(context)
+        }
+        registry.register(HealthScanJob.type, as: HealthScanJob.self, schema: try schema(HealthScanJob.type), batchable: false) { _, context in
+            let findings = try await detector.scan(context)
+            context.logger.info("health access log scanned", metadata: ["mingus.findings": "\(findings)"])
         }
         return registry
     }
@@ -169,7 +176,8 @@ public struct PrivacyWorker: Sendable {
 
 extension WorkerDefinition {
     /// `mingus-privacy-worker`: queue `mingus.privacy`, metrics on 9107; keeps the hourly
-    /// `privacy.cleanup` schedule of export archives. Reads the key-encrypting
+    /// `privacy.cleanup` schedule of export archives and the five-minute `privacy.hipaa.scan` of
+    /// the health access log (``ViolationDetector``, `MINGUS_HIPAA_BULK_NORM`, `MINGUS_HIPAA_BUSINESS_HOURS`). Reads the key-encrypting
     /// key (`MINGUS_FINANCIAL_KEY_PATH`) for export archives, financial record contents and
     /// per-subject keys; `MINGUS_PRIVACY_EXPORT_DAYS` (default 7) is how long an archive may be
     /// downloaded.
@@ -180,9 +188,10 @@ extension WorkerDefinition {
             throw ConfigurationError(variable: "MINGUS_PRIVACY_EXPORT_DAYS", message: "must be a whole number of days from 1 to 30, got '\(daysText)'")
         }
         let worker = PrivacyWorker(database: setup.sideDatabase, keys: KeyringCache(kek: kek, database: setup.sideDatabase),
-                                   exportLifetime: TimeInterval(days * 86_400))
+                                   exportLifetime: TimeInterval(days * 86_400), detector: try ViolationDetector.fromEnvironment(setup.environment))
         try await setup.sideDatabase.withConnection { db in
             try await Scheduler.upsertPeriodic(on: db, name: "privacy.cleanup", cron: "17 * * * *", type: PrivacyCleanupJob.type)
+            try await Scheduler.upsertPeriodic(on: db, name: "privacy.hipaa.scan", cron: "*/5 * * * *", type: HealthScanJob.type)
         }
         return WorkerParts(registry: try worker.registry(schema: setup.schema))
     }

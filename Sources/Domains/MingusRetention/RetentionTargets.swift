@@ -30,7 +30,7 @@ public struct RetentionTarget: Sendable {
     public var actions: [RetentionAction] = [.archiveThenDelete, .delete]
 
     /// Every data type a sweep covers, in sweep order.
-    public static let all: [RetentionTarget] = [payment] + recordTypes.map(record) + [cardToken, alert, alertDelivery, idempotencyKey, logLine, dropletSample, auditEvent]
+    public static let all: [RetentionTarget] = [payment] + recordTypes.map(record) + [cardToken, alert, alertDelivery, idempotencyKey, logLine, dropletSample, healthRecord, auditEvent]
 
     /// Decided card payments past their retention date (pending ones are never due).
     public static let payment = RetentionTarget(
@@ -103,6 +103,12 @@ public struct RetentionTarget: Sendable {
         dataType: "audit_event", table: "audit_events", key: "seq", keyType: "bigint",
         due: "t.occurred_at < now() - $policy AND t.seq > COALESCE((SELECT b.base_seq FROM audit_stream_bases b WHERE b.stream = t.stream), 0)",
         subject: nil, created: "occurred_at", redate: nil, resourceColumn: "resource", actions: [.archiveThenDelete])
+
+    /// Health records six years after they were recorded (HIPAA 164.316(b)(2)); a hold on the
+    /// subject keeps them.
+    public static let healthRecord = RetentionTarget(
+        dataType: "health_record", table: "health_records", key: "id", keyType: "uuid",
+        due: "t.recorded_at < now() - $policy", subject: "subject_id", created: "recorded_at", redate: nil)
 
     /// A value below every key of the key's type, where claims start.
     var lowestKey: String {

@@ -73,6 +73,18 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the GDPR export and erasure benchmark.")
     var onlyPrivacy = false
 
+    @Flag(help: "Run only the HIPAA benchmark: health record reads through access control and audit, Safe Harbor rows.")
+    var onlyHealth = false
+
+    @Option(help: "Health record reads the HIPAA benchmark times.")
+    var healthReads = 50_000
+
+    @Option(help: "Rows the HIPAA benchmark de-identifies with Safe Harbor.")
+    var healthRows = 500_000
+
+    @Option(help: "Concurrent readers in the HIPAA benchmark (requests in flight at the gateway; 16 database connections).")
+    var healthReaders = 64
+
     @Option(help: "Recipients uploaded and e-mailed in the breach notification benchmark (1000000 for the RSS figure of the README).")
     var notifyRecipients = 20_000
 
@@ -140,6 +152,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyPrivacy {
             try await runPrivacy()
+            return
+        }
+        if onlyHealth {
+            try await runHealth()
             return
         }
         if onlyNotify {
@@ -336,6 +352,15 @@ struct Benchmarks: AsyncParsableCommand {
         print("security (gateway + logs, alerts and security workers; \(figures.attacks) brute forces of 10 lines, one every 200 ms, over \(String(format: "%.0f", figures.backgroundLinesPerSecond)) ordinary lines/s)")
         print("  log lines sent → incident → address blocked: p50 \(String(format: "%.0f", figures.p50)) ms, p99 \(String(format: "%.0f", figures.p99)) ms")
         print("  one DigitalOcean poll cycle over \(figures.droplets) stand-in droplets (8 metric requests each): \(String(format: "%.1f", figures.pollSeconds)) s (\(figures.samples) samples stored)")
+    }
+
+    /// Health record reads through `HealthAccess` with their audit events, and Safe Harbor rows.
+    func runHealth() async throws {
+        let figures = try await HealthBenchmarks.run(subjects: 2_000, reads: healthReads, rows: healthRows, concurrency: healthReaders)
+        print("")
+        print("HIPAA (in process; 2,000 subjects with 3 sealed records each; a billing profile; \(healthReaders) concurrent readers, 16 database connections)")
+        print("  reads (relationship and break-glass lookup, subject key, minimum necessary, audit event group-committed): \(String(format: "%8.0f", figures.readsPerSecond))/s (\(figures.reads) reads, \(figures.auditEvents) audit events; goal 5,000/s)")
+        print("  Safe Harbor de-identification (15 columns, 9 identifiers removed, ZIP/date/birth date/age generalised): \(String(format: "%8.0f", figures.rowsPerSecond)) rows/s (\(figures.rows) rows; goal 50,000/s)")
     }
 
     /// Log lines from POST /api/logs to stored, mined and counted.

@@ -3,7 +3,7 @@ public import Hummingbird
 import NIOCore
 
 /// A JSON value as a request sent it, so each field's type can be checked and named in errors.
-public enum JSONValue: Codable, Sendable, Equatable {
+public enum JSONValue: Codable, Sendable, Hashable {
     case null
     case bool(Bool)
     case integer(Int64)

@@ -163,6 +163,24 @@ public struct Keyring: Sendable {
         return SealedValue(version: version, combined: Array(combined))
     }
 
+    /// Seals `plaintext` so that the same plaintext and context always give the same ciphertext:
+    /// the nonce is an HMAC of both under a subkey (as in SIV), so equal values can be matched on
+    /// their sealed form, which only the key opens (``open(_:purpose:context:)``). It reveals
+    /// which values are equal, nothing else.
+    public func sealDeterministic(_ plaintext: [UInt8], purpose: KeyPurpose, context: String) throws -> SealedValue {
+        let version = try currentVersion(purpose)
+        let key = try key(purpose, version)
+        let nonceKey = HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Array("mingus-deterministic-nonce".utf8), outputByteCount: 32)
+        var mac = HMAC<SHA256>(key: nonceKey)
+        mac.update(data: Array(context.utf8))
+        mac.update(data: [0])
+        mac.update(data: plaintext)
+        let nonce = try AES.GCM.Nonce(data: Array(mac.finalize()).prefix(12))
+        let box = try AES.GCM.seal(plaintext, using: key, nonce: nonce, authenticating: Array(context.utf8))
+        guard let combined = box.combined else { throw KeyringError("AES-GCM produced no combined form") }
+        return SealedValue(version: version, combined: Array(combined))
+    }
+
     /// Opens a sealed value with the key version it names.
     public func open(_ sealed: SealedValue, purpose: KeyPurpose, context: String) throws -> [UInt8] {
         do {

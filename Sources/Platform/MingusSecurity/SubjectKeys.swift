@@ -86,6 +86,19 @@ public struct SubjectKeys: Sendable {
         return keys
     }
 
+    /// The key of `subject` from its `mingus_subject_keys` columns read by the caller's own
+    /// query (`wrapped`, `kek_id`, `erased_at`): nil when it has no row; throws
+    /// ``SubjectKeyErased`` once erased. Saves a round trip where a query joins the key table.
+    public func key(_ subject: String, wrapped: [UInt8]?, kekID: String?, erasedAt: Date?, hasRow: Bool) throws -> SubjectKey? {
+        guard hasRow else { return nil }
+        if let erasedAt { throw SubjectKeyErased(subject: subject, erasedAt: erasedAt) }
+        guard let wrapped, let kekID else { throw KeyringError("the key row of subject \(subject) has no wrapped key") }
+        guard kekID == kek.id else {
+            throw KeyringError("the key of subject \(subject) is wrapped by key-encrypting key \(kekID), not by \(kek.id)")
+        }
+        return SubjectKey(subject: subject, key: try unwrap(wrapped, for: subject))
+    }
+
     /// The key of `subject` (made if it has none).
     public func key(_ subject: String) async throws -> SubjectKey {
         guard let key = try await keys([subject])[subject] else { throw KeyringError("no key for subject \(subject)") }

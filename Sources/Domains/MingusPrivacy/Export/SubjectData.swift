@@ -104,6 +104,7 @@ struct AuditProvider: SubjectDataProvider {
         let rows = try await context.database.query("""
             SELECT to_char(occurred_at AT TIME ZONE 'UTC', \(ExportValue.timeFormat)), actor, action, resource, outcome, stream, seq FROM audit_events
             WHERE ((details ? 'user_id' AND details->>'user_id' = \(subject)) OR resource = 'subjects/' || \(subject)
+                   OR resource = 'hipaa/subjects/' || \(subject)
                    OR resource IN (SELECT 'privacy/requests/' || id::text FROM privacy_requests WHERE subject_id = \(subject)))
               AND (\(afterStream)::text IS NULL OR (stream, seq) > (\(afterStream), \(afterSeq)))
             ORDER BY stream, seq LIMIT \(limit)
