@@ -174,7 +174,7 @@ public struct ViolationDetector: Sendable {
         for finding in findings {
             let risk = String(decoding: try JSONEncoder.mingus.encode(finding.risk), as: UTF8.self)
             let isBreach = finding.risk.probability != "low"
-            let id = PrivacyWorker.derivedUUID("hipaa-violation/\(finding.rule)/\(finding.actor)/\(PageCursor.micros(finding.windowStart))")
+            let id = UUID.derived("hipaa-violation/\(finding.rule)/\(finding.actor)/\(PageCursor.micros(finding.windowStart))")
             let rows = try await db.query("""
                 INSERT INTO health_violations (id, rule, actor, window_start, window_end, events, records, subjects, summary, risk, risk_level, is_breach)
                 VALUES (\(id), \(finding.rule), \(finding.actor), \(finding.windowStart), \(finding.windowEnd), \(finding.events), \(finding.records),
@@ -188,7 +188,7 @@ public struct ViolationDetector: Sendable {
             stored += 1
             let violation = try row.decode(UUID.self, at: 0)
             guard try row.decode(Bool.self, at: 1), try row.decode(UUID?.self, at: 2) == nil else { continue }
-            let breach = PrivacyWorker.derivedUUID("hipaa-breach/\(violation.uuidString.lowercased())")
+            let breach = UUID.derived("hipaa-breach/\(violation.uuidString.lowercased())")
             let detected = try row.decode(Date.self, at: 3)
             let report = BreachReportJob(
                 breachId: breach, title: "Health information: \(finding.rule.replacingOccurrences(of: "_", with: " ")) by \(finding.actor)",
