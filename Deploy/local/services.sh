@@ -26,6 +26,9 @@ amqp_port="${MINGUS_LOCAL_AMQP_PORT:-5673}"
 dist_port="${MINGUS_LOCAL_AMQP_DIST_PORT:-25673}"
 epmd_port="${MINGUS_LOCAL_EPMD_PORT:-4370}"
 pg_port="${MINGUS_LOCAL_PG_PORT:-5433}"
+# Every test suite runs its own cluster (a gateway and workers, each with a pool) in parallel
+# with the others: 200 connections were not enough once there were a dozen domains.
+pg_max_connections=500
 pg_outside="/var/lib/mingus-services"
 pg_bin="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 
@@ -184,7 +187,8 @@ start_postgres() {
 listen_addresses = '127.0.0.1'
 # The port is given at each start (pg_ctl -o -p), so MINGUS_LOCAL_PG_PORT can move it later.
 unix_socket_directories = ''
-max_connections = 200
+# max_connections is given at each start too (pg_max_connections below).
+max_connections = 500
 logging_collector = off
 CONF
   fi
@@ -192,7 +196,7 @@ CONF
     say "postgres already running on 127.0.0.1:$pg_port"
   else
     port_open "$pg_port" && die "port $pg_port is taken by another process (set MINGUS_LOCAL_PG_PORT)"
-    (close_inherited_fds && as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "-p $pg_port" -w -t 60 start >/dev/null </dev/null) \
+    (close_inherited_fds && as_pg "$pg_bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "-p $pg_port -c max_connections=$pg_max_connections" -w -t 60 start >/dev/null </dev/null) \
       || { tail -n 30 "$dir/server.log" >&2; die "postgres did not start"; }
   fi
   local exists
