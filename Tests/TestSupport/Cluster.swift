@@ -119,6 +119,11 @@ public final class Cluster: @unchecked Sendable {
         processes.forEach { $0.signal(SIGTERM) }
         var codes: [Int32?] = []
         for process in processes { codes.append(try await process.wait(timeout: .seconds(40))) }
+        // One that did not stop is killed, so no test leaves a process behind; its code stays nil.
+        for (process, code) in zip(processes, codes) where code == nil {
+            process.signal(SIGKILL)
+            _ = try await process.wait(timeout: .seconds(10))
+        }
         await database.shutdown()
         try await TestEnvironment.dropDatabase(databaseName)
         if let virtualHost { try TestEnvironment.services("rabbitmqctl", "-q", "delete_vhost", virtualHost) }
@@ -137,9 +142,9 @@ extension Cluster {
     /// killed itself (``WorkerProcess/kill9()``).
     public func stopCleanly() async throws {
         let processes = [gateway] + workers
-        let output = self.output
         let codes = try await stop()
         guard zip(processes, codes).allSatisfy({ $0.0.wasKilled || $0.1 == 0 }) else {
+            // What they wrote while stopping too: why one did not stop is in its last lines.
             throw UncleanExit(codes: codes, output: output)
         }
     }
@@ -147,7 +152,7 @@ extension Cluster {
 
 /// A process of a cluster did not exit 0 when stopped.
 public struct UncleanExit: Error, CustomStringConvertible {
-    /// Each process's exit code (nil: killed by a signal).
+    /// Each process's exit code (128 + n: ended by signal n; nil: still running 40 s after SIGTERM, then killed).
     public var codes: [Int32?]
     /// What the processes wrote before they were stopped.
     public var output: String = ""
