@@ -144,7 +144,7 @@ public struct PrivacyWorker: Sendable {
                                         component: "privacy", on: db)
         let took = ContinuousClock.now - started
         metrics.counter("mingus_privacy_requests_completed_total", [("type", "export")]).increment()
-        metrics.histogram("mingus_privacy_export_duration_seconds").record(Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
+        metrics.histogram("mingus_privacy_export_duration_seconds").record(took.inSeconds)
         metrics.histogram("mingus_privacy_export_bytes").record(outcome.bytes)
         context.logger.info("export ready", metadata: ["mingus.request": "\(job.requestId)", "mingus.bytes": "\(outcome.bytes)",
                                                         "mingus.duration": "\(ContinuousClock.now - started)"])
@@ -160,7 +160,7 @@ public struct PrivacyWorker: Sendable {
         let steps = try await Eraser(database: database, subjectKeys: subjectKeys).erase(job.requestId, subject: subject, actor: "privacy-worker")
         let took = ContinuousClock.now - started
         metrics.counter("mingus_privacy_requests_completed_total", [("type", "erasure")]).increment()
-        metrics.histogram("mingus_privacy_erasure_duration_seconds").record(Double(took.components.seconds) + Double(took.components.attoseconds) / 1e18)
+        metrics.histogram("mingus_privacy_erasure_duration_seconds").record(took.inSeconds)
         var result: [String: String] = [:]
         for step in steps { result[step.dataType] = step.summary }
         try await RequestStore.complete(job.requestId, status: "completed", result: result, actor: "privacy-worker",

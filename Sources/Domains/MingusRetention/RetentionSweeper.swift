@@ -156,7 +156,7 @@ public struct RetentionSweeper: Sendable {
     private func record(_ counts: Counts, sweep id: UUID, target: RetentionTarget, started: ContinuousClock.Instant, before: Int64,
                         finished: Bool) async throws {
         let elapsed = ContinuousClock.now - started
-        let milliseconds = before + elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = before + elapsed.inMilliseconds
         try await database.execute("""
             UPDATE retention_sweep_results SET eligible = \(counts.eligible), held = \(counts.held), archived = \(counts.archived),
                 deleted = \(counts.deleted), bytes = \(counts.bytes), duration_ms = \(milliseconds), finished = \(finished)

@@ -68,7 +68,7 @@ public struct RetentionWorker: Sendable {
             metrics.gauge("mingus_retention_rows_held", [("data_type", dataType)]).record(counts.held)
         }
         metrics.gauge("mingus_retention_sweep_duration_seconds").record(
-            Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+            duration.inSeconds)
         metrics.gauge("mingus_retention_last_success_timestamp_seconds").record(Date().timeIntervalSince1970)
     }
 

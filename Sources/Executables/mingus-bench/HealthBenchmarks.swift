@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MingusCore
 import MingusHTTP
 import MingusPostgres
 import MingusPrivacy
@@ -56,7 +57,7 @@ enum HealthBenchmarks {
             }
             try await group.waitForAll()
         }
-        let readSeconds = (ContinuousClock.now - started).seconds
+        let readSeconds = (ContinuousClock.now - started).inSeconds
         let events = try await database.query("SELECT count(*) FROM audit_events WHERE action = 'hipaa.record.read'")[0].decode(Int64.self, at: 0)
 
         // Safe Harbor over rows of every identifier kind.
@@ -76,14 +77,10 @@ enum HealthBenchmarks {
         for n in 0..<rows {
             kept &+= deidentifier.anonymize(input[n % input.count]).count
         }
-        let safeHarborSeconds = (ContinuousClock.now - safeHarborStarted).seconds
+        let safeHarborSeconds = (ContinuousClock.now - safeHarborStarted).inSeconds
         precondition(kept == rows * 6)
         await database.shutdown()
         return Figures(reads: reads, readsPerSecond: Double(reads) / readSeconds, auditEvents: events, rows: rows,
                        rowsPerSecond: Double(rows) / safeHarborSeconds)
     }
-}
-
-extension Duration {
-    fileprivate var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MingusCore
 import MingusPayments
 import MingusPostgres
 import MingusPrivacy
@@ -86,8 +87,7 @@ enum PrivacyBenchmarks {
                         .decode(String.self, at: 0) == "completed"
                 }
                 guard done else { throw WorkerProcessError(message: "the \(type) request did not complete: \(cluster.output.suffix(3000))") }
-                let elapsed = ContinuousClock.now - start
-                return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                return (ContinuousClock.now - start).inSeconds
             }
             let exportSeconds = try await timed("access")
             let bytes = try await cluster.database.query("SELECT max(bytes) FROM privacy_exports")[0].decode(Int64.self, at: 0)

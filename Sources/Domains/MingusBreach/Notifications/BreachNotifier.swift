@@ -313,7 +313,7 @@ final class BreachNotifier: Sendable {
         metrics.counter("mingus_breach_notifications_total", [("outcome", outcome)]).increment()
         let elapsed = ContinuousClock.now - started
         metrics.histogram("mingus_breach_notification_send_seconds")
-            .record(Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            .record(elapsed.inSeconds)
     }
 
     /// Renders and stores the letter of every open obligation to notify anyone but the people
