@@ -12,12 +12,13 @@ import MingusRetention
 import MingusLogs
 import MingusPrivacy
 import MingusSecurityMonitoring
+import MingusCompliance
 
 /// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
 /// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
-    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy, .securityMonitoring]
+    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy, .securityMonitoring, .compliance]
 
     /// Every role some route checks, `admin` included.
     public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }
