@@ -266,6 +266,7 @@ let package = Package(
             name: "MingusCompliance",
             dependencies: [
                 "MingusCore",
+                "MingusPrivacy",
                 "MingusPostgres",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -396,7 +397,7 @@ let package = Package(
         ),
         .testTarget(
             name: "GatewayTests",
-            dependencies: ["MingusGateway", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres", "MingusPayments", "MingusAlerts", "MingusAMQP", "MingusCore", "TestSupport",
+            dependencies: ["MingusGateway", "MingusCompliance", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres", "MingusPayments", "MingusAlerts", "MingusAMQP", "MingusCore", "TestSupport",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HTTPTypes", package: "swift-http-types"),
                            .product(name: "Logging", package: "swift-log"),

@@ -23,7 +23,8 @@ extension DomainDescription {
     /// Alert intake, routing, grouping, silences and delivery to nine channels.
     public static let alerts = DomainDescription(
         name: "alerts", roles: [.alertsWrite, .alertsRead],
-        queues: [WorkerQueues(name: "alerts")] + AlertChannel.allCases.map(\.queues), subjectData: [AlertsProvider()]
+        queues: [WorkerQueues(name: "alerts")] + AlertChannel.allCases.map(\.queues), subjectData: [AlertsProvider()],
+        dataInventory: DataTable.alerts
     ) { router, gateway in
         router.addRoutes(AlertRoutes(gateway).collection(), atPath: "/api/alerts")
     }

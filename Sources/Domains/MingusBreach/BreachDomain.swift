@@ -24,7 +24,7 @@ extension DomainDescription {
     /// Data breaches: lifecycle, the regulatory deadline engine, reminders and notifications.
     public static let breach = DomainDescription(
         name: "breach", roles: [.breachWrite, .breachRead], keyPurposes: [.breachRecipients, .breachFingerprint],
-        queues: [WorkerQueues(name: "breach")]
+        queues: [WorkerQueues(name: "breach")], dataInventory: DataTable.breach
     ) { router, gateway in
         router.addRoutes(BreachRoutes(gateway).collection(), atPath: "/api/financial")
         router.addRoutes(NotificationRoutes(gateway).collection(), atPath: "/api/financial")

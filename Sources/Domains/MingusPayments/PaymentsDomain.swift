@@ -32,7 +32,7 @@ extension DomainDescription {
     public static let payments = DomainDescription(
         name: "payments", roles: [.paymentsWrite, .paymentsRead, .recordsWrite, .recordsRead],
         keyPurposes: [.pan, .records, .transit, .fingerprint], queues: [WorkerQueues(name: "payments")],
-        subjectData: [PaymentsProvider(), FinancialRecordsProvider()]
+        subjectData: [PaymentsProvider(), FinancialRecordsProvider()], dataInventory: DataTable.payments
     ) { router, gateway in
         router.addRoutes(PaymentRoutes(gateway).collection(), atPath: "/api/financial/payment")
         router.addRoutes(RecordRoutes(gateway).collection(), atPath: "/api/financial/records")

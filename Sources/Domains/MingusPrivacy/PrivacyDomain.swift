@@ -29,7 +29,8 @@ extension DomainDescription {
         name: "privacy", roles: [.privacyWrite, .privacyRead, .hipaaWrite, .hipaaRead, .hipaaBilling, .hipaaClinical, .hipaaAudit],
         keyPurposes: [.privacyExport, .privacyLink, .healthPseudonym],
         queues: [WorkerQueues(name: "privacy")],
-        subjectData: [ConsentsProvider(), CookieConsentsProvider(), RequestsProvider(), RestrictionsProvider(), AuditProvider(), HealthRecordsProvider()]
+        subjectData: [ConsentsProvider(), CookieConsentsProvider(), RequestsProvider(), RestrictionsProvider(), AuditProvider(), HealthRecordsProvider()],
+        dataInventory: DataTable.privacy
     ) { router, gateway in
         router.addRoutes(ConsentRoutes(gateway).collection(), atPath: "/api/gdpr")
         router.addRoutes(RequestRoutes(gateway).collection(), atPath: "/api/gdpr")

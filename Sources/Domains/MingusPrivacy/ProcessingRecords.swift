@@ -113,12 +113,7 @@ public struct PrivacyDashboard: Codable, Sendable {
         let counts = try await database.query("SELECT type, status, count(*) FROM privacy_requests GROUP BY type, status ORDER BY type, status").map { row in
             Count(type: try row.decode(String.self, at: 0), status: try row.decode(String.self, at: 1), count: try row.decode(Int64.self, at: 2))
         }
-        let due = try await database.query("""
-            SELECT count(*), count(*) FILTER (WHERE due_at >= now() AND due_at < now() + interval '7 days'), count(*) FILTER (WHERE due_at < now()),
-                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - received_at) / 3600)
-                    FROM privacy_requests WHERE status = 'completed')
-            FROM privacy_requests WHERE status NOT IN ('completed', 'rejected')
-            """)[0]
+        let due = try await PrivacyRequestFigures.read(on: database)
         let rates = try await database.query("""
             SELECT p.purpose, count(*) FILTER (WHERE c.granted), count(*) FILTER (WHERE NOT c.granted)
             FROM privacy_purposes p
@@ -130,8 +125,28 @@ public struct PrivacyDashboard: Codable, Sendable {
             return ConsentRate(purpose: try row.decode(String.self, at: 0), given: given, withdrawn: withdrawn,
                                rate: given + withdrawn == 0 ? nil : Double(given) / Double(given + withdrawn))
         }
-        return PrivacyDashboard(requests: counts, open: try due.decode(Int64.self, at: 0), dueWithinWeek: try due.decode(Int64.self, at: 1),
-                                overdue: try due.decode(Int64.self, at: 2), medianCompletionHours: try due.decode(Double?.self, at: 3),
-                                consentRates: rates)
+        return PrivacyDashboard(requests: counts, open: due.open, dueWithinWeek: due.dueWithinWeek, overdue: due.overdue,
+                                medianCompletionHours: due.medianCompletionHours, consentRates: rates)
+    }
+}
+
+/// Data-subject requests not yet completed or rejected: how many, due within a week, overdue;
+/// and the median hours completed ones took.
+public struct PrivacyRequestFigures: Sendable {
+    public var open: Int64
+    public var dueWithinWeek: Int64
+    public var overdue: Int64
+    public var medianCompletionHours: Double?
+
+    /// The figures as of now.
+    public static func read(on database: PostgresClient) async throws -> PrivacyRequestFigures {
+        let row = try await database.query("""
+            SELECT count(*), count(*) FILTER (WHERE due_at >= now() AND due_at < now() + interval '7 days'), count(*) FILTER (WHERE due_at < now()),
+                   (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - received_at) / 3600)
+                    FROM privacy_requests WHERE status = 'completed')
+            FROM privacy_requests WHERE status NOT IN ('completed', 'rejected')
+            """)[0]
+        return PrivacyRequestFigures(open: try row.decode(Int64.self, at: 0), dueWithinWeek: try row.decode(Int64.self, at: 1),
+                                     overdue: try row.decode(Int64.self, at: 2), medianCompletionHours: try row.decode(Double?.self, at: 3))
     }
 }

@@ -16,7 +16,8 @@ extension DomainDescription {
     /// Security monitoring: incidents and their playbooks under `/api/security`, and the status of
     /// every part of the system under `/api/integrations/status`.
     public static let securityMonitoring = DomainDescription(
-        name: "security", roles: [.securityWrite, .securityRead], queues: [WorkerQueues(name: "security")]
+        name: "security", roles: [.securityWrite, .securityRead], queues: [WorkerQueues(name: "security")],
+        dataInventory: DataTable.securityMonitoring
     ) { router, gateway in
         router.addRoutes(IncidentRoutes(gateway).collection(), atPath: "/api/security")
         router.addRoutes(StatusRoutes(gateway).collection(), atPath: "/api/integrations")

@@ -12,13 +12,19 @@ import MingusRetention
 import MingusLogs
 import MingusPrivacy
 import MingusSecurityMonitoring
-import MingusCompliance
+public import MingusCompliance
 
 /// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
 /// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
     public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy, .securityMonitoring, .compliance]
+
+    /// Every table the cluster owns, each column classified: the platform's and every domain's.
+    public static var dataInventory: [InventoryTable] {
+        DataTable.platform.map { InventoryTable(domain: "platform", table: $0) }
+            + domains.flatMap { domain in domain.dataInventory.map { InventoryTable(domain: domain.name, table: $0) } }
+    }
 
     /// Every role some route checks, `admin` included.
     public static var roles: [Role] { [.admin, .auditRead] + domains.flatMap(\.roles) }
@@ -45,6 +51,7 @@ public enum GatewayApplication {
                                                   logger: services.logger))
         router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
         for domain in domains { domain.mount(router, services) }
+        router.addRoutes(DataInventoryRoutes(tables: dataInventory, services).collection(), atPath: "/api/financial")
         router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes))
         return router
     }

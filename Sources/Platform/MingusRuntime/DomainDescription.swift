@@ -48,15 +48,18 @@ public struct DomainDescription: Sendable {
     public var queues: [WorkerQueues]
     /// The domain's providers of a data subject's data, for GDPR access and portability exports.
     public var subjectData: [any SubjectDataProvider]
+    /// The tables the domain owns, each column classified (``DataInventory``).
+    public var dataInventory: [DataTable]
     public var mount: Mount
 
     public init(name: String, roles: [Role], keyPurposes: [KeyPurpose] = [], queues: [WorkerQueues],
-                subjectData: [any SubjectDataProvider] = [], mount: @escaping Mount) {
+                subjectData: [any SubjectDataProvider] = [], dataInventory: [DataTable] = [], mount: @escaping Mount) {
         self.name = name
         self.roles = roles
         self.keyPurposes = keyPurposes
         self.queues = queues
         self.subjectData = subjectData
+        self.dataInventory = dataInventory
         self.mount = mount
     }
 }

@@ -18,7 +18,7 @@ extension Role {
 extension DomainDescription {
     /// Log intake (every common shipper's format), search, templates and anomalies.
     public static let logs = DomainDescription(
-        name: "logs", roles: [.logsWrite, .logsRead], queues: [WorkerQueues(name: "logs")], subjectData: [LogsProvider()]
+        name: "logs", roles: [.logsWrite, .logsRead], queues: [WorkerQueues(name: "logs")], subjectData: [LogsProvider()], dataInventory: DataTable.logs
     ) { router, gateway in
         let routes = LogRoutes(gateway)
         router.addRoutes(routes.collection(), atPath: "/api/logs")

@@ -17,7 +17,8 @@ extension Role {
 extension DomainDescription {
     /// Retention policies, legal holds and sweeps that archive, verify and delete.
     public static let retention = DomainDescription(
-        name: "retention", roles: [.retentionWrite, .retentionRead], queues: [WorkerQueues(name: "retention")]
+        name: "retention", roles: [.retentionWrite, .retentionRead], queues: [WorkerQueues(name: "retention")],
+        dataInventory: DataTable.retention
     ) { router, gateway in
         router.addRoutes(RetentionRoutes(gateway).collection(), atPath: "/api/financial/retention")
     }
