@@ -3,12 +3,14 @@ SWIFT ?= swift
 SERVICES := Deploy/local/services.sh
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: help up down status build release test contract-check run bench migrate clean python-tools
+.PHONY: help up down status build release test contract-check check-deploy run scale bench migrate clean python-tools
 
 help:
 	@echo "make run     services, migrations, release build, then the whole cluster in the foreground"
 	@echo "make test    services, then every test suite (services are left running; make down stops them)"
 	@echo "make contract-check  services, build, then Schemathesis checks the gateway against Contracts/openapi.yaml"
+	@echo "make scale KIND=payments N=4  N more workers of a kind, beside make run (each picks a free metrics port)"
+	@echo "make check-deploy  static checks of Deploy/: Kubernetes manifests, compose, dashboard, Prometheus rules"
 	@echo "make bench   services, release build, then the benchmarks"
 	@echo "make up      install (apt-get) and start RabbitMQ and PostgreSQL under .services/"
 	@echo "make down    stop them (data is kept; 'Deploy/local/services.sh reset' deletes it)"
@@ -37,6 +39,7 @@ release: up
 # python-tools installs the independent peers some tests check against (Standard Webhooks) and
 # Schemathesis.
 test: up python-tools
+	@Deploy/local/check-deploy.sh
 	$(SWIFT) build --build-tests
 	@SWIFT=$(SWIFT) Deploy/local/run-tests.sh --skip-build --skip '^FaultTests\.'
 	@SWIFT=$(SWIFT) Deploy/local/contract-check.sh
@@ -56,6 +59,14 @@ run: release
 	$(RELEASE_BIN)/mingusctl keys init
 	@[ -f "$${MINGUS_AUDIT_SIGNING_KEY_PATH:-.services/keys/audit-signing.key}" ] || $(RELEASE_BIN)/mingusctl audit keygen
 	@Deploy/local/run-cluster.sh "$(RELEASE_BIN)"
+
+check-deploy: python-tools
+	@Deploy/local/check-deploy.sh
+
+# N more workers of one kind on top of `make run` (each picks a free port for its /metrics).
+scale: release
+	@[ -n "$(KIND)" ] && [ -n "$(N)" ] || { echo "usage: make scale KIND=payments N=4" >&2; exit 2; }
+	@MINGUS_METRICS_PORT=0 Deploy/local/run-cluster.sh "$(RELEASE_BIN)" $$(for i in $$(seq $(N)); do echo mingus-$(KIND)-worker; done)
 
 bench: release
 	$(RELEASE_BIN)/mingusctl migrate

@@ -2,10 +2,21 @@
 # Runs every long-running Mingus executable found in the given bin folder, in the foreground,
 # each line of output prefixed with the process name. Ctrl-C (or SIGTERM) stops them all: each
 # gets SIGTERM and drains; the script waits for every one to exit.
+#
+#   run-cluster.sh BIN_DIR                 the gateway and one worker of each kind (make run)
+#   run-cluster.sh BIN_DIR NAME...         these executables, a name given twice runs twice
+#                                          (make scale KIND=payments N=4)
 set -uo pipefail
-bin="${1:?usage: run-cluster.sh BIN_DIR}"
+bin="${1:?usage: run-cluster.sh BIN_DIR [EXECUTABLE...]}"
+shift
 processes=(mingus-gateway mingus-payments-worker mingus-breach-worker mingus-alerts-worker
   mingus-retention-worker mingus-logs-worker mingus-privacy-worker mingus-security-worker)
+if [ $# -gt 0 ]; then
+  processes=("$@")
+  for name in "${processes[@]}"; do
+    [ -x "$bin/$name" ] || { echo "run-cluster: no $bin/$name" >&2; exit 2; }
+  done
+fi
 
 # Merchant webhooks are signed with a Standard Webhooks secret; a local one is made on first run.
 if [ -z "${MINGUS_WEBHOOK_SECRET:-}" ]; then
@@ -20,10 +31,13 @@ pids=()
 names=()
 for name in "${processes[@]}"; do
   [ -x "$bin/$name" ] || continue
+  label="$name"
+  count=$(printf '%s\n' "${names[@]}" | grep -c "^$name\(#\|$\)" || true)
+  [ "$count" -gt 0 ] && label="$name#$((count + 1))"
   # The subshell ends when the process does; sed prefixes every line.
-  ( exec "$bin/$name" 2>&1 ) > >(sed -u "s/^/[$name] /") &
+  ( exec "$bin/$name" 2>&1 ) > >(sed -u "s/^/[$label] /") &
   pids+=($!)
-  names+=("$name")
+  names+=("$label")
 done
 
 if [ ${#pids[@]} -eq 0 ]; then

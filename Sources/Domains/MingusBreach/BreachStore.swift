@@ -234,3 +234,19 @@ public struct BreachStore: Sendable {
         }
     }
 }
+
+/// Open breach obligations with a deadline: due within the next 24 hours, and past it.
+public struct ObligationDeadlines: Sendable {
+    public var dueWithinDay: Int
+    public var overdue: Int
+
+    /// The figures as of now.
+    public static func read(on database: PostgresClient) async throws -> ObligationDeadlines {
+        let row = try await database.query("""
+            SELECT count(*) FILTER (WHERE deadline >= now() AND deadline < now() + interval '24 hours'),
+                   count(*) FILTER (WHERE deadline < now())
+            FROM breach_obligations WHERE status = 'open' AND deadline IS NOT NULL
+            """)[0]
+        return ObligationDeadlines(dueWithinDay: try row.decode(Int.self, at: 0), overdue: try row.decode(Int.self, at: 1))
+    }
+}

@@ -40,7 +40,7 @@ public enum GatewayServer {
         }
         let cors = CORSPolicy(configuration: configuration)
         let audit = AuditBatcher(database: database, component: "gateway", logger: logger)
-        let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker), keys: keys,
+        let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker, metrics: metrics), keys: keys,
                                        idempotency: IdempotencyStore(database: database), audit: audit, logger: logger)
         let denyList = ClientDenyList(database: database, trustedProxies: ClientDenyList.trustedProxies(environment: ProcessInfo.processInfo.environment),
                                       logger: logger)
@@ -65,11 +65,15 @@ public enum GatewayServer {
         let connecting = Task { _ = try? await broker.connection() }
         defer { connecting.cancel() }
         let purger = IdempotencyKeyPurger(database: database, logger: logger)
+        let queues = GatewayApplication.domains.flatMap(\.queues)
+        let state = ClusterStateGauges(queues: Array(Set(queues.map(\.queue) + queues.map(\.deadLetterQueue))).sorted(),
+                                       publisher: services.publisher, database: database,
+                                       metrics: MetricHandles(factory: PrometheusMetricsFactory(registry: prometheus)), logger: logger)
         let reloader: [any Service] = certificate.map { [ServerCertificateReloader(certificate: $0, logger: logger)] } ?? []
         let heartbeat = ProcessHeartbeat(kind: "gateway", database: database, logger: logger) {
             await readinessProblems(broker: broker, database: database)
         }
-        try await runUntilStopped([heartbeat, denyList, application, purger] + reloader, drainTimeout: configuration.drainTimeout,
+        try await runUntilStopped([heartbeat, denyList, application, purger, state] + reloader, drainTimeout: configuration.drainTimeout,
                                   broker: broker, database: database, logger: logger)
     }
 }

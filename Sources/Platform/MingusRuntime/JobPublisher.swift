@@ -10,13 +10,16 @@ import MingusHTTP
 public struct JobPublisher: Sendable {
     let broker: BrokerLink
     let confirmTimeout: Duration
+    let metrics: RuntimeMetrics?
     static let source = "/mingus/gateway"
     /// The `Retry-After` of a 503, in seconds.
     public static let retryAfterSeconds = 5
 
-    public init(broker: BrokerLink, confirmTimeout: Duration = .seconds(5)) {
+    /// `metrics` counts the jobs refused, by reason (`mingus_publish_failures_total`).
+    public init(broker: BrokerLink, confirmTimeout: Duration = .seconds(5), metrics: RuntimeMetrics? = nil) {
         self.broker = broker
         self.confirmTimeout = confirmTimeout
+        self.metrics = metrics
     }
 
     /// Publishes `body` as a job of `type` with id `id` and waits for the broker's confirm: 503
@@ -28,19 +31,19 @@ public struct JobPublisher: Sendable {
     /// Publishes a body already encoded as JSON (for bodies written with ``JSONWriter``).
     public func publish(type: String, id: String, encodedBody: [UInt8], traceID: String?) async throws {
         guard let connection = await broker.connectedNow() else {
-            throw unavailable("the message broker is unreachable")
+            throw unavailable("the message broker is unreachable", reason: "unreachable")
         }
         guard !connection.isBlocked else {
-            throw unavailable("the message broker is refusing messages (resource alarm)")
+            throw unavailable("the message broker is refusing messages (resource alarm)", reason: "blocked")
         }
         let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID, body: encodedBody)
         do {
             try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: type,
                                          mandatory: true, confirmTimeout: confirmTimeout)
         } catch let error as AMQPError where error.kind == .confirmTimeout {
-            throw unavailable("the message broker did not confirm the job in time")
+            throw unavailable("the message broker did not confirm the job in time", reason: "confirm_timeout")
         } catch {
-            throw unavailable("the message broker refused the job")
+            throw unavailable("the message broker refused the job", reason: "refused")
         }
     }
 
@@ -52,7 +55,8 @@ public struct JobPublisher: Sendable {
         return (Int(info.messageCount), Int(info.consumerCount))
     }
 
-    private func unavailable(_ message: String) -> APIError {
+    private func unavailable(_ message: String, reason: String) -> APIError {
+        metrics?.publishFailed(reason: reason)
         var error = APIError(.serviceUnavailable, code: "unavailable", message: "\(message); retry later")
         error.headers[.retryAfter] = "\(Self.retryAfterSeconds)"
         return error

@@ -42,6 +42,11 @@ public final class RuntimeMetrics: Sendable {
         handles.counter("mingus_outbox_published_total", []).increment(by: count)
     }
 
+    /// A job the gateway could not publish: `unreachable`, `blocked`, `confirm_timeout`, `refused`.
+    func publishFailed(reason: String) {
+        handles.counter("mingus_publish_failures_total", [("reason", reason)]).increment()
+    }
+
     func scheduledFired(kind: String, count: Int) {
         handles.counter("mingus_scheduled_jobs_fired_total", [("kind", kind)]).increment(by: count)
     }

@@ -420,3 +420,10 @@ extension AuditTrail {
         }
     }
 }
+
+extension AuditTrail {
+    /// Seconds since the newest signed checkpoint; nil when there is none yet.
+    public static func newestCheckpointAge(on database: PostgresClient) async throws -> Double? {
+        try await database.query("SELECT extract(epoch FROM now() - max(created_at))::float8 FROM audit_checkpoints")[0].decode(Double?.self, at: 0)
+    }
+}
