@@ -54,4 +54,26 @@ struct AMQPConfigurationTests {
         #expect(error?.description.contains(reason) == true, "\(error?.description ?? "")")
         #expect(error?.description.contains("\n") == false)
     }
+
+    @Test("a cluster's brokers: a list of URLs, or one URL with several hosts sharing its credentials, vhost and options")
+    func brokerLists() throws {
+        let urls = try AMQPConfiguration.brokers("amqp://a:b@n1:5672/,amqps://c:d@n2:5671/v")
+        #expect(urls.map(\.host) == ["n1", "n2"])
+        #expect(urls.map(\.user) == ["a", "c"])
+        #expect(urls.map(\.virtualHost) == ["/", "v"])
+        #expect(urls[1].tls != nil)
+
+        let hosts = try AMQPConfiguration.brokers("amqp://u%40x:p@127.0.0.1:5680,127.0.0.1:5681,node3/prod?heartbeat=10", connectionName: "w")
+        #expect(hosts.map(\.host) == ["127.0.0.1", "127.0.0.1", "node3"])
+        #expect(hosts.map(\.port) == [5680, 5681, 5672])
+        #expect(hosts.allSatisfy { $0.user == "u@x" && $0.password == "p" && $0.virtualHost == "prod" && $0.heartbeat == .seconds(10) && $0.connectionName == "w" })
+
+        let single = try AMQPConfiguration.brokers("amqp://guest:guest@127.0.0.1:5673/")
+        #expect(single.count == 1 && single[0].port == 5673)
+
+        for bad in ["amqp://h1,,h2/", "amqp://a@h1/,h2", "amqp://h1,http://h2/", "amqp://h1:x,h2/"] {
+            let error = #expect(throws: AMQPError.self, "\(bad)") { try AMQPConfiguration.brokers(bad) }
+            #expect(error?.kind == .invalidURL)
+        }
+    }
 }

@@ -108,3 +108,44 @@ public struct AMQPConfiguration: Sendable, Equatable {
         "\(tls == nil ? "amqp" : "amqps")://\(user)@\(host):\(port)/\(virtualHost == "/" ? "" : virtualHost)"
     }
 }
+
+extension AMQPConfiguration {
+    /// The brokers of a cluster, from a comma-separated list of URLs
+    /// (`amqp://u:p@node1:5672/,amqp://u:p@node2:5672/`) or one URL with several hosts
+    /// (`amqp://u:p@node1:5672,node2:5672,node3:5672/vhost?heartbeat=10`: the others take the
+    /// first one's scheme, credentials, virtual host and options). A single URL is a list of one.
+    public static func brokers(_ list: String, connectionName: String = "mingus") throws -> [AMQPConfiguration] {
+        let items = list.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard items.count > 1 else { return [try AMQPConfiguration(url: list, connectionName: connectionName)] }
+        if items.contains(where: { $0.isEmpty }) {
+            throw AMQPError(.invalidURL, "invalid AMQP URL list: an empty entry between commas")
+        }
+        if items.allSatisfy({ $0.contains("://") }) {
+            return try items.map { try AMQPConfiguration(url: $0, connectionName: connectionName) }
+        }
+        // One URL, several hosts: scheme://[userinfo@]host1[:port],host2[:port]…[/vhost][?query].
+        guard let schemeEnd = list.range(of: "://") else {
+            throw AMQPError(.invalidURL, "invalid AMQP URL list: mix of URLs and bare hosts")
+        }
+        let afterScheme = list[schemeEnd.upperBound...]
+        let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
+        let authority = afterScheme[..<authorityEnd]
+        let rest = afterScheme[authorityEnd...]
+        var userInfo = ""
+        var hosts = Substring(authority)
+        if let at = authority.lastIndex(of: "@") {
+            userInfo = String(authority[...at])
+            hosts = authority[authority.index(after: at)...]
+        }
+        guard hosts.contains(",") else {
+            throw AMQPError(.invalidURL, "invalid AMQP URL list: mix of URLs and bare hosts")
+        }
+        let prefix = String(list[..<schemeEnd.upperBound])
+        return try hosts.split(separator: ",", omittingEmptySubsequences: false).map { host in
+            guard !host.isEmpty, !host.contains("://") else {
+                throw AMQPError(.invalidURL, "invalid AMQP URL list: mix of URLs and bare hosts")
+            }
+            return try AMQPConfiguration(url: prefix + userInfo + host + rest, connectionName: connectionName)
+        }
+    }
+}

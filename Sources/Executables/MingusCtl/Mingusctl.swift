@@ -47,9 +47,19 @@ struct ConnectionOptions: ParsableArguments {
         }
     }
 
+    /// Runs `body` on a connection to the first broker of `MINGUS_AMQP_URL` that answers.
     func withBroker<T>(_ body: (AMQPConnection) async throws -> T) async throws -> T {
-        let connection = try await AMQPConnection.connect(
-            try AMQPConfiguration(url: try configuration().amqpURL, connectionName: "mingusctl"), logger: cliLogger)
+        var connection: AMQPConnection?
+        var lastError: (any Error)?
+        for broker in try AMQPConfiguration.brokers(try configuration().amqpURL, connectionName: "mingusctl") {
+            do {
+                connection = try await AMQPConnection.connect(broker, logger: cliLogger)
+                break
+            } catch {
+                lastError = error
+            }
+        }
+        guard let connection else { throw lastError! }
         do {
             let result = try await body(connection)
             await connection.close()
@@ -167,7 +177,7 @@ extension Mingusctl {
                     }
                     return rows
                 }
-                print("broker    ok   \((try? AMQPConfiguration(url: configuration.amqpURL).redactedDescription) ?? "")")
+                print("broker    ok   \((try? AMQPConfiguration.brokers(configuration.amqpURL).map(\.redactedDescription).joined(separator: ",")) ?? "")")
                 rows.forEach { print($0) }
             } catch {
                 healthy = false

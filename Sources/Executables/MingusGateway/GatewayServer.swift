@@ -28,7 +28,7 @@ public enum GatewayServer {
         let metrics = RuntimeMetrics(factory: PrometheusMetricsFactory(registry: prometheus))
         let database = PostgresClient(configuration: PostgresConfiguration(url: configuration.databaseURL, poolSize: 16), logger: logger)
         let broker = BrokerLink(
-            configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-gateway"),
+            brokers: try AMQPConfiguration.brokers(configuration.amqpURL, connectionName: "mingus-gateway"),
             topology: MingusTopology.declaring(GatewayApplication.domains.flatMap(\.queues)), logger: logger, metrics: metrics)
         let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
         let keys = KeyringCache(kek: kek, database: database)

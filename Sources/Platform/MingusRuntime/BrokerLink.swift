@@ -4,17 +4,29 @@ public import MingusAMQP
 
 /// The process's connection to RabbitMQ, reopened with backoff when it closes, with the
 /// topology the process needs declared on every new connection.
+///
+/// Given the nodes of a cluster (``AMQPConfiguration/brokers(_:connectionName:)``), each attempt
+/// goes to the next node, and a connection that closes is replaced by one to the node after it:
+/// a lost node is left for the others at once, and comes back into the rotation by itself.
 public actor BrokerLink {
-    private let configuration: AMQPConfiguration
+    private let brokers: [AMQPConfiguration]
     private let topology: AMQPTopology
     private let logger: Logger
     private let metrics: RuntimeMetrics
     private var current: AMQPConnection?
     private var connecting: Task<AMQPConnection, any Error>?
     private var everConnected = false
+    /// The node of the current connection, or of the last attempt.
+    private var node = 0
 
     public init(configuration: AMQPConfiguration, topology: AMQPTopology, logger: Logger, metrics: RuntimeMetrics) {
-        self.configuration = configuration
+        self.init(brokers: [configuration], topology: topology, logger: logger, metrics: metrics)
+    }
+
+    /// A link to the first of `brokers` that answers; `brokers` must not be empty.
+    public init(brokers: [AMQPConfiguration], topology: AMQPTopology, logger: Logger, metrics: RuntimeMetrics) {
+        precondition(!brokers.isEmpty, "a broker link needs at least one broker")
+        self.brokers = brokers
         self.topology = topology
         self.logger = logger
         self.metrics = metrics
@@ -34,6 +46,8 @@ public actor BrokerLink {
     public func connection() async throws -> AMQPConnection {
         if let current, current.isOpen { return current }
         if let connecting { return try await connecting.value }
+        // After a lost connection, start with the next node: the last one likely went away.
+        if everConnected && brokers.count > 1 { node = (node + 1) % brokers.count }
         let task = Task { try await self.connectWithBackoff() }
         connecting = task
         defer { connecting = nil }
@@ -56,18 +70,20 @@ public actor BrokerLink {
         var delay = Duration.milliseconds(50)
         var failures = 0
         while true {
+            let configuration = brokers[node]
             do {
                 let connection = try await AMQPConnection.connect(configuration, logger: logger)
                 try await connection.declare(topology)
                 logger.info("connected to RabbitMQ", metadata: ["mingus.amqp.broker": "\(configuration.redactedDescription)"])
                 return connection
             } catch {
+                node = (node + 1) % brokers.count
                 let level: Logger.Level = (error as? AMQPError)?.isRecoverable == false ? .error : .warning
                 // The first five attempts, then one in ten: a long outage does not flood the log.
                 failures += 1
                 if failures <= 5 || failures % 10 == 0 {
                     logger.log(level: level, "cannot reach RabbitMQ; retrying", metadata: [
-                        "mingus.error": "\(error)", "mingus.retry_in_ms": "\(RetryPolicy.milliseconds(delay))",
+                        "mingus.amqp.broker": "\(configuration.redactedDescription)", "mingus.error": "\(error)", "mingus.retry_in_ms": "\(RetryPolicy.milliseconds(delay))",
                         "mingus.attempts": "\(failures)",
                     ])
                 }

@@ -132,7 +132,7 @@ public enum WorkerRuntime {
             logger: logger)
         let topology = MingusTopology.shared.merging((CollectionOfOne(queues) + extraQueues.map(\.queues)).map(MingusTopology.worker))
         let broker = BrokerLink(
-            configuration: try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-\(name)-worker"),
+            brokers: try AMQPConfiguration.brokers(configuration.amqpURL, connectionName: "mingus-\(name)-worker"),
             topology: topology, logger: logger, metrics: metrics)
         let source = "/mingus/\(name)-worker"
         let outbox = Outbox(database: database, broker: broker, source: source, logger: logger, metrics: metrics)
