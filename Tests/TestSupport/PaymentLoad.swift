@@ -16,6 +16,7 @@ public final class PaymentLoad: Sendable {
     private struct State {
         var accepted: [Accepted] = []
         var refused: [Int: Int] = [:]
+        var refusedAt: [Date] = []
         var stopped = false
         var paused = false
         /// Clients waiting for ``resume()``.
@@ -31,6 +32,9 @@ public final class PaymentLoad: Sendable {
 
     /// Answers other than 202 so far, by status (0: no answer, e.g. the connection failed).
     public var refused: [Int: Int] { state.withLock { $0.refused } }
+
+    /// When each answer other than 202 arrived.
+    public var refusedAt: [Date] { state.withLock { $0.refusedAt } }
 
     /// How many payments were accepted at or after `date`.
     public func acceptedCount(since date: Date) -> Int {
@@ -116,7 +120,11 @@ public final class PaymentLoad: Sendable {
                 let accepted = Accepted(id: id, at: Date())
                 state.withLock { $0.accepted.append(accepted) }
             } else {
-                state.withLock { $0.refused[status, default: 0] += 1 }
+                let now = Date()
+                state.withLock {
+                    $0.refused[status, default: 0] += 1
+                    $0.refusedAt.append(now)
+                }
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }

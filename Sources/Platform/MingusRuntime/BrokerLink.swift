@@ -93,6 +93,14 @@ public actor BrokerLink {
         }
     }
 
+    /// Closes `connection` if it is still the current one, so that the next use opens another
+    /// (a node that refuses every message after a failover is left for the next one).
+    public func discard(_ connection: AMQPConnection) async {
+        guard let current, current === connection else { return }
+        self.current = nil
+        await connection.close()
+    }
+
     /// Publishes with confirms on the current connection, reconnecting first if needed.
     public func publish(_ message: AMQPMessage, exchange: String, routingKey: String) async throws {
         let connection = try await connection()

@@ -10,40 +10,66 @@ import MingusHTTP
 public struct JobPublisher: Sendable {
     let broker: BrokerLink
     let confirmTimeout: Duration
+    let reconnectWait: Duration
     let metrics: RuntimeMetrics?
     static let source = "/mingus/gateway"
     /// The `Retry-After` of a 503, in seconds.
     public static let retryAfterSeconds = 5
 
-    /// `metrics` counts the jobs refused, by reason (`mingus_publish_failures_total`).
-    public init(broker: BrokerLink, confirmTimeout: Duration = .seconds(5), metrics: RuntimeMetrics? = nil) {
+    /// A job waits up to `reconnectWait` for a lost connection to be replaced (another node of
+    /// a cluster, or the broker back), and is published again within it when a node refused it; `metrics` counts the jobs refused, by
+    /// reason (`mingus_publish_failures_total`).
+    public init(broker: BrokerLink, confirmTimeout: Duration = .seconds(5), reconnectWait: Duration = .seconds(2),
+                metrics: RuntimeMetrics? = nil) {
         self.broker = broker
         self.confirmTimeout = confirmTimeout
+        self.reconnectWait = reconnectWait
         self.metrics = metrics
     }
 
     /// Publishes `body` as a job of `type` with id `id` and waits for the broker's confirm: 503
-    /// with `Retry-After` when the broker is unreachable, blocked or slower than the timeout.
+    /// with `Retry-After` when the broker stays unreachable past `reconnectWait`, is blocked, or
+    /// is slower than the confirm timeout.
     public func publish<Body: Encodable>(type: String, id: String, body: Body, traceID: String?) async throws {
         try await publish(type: type, id: id, encodedBody: Array(try JSONEncoder.mingus.encode(body)), traceID: traceID)
     }
 
     /// Publishes a body already encoded as JSON (for bodies written with ``JSONWriter``).
+    ///
+    /// A job the broker refused (`basic.nack`, as a cluster node does while its queues elect a
+    /// new leader) or whose connection was lost before the confirm is published again on another
+    /// connection, within `reconnectWait`: the same message id, so that a copy the broker did
+    /// take is applied once (the workers' inbox).
     public func publish(type: String, id: String, encodedBody: [UInt8], traceID: String?) async throws {
-        guard let connection = await broker.connectedNow() else {
-            throw unavailable("the message broker is unreachable", reason: "unreachable")
-        }
-        guard !connection.isBlocked else {
-            throw unavailable("the message broker is refusing messages (resource alarm)", reason: "blocked")
-        }
         let envelope = JobEnvelope(id: id, type: type, source: Self.source, traceID: traceID, body: encodedBody)
-        do {
-            try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: type,
-                                         mandatory: true, confirmTimeout: confirmTimeout)
-        } catch let error as AMQPError where error.kind == .confirmTimeout {
-            throw unavailable("the message broker did not confirm the job in time", reason: "confirm_timeout")
-        } catch {
-            throw unavailable("the message broker refused the job", reason: "refused")
+        let deadline = ContinuousClock.now + reconnectWait
+        while true {
+            var connection = await broker.connectedNow()
+            while connection == nil && ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(25))
+                connection = await broker.connectedNow()
+            }
+            guard let connection else {
+                throw unavailable("the message broker is unreachable", reason: "unreachable")
+            }
+            guard !connection.isBlocked else {
+                throw unavailable("the message broker is refusing messages (resource alarm)", reason: "blocked")
+            }
+            do {
+                try await connection.publish(envelope.message(), exchange: MingusTopology.jobsExchange, routingKey: type,
+                                             mandatory: true, confirmTimeout: confirmTimeout)
+                return
+            } catch let error as AMQPError where error.kind == .confirmTimeout {
+                throw unavailable("the message broker did not confirm the job in time", reason: "confirm_timeout")
+            } catch let error as AMQPError where error.kind == .nacked || error.isRecoverable {
+                // This connection's node refused or went away: the next attempt takes another.
+                await broker.discard(connection)
+                guard ContinuousClock.now < deadline else {
+                    throw unavailable("the message broker refused the job", reason: "refused")
+                }
+            } catch {
+                throw unavailable("the message broker refused the job", reason: "refused")
+            }
         }
     }
 
