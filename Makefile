@@ -15,10 +15,13 @@ help:
 	@echo "make up      install (apt-get) and start RabbitMQ and PostgreSQL under .services/"
 	@echo "make down    stop them (data is kept; 'Deploy/local/services.sh reset' deletes it)"
 
+# `make up CLUSTER=3` also starts a local three-node RabbitMQ cluster (Deploy/local/rabbitmq-cluster.sh).
 up:
 	@$(SERVICES) up
+	@if [ "$(CLUSTER)" = 3 ]; then Deploy/local/rabbitmq-cluster.sh up; fi
 
 down:
+	@Deploy/local/rabbitmq-cluster.sh down 2>/dev/null || true
 	@$(SERVICES) down
 
 python-tools:

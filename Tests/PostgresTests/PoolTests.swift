@@ -1,3 +1,4 @@
+import Foundation
 @testable import MingusPostgres
 import TestSupport
 import Testing
@@ -100,6 +101,22 @@ struct PoolTests {
             #expect(third != second)
 
             await killer.close()
+        }
+    }
+
+    @Test("a URL with several hosts and target_session_attrs=read-write connects to the one that answers as a primary")
+    func multiHostURL() async throws {
+        // A port nobody listens on first, then the test server: libpq tries them in order.
+        var components = try #require(URLComponents(string: TestEnvironment.databaseURL))
+        let host = try #require(components.host), port = try #require(components.port)
+        components.host = nil
+        components.port = nil
+        let path = components.percentEncodedPath
+        let url = "postgresql://\(components.user.map { "\($0)@" } ?? "")127.0.0.1:1,\(host):\(port)\(path)?target_session_attrs=read-write"
+        try await TestDatabase.withClient(poolSize: 1, url: url) { client in
+            let rows = try await client.query("SELECT inet_server_port(), pg_is_in_recovery()")
+            #expect(try rows[0].decode(Int.self, at: 0) == port)
+            #expect(try rows[0].decode(Bool.self, at: 1) == false)
         }
     }
 }

@@ -102,9 +102,15 @@ public actor BrokerLink {
     }
 
     /// Publishes with confirms on the current connection, reconnecting first if needed.
+    /// A refused message (`basic.nack`) leaves the connection for another one.
     public func publish(_ message: AMQPMessage, exchange: String, routingKey: String) async throws {
         let connection = try await connection()
-        try await connection.publish(message, exchange: exchange, routingKey: routingKey)
+        do {
+            try await connection.publish(message, exchange: exchange, routingKey: routingKey)
+        } catch let error as AMQPError where error.kind == .nacked {
+            await discard(connection)
+            throw error
+        }
     }
 
     /// Closes the connection for good.
