@@ -3,7 +3,7 @@ SWIFT ?= swift
 SERVICES := Deploy/local/services.sh
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: help up down status build release test contract-check check-deploy run scale bench migrate clean python-tools
+.PHONY: help up down status build release test contract-check check-deploy run scale backup restore bench migrate clean python-tools
 
 help:
 	@echo "make run     services, migrations, release build, then the whole cluster in the foreground"
@@ -11,6 +11,8 @@ help:
 	@echo "make contract-check  services, build, then Schemathesis checks the gateway against Contracts/openapi.yaml"
 	@echo "make scale KIND=payments N=4  N more workers of a kind, beside make run (each picks a free metrics port)"
 	@echo "make check-deploy  static checks of Deploy/: Kubernetes manifests, compose, dashboard, Prometheus rules"
+	@echo "make backup  base backup of the local PostgreSQL (Deploy/local/backup.sh; the key file is not in it)"
+	@echo "make restore BACKUP=DIR KEY=FILE [PORT=5434]  restore it into a server of its own, checked"
 	@echo "make bench   services, release build, then the benchmarks"
 	@echo "make up      install (apt-get) and start RabbitMQ and PostgreSQL under .services/"
 	@echo "make down    stop them (data is kept; 'Deploy/local/services.sh reset' deletes it)"
@@ -70,6 +72,13 @@ check-deploy: python-tools
 scale: release
 	@[ -n "$(KIND)" ] && [ -n "$(N)" ] || { echo "usage: make scale KIND=payments N=4" >&2; exit 2; }
 	@MINGUS_METRICS_PORT=0 Deploy/local/run-cluster.sh "$(RELEASE_BIN)" $$(for i in $$(seq $(N)); do echo mingus-$(KIND)-worker; done)
+
+backup: up
+	@Deploy/local/backup.sh create $(BACKUP)
+
+restore: release
+	@[ -n "$(BACKUP)" ] && [ -n "$(KEY)" ] || { echo "usage: make restore BACKUP=DIR KEY=FILE [PORT=5434]" >&2; exit 2; }
+	@MINGUSCTL="$(RELEASE_BIN)/mingusctl" Deploy/local/backup.sh restore "$(BACKUP)" --key-file "$(KEY)" --port "$(or $(PORT),5434)"
 
 bench: release
 	$(RELEASE_BIN)/mingusctl migrate

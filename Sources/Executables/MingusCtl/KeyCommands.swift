@@ -13,7 +13,7 @@ extension Mingusctl {
     struct Keys: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Manage the key-encrypting key (a file) and the data keys it wraps (in the database).",
-            subcommands: [Init.self, Rotate.self, Rewrap.self, List.self, EraseSubject.self])
+            subcommands: [Init.self, Check.self, Rotate.self, Rewrap.self, List.self, EraseSubject.self])
 
         struct Init: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -46,6 +46,21 @@ extension Mingusctl {
                         print("created data key \(purpose.rawValue) v\(version)")
                     }
                 }
+            }
+        }
+
+        struct Check: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Unwrap every data key with the key-encrypting key file: prints OK, or why one does not open (exit 1). Changes nothing.")
+            @OptionGroup var connection: ConnectionOptions
+
+            func run() async throws {
+                let configuration = try connection.configuration()
+                let kek = try KeyEncryptingKey(contentsOf: URL(fileURLWithPath: configuration.financialKeyPath))
+                let keyring = try await connection.withDatabase { db, _ in try await Keyring.load(kek: kek, database: db) }
+                let purposes = declaredPurposes.filter { !keyring.versions($0).isEmpty }
+                let count = purposes.reduce(0) { $0 + keyring.versions($1).count }
+                print("OK \(count) data keys of \(purposes.count) purposes open with key-encrypting key \(kek.id)")
             }
         }
 
