@@ -26,10 +26,14 @@ public final class Cluster: @unchecked Sendable {
     public private(set) var workers: [WorkerProcess] = []
     /// The broker virtual host of this cluster alone, when it was started with one.
     public let virtualHost: String?
+    /// The server of the cluster's database when it is not the tests' own.
+    public let databaseServer: String?
 
     private init(databaseName: String, databaseURL: String, database: PostgresClient, keyPath: URL, kek: KeyEncryptingKey,
-                 webhookSecret: String, environment: [String: String], gateway: WorkerProcess, base: String, virtualHost: String?) {
+                 webhookSecret: String, environment: [String: String], gateway: WorkerProcess, base: String, virtualHost: String?,
+                 databaseServer: String?) {
         self.virtualHost = virtualHost
+        self.databaseServer = databaseServer
         self.databaseName = databaseName
         self.databaseURL = databaseURL
         self.database = database
@@ -46,10 +50,12 @@ public final class Cluster: @unchecked Sendable {
     /// `waitUntilReady` is false. With `privateBroker`, the cluster gets a broker virtual host of
     /// its own (deleted by ``stop()``), so that its workers never take another cluster's jobs
     /// from a queue of the same name. `keyPurposes` get a first data key too, before any process
-    /// starts (the payments purposes always do).
+    /// starts (the payments purposes always do). `databaseServer` puts the cluster's database on
+    /// another server than the tests' (``TestEnvironment/createDatabase(on:)``).
     public static func start(workers: Int = 0, environment extra: [String: String] = [:], waitUntilReady: Bool = true,
-                             bin: URL? = nil, privateBroker: Bool = false, keyPurposes: [KeyPurpose] = []) async throws -> Cluster {
-        let (name, url) = try await TestEnvironment.createDatabase()
+                             bin: URL? = nil, privateBroker: Bool = false, keyPurposes: [KeyPurpose] = [],
+                             databaseServer: String? = nil) async throws -> Cluster {
+        let (name, url) = try await TestEnvironment.createDatabase(on: databaseServer)
         var virtualHost: String?
         var brokerURL: [String: String] = [:]
         if privateBroker {
@@ -81,7 +87,7 @@ public final class Cluster: @unchecked Sendable {
         }
         let cluster = Cluster(databaseName: name, databaseURL: url, database: database, keyPath: keyPath, kek: kek,
                               webhookSecret: secret, environment: environment, gateway: gateway, base: "http://127.0.0.1:\(port)",
-                              virtualHost: virtualHost)
+                              virtualHost: virtualHost, databaseServer: databaseServer)
         for _ in 0..<workers { _ = try cluster.startWorker(bin: bin) }
         if waitUntilReady {
             let ready = try await eventually(timeout: .seconds(60)) {
@@ -125,7 +131,7 @@ public final class Cluster: @unchecked Sendable {
             _ = try await process.wait(timeout: .seconds(10))
         }
         await database.shutdown()
-        try await TestEnvironment.dropDatabase(databaseName)
+        try await TestEnvironment.dropDatabase(databaseName, on: databaseServer)
         if let virtualHost { try TestEnvironment.services("rabbitmqctl", "-q", "delete_vhost", virtualHost) }
         return codes
     }

@@ -109,10 +109,18 @@ extension TestEnvironment {
         try await dropDatabase(name)
     }
 
-    /// Creates an empty database; returns its name and URL.
-    public static func createDatabase() async throws -> (name: String, url: String) {
+    /// The URL of database `name` on `server`, a URL without a database (several hosts allowed,
+    /// `postgresql://mingus@h1:5440,h2:5441`); on a server of several hosts, the one that takes
+    /// writes.
+    public static func url(ofDatabase name: String, on server: String) -> String {
+        "\(server)/\(name)" + (server.contains(",") ? "?target_session_attrs=read-write" : "")
+    }
+
+    /// Creates an empty database, on the tests' server or on `server`; returns its name and URL.
+    public static func createDatabase(on server: String? = nil) async throws -> (name: String, url: String) {
         let name = uniqueName("mingus_test")
-        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: databaseURL, poolSize: 1))
+        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(
+            url: server.map { url(ofDatabase: "postgres", on: $0) } ?? databaseURL, poolSize: 1))
         do {
             try await admin.execute("CREATE DATABASE \(identifier: name)")
         } catch {
@@ -120,14 +128,16 @@ extension TestEnvironment {
             throw error
         }
         await admin.close()
+        if let server { return (name, url(ofDatabase: name, on: server)) }
         var components = URLComponents(string: databaseURL)
         components?.path = "/\(name)"
         return (name, components?.string ?? databaseURL)
     }
 
-    /// Drops a database made by ``createDatabase()``, closing its connections.
-    public static func dropDatabase(_ name: String) async throws {
-        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(url: databaseURL, poolSize: 1))
+    /// Drops a database made by ``createDatabase(on:)``, closing its connections.
+    public static func dropDatabase(_ name: String, on server: String? = nil) async throws {
+        let admin = try await PostgresConnection.connect(configuration: PostgresConfiguration(
+            url: server.map { url(ofDatabase: "postgres", on: $0) } ?? databaseURL, poolSize: 1))
         try await admin.execute("DROP DATABASE IF EXISTS \(identifier: name) WITH (FORCE)")
         await admin.close()
     }

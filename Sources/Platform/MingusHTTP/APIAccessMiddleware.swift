@@ -38,6 +38,12 @@ public struct APIAccessMiddleware: RouterMiddleware {
             let response = try await next(request, context)
             await record(request, context, status: response.status)
             return response
+        } catch let error as PostgresError where error.isConnectionFailure {
+            // The database went away (a restart, a failover): a retry soon succeeds, so say so.
+            var unavailable = APIError(.serviceUnavailable, code: "unavailable", message: "the database is unavailable; retry later")
+            unavailable.headers[.retryAfter] = "5"
+            await record(request, context, status: unavailable.status)
+            throw unavailable
         } catch {
             await record(request, context, status: (error as? any HTTPResponseError)?.status ?? .internalServerError)
             throw error
