@@ -23,6 +23,8 @@ final class TestClock: Sendable {
 /// audit and dashboard routes on a router served over a real socket.
 final class DashboardHarness: Sendable {
     let databaseName: String
+    let databaseURL: String
+    let keyPath: URL
     let database: PostgresClient
     let kek: KeyEncryptingKey
     let keys: KeyringCache
@@ -32,8 +34,10 @@ final class DashboardHarness: Sendable {
     /// Cheap scrypt parameters for the many users the tests make (one test uses the real ones).
     static let fastHashing = PasswordHash.Parameters(n: 1 << 10, r: 8, p: 1)
 
-    private init(databaseName: String, database: PostgresClient, kek: KeyEncryptingKey, clock: TestClock) {
+    private init(databaseName: String, databaseURL: String, keyPath: URL, database: PostgresClient, kek: KeyEncryptingKey, clock: TestClock) {
         self.databaseName = databaseName
+        self.databaseURL = databaseURL
+        self.keyPath = keyPath
         self.database = database
         self.kek = kek
         self.keys = KeyringCache(kek: kek, database: database)
@@ -48,7 +52,7 @@ final class DashboardHarness: Sendable {
         let keyPath = FileManager.default.temporaryDirectory.appendingPathComponent(TestEnvironment.uniqueName("keys")).appendingPathComponent("financial.key")
         let kek = try KeyEncryptingKey.create(at: keyPath)
         try await Keyring.rotate(.dashboardTOTP, kek: kek, database: database)
-        return DashboardHarness(databaseName: name, database: database, kek: kek, clock: clock)
+        return DashboardHarness(databaseName: name, databaseURL: url, keyPath: keyPath, database: database, kek: kek, clock: clock)
     }
 
     func stop() async throws {
