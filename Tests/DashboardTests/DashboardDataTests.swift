@@ -214,3 +214,32 @@ struct DashboardDataTests {
         }
     }
 }
+
+@Suite("Payment rollups")
+struct PaymentRollupTests {
+    @Test("the worker's upsert (a pending row decided, a new row decided) counts each decision once, and a redelivery adds nothing")
+    func upsertCountsOnce() async throws {
+        try await DashboardHarness.with { harness in
+            let db = harness.database
+            let pending = UUID(), fresh = UUID()
+            let at = Date().addingTimeInterval(-2)
+            try await db.execute("""
+                INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, requested_by, created_at)
+                VALUES (\(pending), 'm', 'pending', 100, 'USD', 'x', \(at))
+                """)
+            for _ in 0..<2 {
+                // The shape of PaymentStore.recordDecisions: insert, or decide a pending row.
+                try await db.execute("""
+                    INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, requested_by, created_at)
+                    SELECT * FROM unnest(\([pending, fresh])::uuid[], ARRAY['m', 'm'], ARRAY['authorized', 'declined'],
+                                         ARRAY[100, 200]::bigint[], ARRAY['USD', 'USD'], ARRAY['x', 'x'], \([at, at])::timestamptz[])
+                    ON CONFLICT (transaction_id) DO UPDATE SET status = EXCLUDED.status, updated_at = now()
+                    WHERE payment_data.status = 'pending'
+                    """)
+            }
+            let activity = try await DashboardData.paymentProcessing(DashboardInput(database: db, now: Date()))
+            #expect(activity.decided == 2 && activity.authorized == 1 && activity.declined == 1 && activity.pending == 0)
+            #expect(activity.volumes.first?.totalAmount == 300)
+        }
+    }
+}

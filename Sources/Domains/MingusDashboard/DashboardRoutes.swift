@@ -120,9 +120,10 @@ public struct DashboardRoutes: Sendable {
             ]))
         }
         let username = form["username"]!
-        guard username.count <= 63, form["password"]!.count <= 1024, form["code"]!.count <= 32 else {
+        guard username.count <= 63, form["password"]!.count <= 1024, form["code"]!.count <= 32,
+              !["username", "password", "code"].contains(where: { form[$0]!.contains("\u{0}") }) else {
             return html(.unprocessableContent, DashboardPage.login.render([
-                "css": DashboardPage.stylesheet, "error": "The username, password or code is too long.",
+                "css": DashboardPage.stylesheet, "error": "The username, password or code is too long or has a character it cannot have.",
             ]))
         }
         switch try await authenticator.signIn(username: username, password: form["password"]!, code: form["code"]!, origin: context.origin) {

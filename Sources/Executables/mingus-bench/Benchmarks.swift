@@ -294,6 +294,7 @@ struct Benchmarks: AsyncParsableCommand {
         try await runNotify()
         try await runRetention()
         try await runLogs()
+        try await runDashboard()
 
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
