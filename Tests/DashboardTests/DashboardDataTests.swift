@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import MingusDashboard
 import MingusHTTP
+import MingusPayments
 import MingusPostgres
 import MingusSecurity
 import NIOCore

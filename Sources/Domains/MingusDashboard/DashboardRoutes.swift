@@ -140,12 +140,17 @@ public struct DashboardRoutes: Sendable {
     }
 
     private func logout(_ request: Request, _ context: APIRequestContext) async throws -> Response {
+        let form = try await Self.form(request)
+        if let presented = form["csrf_token"], presented.count > 64 || !presented.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) {
+            return html(.unprocessableContent, DashboardPage.forbidden.render([
+                "css": DashboardPage.stylesheet, "message": "The form's token is not one this site gives.",
+            ]))
+        }
         guard let (session, token) = try await currentSession(request, context) else {
             var response = redirect("/dashboard/login")
             response.headers[.setCookie] = cookie("", maxAge: 0)
             return response
         }
-        let form = try await Self.form(request)
         guard Self.isSameOrigin(request), let presented = form["csrf_token"], Self.constantTimeEqual(presented, session.csrfToken) else {
             return await refuseCrossOrigin(request, context, actor: session.user.actor)
         }

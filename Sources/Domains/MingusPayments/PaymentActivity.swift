@@ -64,11 +64,13 @@ extension PaymentStore {
         let seconds = (now.timeIntervalSince1970 / 3600).rounded(.down) * 3600
         let currentHour = Date(timeIntervalSince1970: seconds)
         let since = currentHour.addingTimeInterval(-Double(hours - 1) * 3600)
+        // Three small groupings in one statement, so only a few dozen rows come back whatever the
+        // number of shards and buckets: per hour and status, per currency and status, per bucket.
         let rows = try await database.query("""
             SELECT hour, status, currency, latency_bucket, sum(payments)::bigint, sum(amount)::bigint,
-                   sum(latency_ms_sum)::bigint, max(latency_ms_max)::bigint
+                   sum(latency_ms_sum)::bigint, max(latency_ms_max)::bigint, GROUPING(hour, currency, latency_bucket)
             FROM payment_hourly_rollups WHERE hour >= \(since)::timestamptz
-            GROUP BY hour, status, currency, latency_bucket
+            GROUP BY GROUPING SETS ((hour, status), (currency, status), (latency_bucket))
             """)
         let pending = try await database.query("SELECT count(*) FROM payment_data WHERE status = 'pending'")[0].decode(Int64.self, at: 0)
 
@@ -79,29 +81,36 @@ extension PaymentStore {
         var latencySum: Int64 = 0
         var latencyMax: Int64?
         for row in rows {
-            let hour = try row.decode(Date.self, at: 0)
-            let status = try row.decode(String.self, at: 1)
-            let currency = try row.decode(String.self, at: 2)
-            let bucket = Int(try row.decode(Int16.self, at: 3))
             let payments = try row.decode(Int64.self, at: 4)
-            let amount = try row.decode(Int64.self, at: 5)
-            latencySum += try row.decode(Int64.self, at: 6)
-            let rowMax = try row.decode(Int64.self, at: 7)
-            latencyMax = Swift.max(latencyMax ?? rowMax, rowMax)
-            counts[status, default: 0] += payments
-            if buckets.indices.contains(bucket) { buckets[bucket] += payments }
-            var entry = byHour[hour] ?? .init(hour: hour, authorized: 0, declined: 0, failed: 0)
-            switch status {
-            case "authorized": entry.authorized += payments
-            case "declined": entry.declined += payments
-            default: entry.failed += payments
+            // GROUPING bits, hour first: 0b011 per hour and status, 0b101 per currency and status, 0b110 per bucket.
+            switch try row.decode(Int.self, at: 8) {
+            case 0b011:
+                let hour = try row.decode(Date.self, at: 0)
+                let status = try row.decode(String.self, at: 1)
+                var entry = byHour[hour] ?? .init(hour: hour, authorized: 0, declined: 0, failed: 0)
+                switch status {
+                case "authorized": entry.authorized += payments
+                case "declined": entry.declined += payments
+                default: entry.failed += payments
+                }
+                byHour[hour] = entry
+            case 0b101:
+                let status = try row.decode(String.self, at: 1)
+                let currency = try row.decode(String.self, at: 2)
+                let amount = try row.decode(Int64.self, at: 5)
+                counts[status, default: 0] += payments
+                var volume = volumes[currency] ?? .init(currency: currency, payments: 0, authorizedAmount: 0, totalAmount: 0)
+                volume.payments += payments
+                volume.totalAmount += amount
+                if status == "authorized" { volume.authorizedAmount += amount }
+                volumes[currency] = volume
+            default:
+                let bucket = Int(try row.decode(Int16.self, at: 3))
+                if buckets.indices.contains(bucket) { buckets[bucket] += payments }
+                latencySum += try row.decode(Int64.self, at: 6)
+                let rowMax = try row.decode(Int64.self, at: 7)
+                latencyMax = Swift.max(latencyMax ?? rowMax, rowMax)
             }
-            byHour[hour] = entry
-            var volume = volumes[currency] ?? .init(currency: currency, payments: 0, authorizedAmount: 0, totalAmount: 0)
-            volume.payments += payments
-            volume.totalAmount += amount
-            if status == "authorized" { volume.authorizedAmount += amount }
-            volumes[currency] = volume
         }
         let decided = counts.values.reduce(0, +)
         func percentile(_ fraction: Double) -> Int64? {

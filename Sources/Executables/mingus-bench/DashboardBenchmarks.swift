@@ -41,11 +41,11 @@ enum DashboardBenchmarks {
                 try await db.execute("""
                     INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, card_brand, masked_pan, requested_by,
                                               created_at, updated_at, authorized_at)
-                    SELECT gen_random_uuid(), 'm-' || (n % 50), s.status, 100 + (n % 50000), (ARRAY['USD', 'EUR', 'GBP'])[1 + n % 3],
+                    SELECT gen_random_uuid(), 'm-' || (n % 50), s.status, 100 + (n % 50000), (ARRAY['USD', 'EUR', 'GBP'])[1 + (n % 3)::int],
                            'visa', '************4242', 'apikey:bench', c.at, c.at + ((20 + n % 900) * interval '1 millisecond'),
                            CASE WHEN s.status = 'authorized' THEN c.at END
-                    FROM generate_series(\(done + 1), \(done + count)) AS n
-                    CROSS JOIN LATERAL (SELECT now() - (n % 2592000) * interval '1 second' AS at) c
+                    FROM generate_series(\(done + 1)::bigint, \(done + count)::bigint) AS n
+                    CROSS JOIN LATERAL (SELECT now() - ((n * 2592000) / \(Int64(payments))::bigint) * interval '1 second' AS at) c
                     CROSS JOIN LATERAL (SELECT CASE WHEN n % 100 < 85 THEN 'authorized' WHEN n % 100 < 97 THEN 'declined' ELSE 'failed' END AS status) s
                     """)
                 done += count
@@ -56,15 +56,15 @@ enum DashboardBenchmarks {
                 try await db.execute("""
                     INSERT INTO breaches (id, title, severity, status, discovered_at, aware_at, data_categories, data_encrypted, records_affected,
                                           persons_affected, jurisdictions, entity_roles, reported_by, reported_at)
-                    VALUES (\(breach), \("Breach \(n)"), (ARRAY['low', 'medium', 'high', 'critical'])[1 + \(n) % 4],
-                            (ARRAY['detected', 'investigating', 'closed'])[1 + \(n) % 3], now(), now(), ARRAY['email'], false, 10, 10,
+                    VALUES (\(breach), \("Breach \(n)"), (ARRAY['low', 'medium', 'high', 'critical'])[1 + \(n)::int % 4],
+                            (ARRAY['detected', 'investigating', 'closed'])[1 + \(n)::int % 3], now(), now(), ARRAY['email'], false, 10, 10,
                             ARRAY['US-CA'], ARRAY['controller'], 'apikey:bench', now())
                     """)
                 for regime in ["gdpr-authority", "us-ca-individuals", "pci-brands"] {
                     try await db.execute("""
                         INSERT INTO breach_obligations (id, breach_id, regime, regime_name, notify, rules_version, reason, clock, deadline, period)
                         VALUES (\(UUID()), \(breach), \(regime), \(regime), 'authority', 'v1', 'bench', 'aware',
-                                now() + ((\(n) - 10) * interval '1 hour'), '72h')
+                                now() + ((\(n)::int - 10) * interval '1 hour'), '72h')
                         """)
                 }
             }
