@@ -20,6 +20,9 @@ public struct DashboardPolicy: Sendable {
     /// Mark the cookie `Secure`: on when the gateway serves TLS (`MINGUS_TLS_CERT_FILE`) or sits
     /// behind a TLS-terminating proxy (`MINGUS_DASHBOARD_SECURE_COOKIE=true`).
     public var secureCookie = false
+    /// How long the figures (panels and JSON answers) are reused: polling costs one computation
+    /// per figure and second, whatever the number of readers. Zero turns the reuse off.
+    public var figuresLifetime: Duration = .seconds(1)
     /// The time; tests move it.
     public var clock: @Sendable () -> Date = { Date() }
 

@@ -33,7 +33,7 @@ public struct DashboardPanel: Sendable {
     public let title: String
     /// Users without this role do not see the panel.
     public let role: Role
-    private let produce: @Sendable (DashboardInput) async throws -> String
+    private let produce: @Sendable (DashboardInput, DashboardCache) async throws -> String
 
     /// A panel whose `summary` is rendered by `template` with the context `view` makes of it.
     public init<Summary: Sendable>(id: String, title: String, role: Role, template: String,
@@ -44,12 +44,14 @@ public struct DashboardPanel: Sendable {
         self.role = role
         // The templates are constants of this module: one that does not parse fails every page test.
         let compiled = try! MustacheTemplate(string: template)
-        produce = { input in compiled.render(view(try await summary(input), input)) }
+        produce = { input, cache in
+            try await cache.value("panel:\(id)") { compiled.render(view(try await summary(input), input)) }
+        }
     }
 
     /// The panel's HTML.
-    func render(_ input: DashboardInput) async throws -> String {
-        try await produce(input)
+    func render(_ input: DashboardInput, cache: DashboardCache) async throws -> String {
+        try await produce(input, cache)
     }
 
     /// The panels of the page, in order.

@@ -29,11 +29,13 @@ public struct DashboardRoutes: Sendable {
     let database: PostgresClient
     let authenticator: DashboardAuthenticator
     let panels: [DashboardPanel]
+    let cache: DashboardCache
 
     public init(database: PostgresClient, authenticator: DashboardAuthenticator, panels: [DashboardPanel] = DashboardPanel.standard) {
         self.database = database
         self.authenticator = authenticator
         self.panels = panels
+        cache = DashboardCache(lifetime: authenticator.policy.figuresLifetime)
     }
 
     /// Adds the HTML routes at `/dashboard` and the JSON routes at `/api/financial/dashboard`.
@@ -50,13 +52,19 @@ public struct DashboardRoutes: Sendable {
             guard (1...720).contains(hours) else {
                 throw APIError.invalidParameter("hours", rule: "range", "hours must be a whole number 1-720")
             }
-            return APIResponse(try await DashboardData.paymentProcessing(input(), hours: hours))
+            return APIResponse(try await cache.value("api:payment-processing:\(hours)") {
+                try await DashboardData.paymentProcessing(input(), hours: hours)
+            })
         }
-        api.get("/data-breaches") { _, _ in APIResponse(try await DashboardData.dataBreaches(input())) }
-        api.get("/alerts") { _, _ in APIResponse(try await DashboardData.alerts(input())) }
+        api.get("/data-breaches") { _, _ in
+            APIResponse(try await cache.value("api:data-breaches") { try await DashboardData.dataBreaches(input()) })
+        }
+        api.get("/alerts") { _, _ in
+            APIResponse(try await cache.value("api:alerts") { try await DashboardData.alerts(input()) })
+        }
         api.get("/recent-activities") { request, _ in
             let limit = try PageCursor.limit(request.uri.queryParameters, default: 20, max: 100)
-            return APIResponse(try await DashboardData.recentActivities(input(), limit: limit))
+            return APIResponse(try await cache.value("api:recent-activities:\(limit)") { try await DashboardData.recentActivities(input(), limit: limit) })
         }
     }
 
@@ -78,12 +86,13 @@ public struct DashboardRoutes: Sendable {
         let input = DashboardInput(database: database, now: now)
         let visible = panels.filter { session.user.has($0.role) }
         let logger = authenticator.logger
+        let cache = self.cache
         // The panels' queries run concurrently; one that fails shows as unavailable, the rest still render.
         let bodies = await withTaskGroup(of: (Int, String?).self) { group in
             for (index, panel) in visible.enumerated() {
                 group.addTask {
                     do {
-                        return (index, try await panel.render(input))
+                        return (index, try await panel.render(input, cache: cache))
                     } catch {
                         logger.error("a dashboard panel failed", metadata: ["mingus.dashboard.panel": "\(panel.id)", "mingus.error": "\(String(reflecting: error))"])
                         return (index, nil)
