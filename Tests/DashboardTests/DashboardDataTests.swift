@@ -244,3 +244,31 @@ struct PaymentRollupTests {
         }
     }
 }
+
+@Suite("Dashboard figures reuse")
+struct FiguresReuseTests {
+    @Test("a figure is reused within its lifetime and read afresh without one")
+    func reuse() async throws {
+        try await DashboardHarness.with { harness in
+            let key = try await APIKeyStore(database: harness.database).create(name: "dash", roles: [Role("compliance:read")]).key
+            let auth: HTTPFields = [.authorization: "Bearer \(key)"]
+            let uri = "/api/financial/dashboard/payment-processing"
+            @Sendable func decide() async throws {
+                try await harness.database.execute("""
+                    INSERT INTO payment_data (transaction_id, merchant_id, status, amount, currency, requested_by, created_at, updated_at)
+                    VALUES (\(UUID()), 'm', 'authorized', 100, 'USD', 'x', now(), now())
+                    """)
+            }
+            try await harness.application(figuresLifetime: .seconds(3600)).test(.live) { client async throws in
+                #expect(try json(try await client.get(uri, headers: auth))["decided"] as? Int == 0)
+                try await decide()
+                #expect(try json(try await client.get(uri, headers: auth))["decided"] as? Int == 0, "the figure of the first read, reused")
+            }
+            try await harness.application(figuresLifetime: .zero).test(.live) { client async throws in
+                #expect(try json(try await client.get(uri, headers: auth))["decided"] as? Int == 1)
+                try await decide()
+                #expect(try json(try await client.get(uri, headers: auth))["decided"] as? Int == 2)
+            }
+        }
+    }
+}

@@ -79,8 +79,10 @@ final class DashboardHarness: Sendable {
         return policy
     }
 
-    func application() -> some ApplicationProtocol {
+    func application(figuresLifetime: Duration = .seconds(1)) -> some ApplicationProtocol {
         let logger = Logger(label: "dashboard-test")
+        var policy = self.policy
+        policy.figuresLifetime = figuresLifetime
         let router = Router(context: APIRequestContext.self)
         router.add(middleware: APIAccessMiddleware(database: database, keyCacheLifetime: .zero, audit: audit, logger: logger))
         let authenticator = DashboardAuthenticator(database: database, keys: keys, audit: audit, policy: policy, logger: logger)
