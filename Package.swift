@@ -278,6 +278,28 @@ let package = Package(
             ]
         ),
         .target(
+            name: "MingusDashboard",
+            dependencies: [
+                "MingusCore",
+                "MingusPostgres",
+                "MingusRuntime",
+                "MingusSecurity",
+                "MingusHTTP",
+                "MingusPayments",
+                "MingusBreach",
+                "MingusAlerts",
+                "MingusCompliance",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "Mustache", package: "swift-mustache"),
+            ]
+        ),
+        .target(
             name: "MingusGateway",
             dependencies: [
                 "MingusCore",
@@ -292,6 +314,7 @@ let package = Package(
                 "MingusPrivacy",
                 "MingusSecurityMonitoring",
                 "MingusCompliance",
+                "MingusDashboard",
                 "MingusPostgres",
                 "MingusAMQP",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -311,6 +334,7 @@ let package = Package(
                 "MingusSecurity",
                 "MingusPayments",
                 "MingusGateway",
+                "MingusDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -348,6 +372,7 @@ let package = Package(
                 "MingusLogs",
                 "MingusPrivacy",
                 "MingusSecurityMonitoring",
+                "MingusDashboard",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -424,6 +449,16 @@ let package = Package(
                            .product(name: "NIOSSL", package: "swift-nio-ssl"),
                            .product(name: "UnixSignals", package: "swift-service-lifecycle")]
         ),
+        .testTarget(
+            name: "DashboardTests",
+            dependencies: ["MingusDashboard", "MingusCompliance", "MingusPayments", "MingusBreach", "MingusAlerts", "MingusHTTP", "MingusSecurity",
+                           "MingusPostgres", "MingusCore", "TestSupport",
+                           .product(name: "Hummingbird", package: "hummingbird"),
+                           .product(name: "HummingbirdTesting", package: "hummingbird"),
+                           .product(name: "HTTPTypes", package: "swift-http-types"),
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio")]
+        ),
         .testTarget(name: "FaultTests", dependencies: ["MingusCore", "MingusAMQP", "MingusPostgres", "MingusSecurity", "MingusRuntime", "TestSupport"]),
     ]
 )
@@ -433,7 +468,7 @@ let package = Package(
 let tiers: [String: [String]] = [
     "Drivers": ["CRabbitMQ", "CLibPQ", "CZlib", "MingusAMQP", "MingusPostgres"],
     "Platform": ["MingusCore", "MingusSecurity", "MingusHTTP", "MingusRuntime", "MingusMail"],
-    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining", "MingusPrivacy", "MingusSecurityMonitoring", "MingusCompliance"],
+    "Domains": ["MingusPayments", "MingusAlerts", "MingusBreach", "MingusRetention", "MingusLogs", "MingusLogMining", "MingusPrivacy", "MingusSecurityMonitoring", "MingusCompliance", "MingusDashboard"],
     "Executables": ["MingusGateway", "MingusCtl", "mingusctl", "mingus-gateway", "mingus-payments-worker",
                     "mingus-alerts-worker", "mingus-breach-worker", "mingus-retention-worker", "mingus-logs-worker", "mingus-privacy-worker", "mingus-security-worker", "mingus-test-worker", "mingus-bench"],
 ]

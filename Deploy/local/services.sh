@@ -58,7 +58,8 @@ wait_port() { # port name seconds
 }
 
 install_missing() {
-  local wanted=(rabbitmq-server librabbitmq-dev postgresql libpq-dev libssl-dev zlib1g-dev pkg-config)
+  # chromium: the dashboard's browser test drives it headless.
+  local wanted=(rabbitmq-server librabbitmq-dev postgresql libpq-dev libssl-dev zlib1g-dev pkg-config chromium)
   local missing=() p
   for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

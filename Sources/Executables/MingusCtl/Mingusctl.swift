@@ -13,7 +13,7 @@ public struct Mingusctl: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "mingusctl",
         abstract: "Operate a Mingus compliance worker cluster.",
-        subcommands: [Migrate.self, Topology.self, Status.self, DLQ.self, Schedule.self, Audit.self, Keys.self, APIKey.self, Retention.self, Logs.self]
+        subcommands: [Migrate.self, Topology.self, Status.self, DLQ.self, Schedule.self, Audit.self, Keys.self, APIKey.self, Dashboard.self, Retention.self, Logs.self]
     )
 
     public init() {}

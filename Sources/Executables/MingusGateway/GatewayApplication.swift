@@ -13,12 +13,13 @@ import MingusLogs
 import MingusPrivacy
 import MingusSecurityMonitoring
 public import MingusCompliance
+import MingusDashboard
 
 /// Builds the gateway's HTTP application: health routes, CORS, authentication and auditing, the
 /// audit search, and the routes of every domain in ``domains``.
 public enum GatewayApplication {
     /// The domains the gateway serves. Adding a domain is adding it here.
-    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy, .securityMonitoring, .compliance]
+    public static let domains: [DomainDescription] = [.payments, .alerts, .breach, .retention, .logs, .privacy, .securityMonitoring, .compliance, .dashboard]
 
     /// Every table the cluster owns, each column classified: the platform's and every domain's.
     public static var dataInventory: [InventoryTable] {

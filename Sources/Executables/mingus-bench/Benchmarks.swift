@@ -94,6 +94,18 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "The breach worker's rate limit in the notification benchmark (letters per second).")
     var notifyRate = 2_000
 
+    @Flag(help: "Run only the dashboard benchmark: GET /dashboard/ and the four /api/financial/dashboard endpoints with 1,000,000 payments stored.")
+    var onlyDashboard = false
+
+    @Option(help: "Payments stored for the dashboard benchmark.")
+    var dashboardPayments = 1_000_000
+
+    @Option(help: "Requests per dashboard endpoint.")
+    var dashboardRequests = 5_000
+
+    @Option(help: "Concurrent clients of the dashboard benchmark.")
+    var dashboardClients = 16
+
     @Flag(help: "Run only the breach notification benchmark.")
     var onlyNotify = false
 
@@ -160,6 +172,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlyNotify {
             try await runNotify()
+            return
+        }
+        if onlyDashboard {
+            try await runDashboard()
             return
         }
         if onlySecurity {
@@ -278,6 +294,7 @@ struct Benchmarks: AsyncParsableCommand {
         try await runNotify()
         try await runRetention()
         try await runLogs()
+        try await runDashboard()
 
         // The worker runtime, one process, against the raw consume-and-ack rate above.
         let rawRate = Double(consume.operations) / consume.wall
@@ -370,6 +387,17 @@ struct Benchmarks: AsyncParsableCommand {
         print("logs end to end (release gateway + 1 logs worker; \(figures.lines) lines, text/plain bodies of 5,000, 8 clients)")
         print("  answered by the gateway (redacted, queued, confirmed): \(String(format: "%8.0f", figures.acceptedPerSecond)) lines/s")
         print("  stored (mined, COPY into day partitions, counted):     \(String(format: "%8.0f", figures.storedPerSecond)) lines/s (\(figures.templates) templates)")
+    }
+
+    /// The dashboard's page and JSON endpoints with a million payments stored.
+    func runDashboard() async throws {
+        let figures = try await DashboardBenchmarks.run(payments: dashboardPayments, requests: dashboardRequests, clients: dashboardClients)
+        print("")
+        print("dashboard reads (release gateway; \(figures.payments) payments over 30 days seeded in \(String(format: "%.1f", figures.seedSeconds)) s through the rollup trigger, \(figures.rollupRows) rollup rows; \(dashboardClients) clients)")
+        for row in figures.rows {
+            let p50 = row.p50.inSeconds * 1000, p99 = row.p99.inSeconds * 1000
+            print("  \(row.name.padding(toLength: 40, withPad: " ", startingAt: 0)) \(String(format: "%8.0f", row.perSecond)) req/s  p50 \(String(format: "%6.1f", p50)) ms  p99 \(String(format: "%6.1f", p99)) ms  (\(row.requests) requests; goal p99 < 100 ms, 1,000 req/s)")
+        }
     }
 
     /// Breach letters e-mailed end to end: a streamed upload, then a run to the local SMTP server.
