@@ -79,7 +79,7 @@ struct DataInventoryTests {
         // One domain; only the most sensitive columns, every one of them protected.
         let payments = try await httpRequest(gateway.base + "/api/financial/customer/data/inventory?domain=payments", headers: auth)
         let paymentTables = try #require((try JSONSerialization.jsonObject(with: Data(payments.body.utf8)) as? [String: Any])?["tables"] as? [[String: Any]])
-        #expect(Set(paymentTables.map { $0["name"] as! String }) == ["payment_data", "card_tokens", "financial_records"])
+        #expect(Set(paymentTables.map { $0["name"] as! String }) == ["payment_data", "card_tokens", "financial_records", "payment_hourly_rollups"])
         let highly = try await httpRequest(gateway.base + "/api/financial/customer/data/inventory?min_classification=highly_restricted", headers: auth)
         let highlyTables = try #require((try JSONSerialization.jsonObject(with: Data(highly.body.utf8)) as? [String: Any])?["tables"] as? [[String: Any]])
         let highlyColumns = highlyTables.flatMap { $0["columns"] as! [[String: Any]] }

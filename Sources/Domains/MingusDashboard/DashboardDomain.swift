@@ -8,7 +8,7 @@ extension DomainDescription {
     /// The web dashboard people sign in to (`/dashboard`, session cookies, TOTP) and its JSON
     /// endpoints under `/api/financial/dashboard`. Seals TOTP secrets with `dashboard-totp`.
     public static let dashboard = DomainDescription(
-        name: "dashboard", roles: [], keyPurposes: [.dashboardTOTP], queues: []
+        name: "dashboard", roles: [], keyPurposes: [.dashboardTOTP], queues: [], dataInventory: DataTable.dashboard
     ) { router, gateway in
         let authenticator = DashboardAuthenticator(
             database: gateway.database, keys: gateway.keys, audit: gateway.audit,

@@ -24,5 +24,9 @@ extension DataTable {
             .columns(.internal, "record_id record_type classification compliance_standard content_key_version created_at retention_until legal_hold")
             .columns(.confidential, "user_id requested_by")
             .column("content_ciphertext", .highlyRestricted, .encrypted(.records)),
+        DataTable("payment_hourly_rollups", "Payments per hour, outcome, currency and latency bucket, kept by a trigger on payment_data",
+                  categories: [.financial, .operational], retention: .unbounded("hourly counts are not pruned yet"))
+            .columns(.internal, "hour shard status currency latency_bucket payments latency_ms_sum latency_ms_max")
+            .columns(.confidential, "amount"),
     ]
 }
