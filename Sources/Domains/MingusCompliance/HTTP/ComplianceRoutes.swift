@@ -1,0 +1,153 @@
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import MingusHTTP
+public import MingusRuntime
+import MingusPostgres
+import MingusSecurity
+import NIOCore
+
+/// `/api/financial…`: PCI DSS requirements (list, summary, manual assessment), the compliance
+/// status and report (JSON, HTML, PDF), the security controls, the compliance dashboard's JSON,
+/// and a request to run the automated checks now.
+///
+/// Every read is served by ``ComplianceReadModel`` from stored results; only
+/// `POST /compliance/checks` makes the checks run (a `compliance.check` job, 202).
+public struct ComplianceRoutes: Sendable {
+    let database: PostgresClient
+    let publisher: JobPublisher
+    let model: ComplianceReadModel
+
+    public init(_ gateway: GatewayServices) {
+        database = gateway.database
+        publisher = gateway.publisher
+        model = ComplianceReadModel(database: gateway.database)
+    }
+
+    static let bodyLimit = 64 * 1024
+
+    public func collection() -> RouteCollection<APIRequestContext> {
+        let routes = RouteCollection(context: APIRequestContext.self)
+        let read = routes.group(requiring: .complianceRead)
+        read.get("pci/requirements") { _, _ in APIResponse(try await model.requirements()) }
+        read.get("pci/compliance") { _, _ in APIResponse(try await model.pciCompliance()) }
+        read.get("compliance/status") { _, _ in APIResponse(try await model.status()) }
+        read.get("compliance/report") { request, _ in try await report(request) }
+        read.get("security/controls") { _, _ in APIResponse(try await model.controls()) }
+        read.get("dashboard/compliance-score") { _, _ in APIResponse(try await model.score()) }
+        read.get("dashboard/pci-dss") { _, _ in APIResponse(try await model.pciDashboard()) }
+        read.get("dashboard/security-controls") { _, _ in APIResponse(try await model.controls()) }
+        let write = routes.group(requiring: .complianceWrite)
+        write.put("pci/requirements/:id") { request, context in
+            APIResponse(try await assess(request, id: context.parameters.get("id") ?? "", caller: try context.caller(), origin: context.origin))
+        }
+        write.post("compliance/checks") { request, context in try await runChecks(request, caller: try context.caller()) }
+        return routes
+    }
+
+    // MARK: - Manual assessment
+
+    func assess(_ request: Request, id: String, caller: APIKeyIdentity, origin: String) async throws -> RequirementDocument {
+        guard let requirement = PCIRequirements.requirement(id) else {
+            throw APIError.notFound("PCI DSS requirement \(id) is not in the registry")
+        }
+        let body = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: ["status", "assessor", "notes", "evidence"])
+        let statusText = try body.string("status")
+        guard let status = RequirementStatus(rawValue: statusText) else {
+            throw APIError.invalidField("status", rule: "enum", "status must be one of compliant, non_compliant, not_assessed, not_applicable")
+        }
+        guard let assessor = try body.text("assessor", max: 256) else {
+            throw APIError(.badRequest, code: "invalid_request", message: "assessor is required", field: "assessor", rule: "required")
+        }
+        let notes = try body.text("notes", max: 4096, blank: true) ?? ""
+        let evidence = try body.text("evidence", max: 4096, blank: true) ?? ""
+        if requirement.isPrincipal && PCIRequirements.hasSubs(requirement.id) {
+            throw APIError(.unprocessableContent, code: "invalid_field",
+                           message: "requirement \(id) takes its status from its sub-requirements; assess those", field: "id", rule: "derived")
+        }
+        let assessment = ManualAssessment(requirementID: requirement.id, status: status, assessor: assessor, notes: notes, evidence: evidence,
+                                          recordedBy: caller.actor, assessedAt: Date())
+        try await database.withTransaction { db in
+            try await ComplianceStore.saveAssessment(assessment, on: db)
+            _ = try await AuditTrail.append(AuditEvent(
+                actor: caller.actor, action: "compliance.requirement.assess", resource: "compliance/pci/requirements/\(requirement.id)",
+                outcome: .success, origin: origin, details: ["status": status.rawValue, "assessor": assessor]), component: "gateway", on: db)
+            try await ComplianceStore.saveSnapshot(ComplianceComputation.score(try await ComplianceStore.evidence(on: db)), on: db)
+        }
+        let stored = try await model.evidence()
+        guard let document = ComplianceComputation.requirements(stored).first(where: { $0.id == requirement.id }) else {
+            throw APIError.notFound("PCI DSS requirement \(id) is not in the registry")
+        }
+        return document
+    }
+
+    // MARK: - Running the checks
+
+    struct Accepted: Encodable, Sendable {
+        var runId: String
+        var status = "accepted"
+        var checks: [String]
+        var statusUrl = "/api/financial/compliance/status"
+    }
+
+    func runChecks(_ request: Request, caller: APIKeyIdentity) async throws -> APIResponse<Accepted> {
+        let body = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: ["checks"])
+        var names = ComplianceChecks.all.map(\.name)
+        switch body.value("checks") {
+        case nil: break
+        case .array(let values)?:
+            names = []
+            for value in values {
+                guard case .string(let name) = value else {
+                    throw APIError(.badRequest, code: "invalid_request", message: "checks must be an array of check names", field: "checks", rule: "type")
+                }
+                guard ComplianceChecks.check(name) != nil else {
+                    throw APIError.invalidField("checks", rule: "enum", "there is no check named '\(name)'; checks are \(ComplianceChecks.all.map(\.name).joined(separator: ", "))")
+                }
+                if !names.contains(name) { names.append(name) }
+            }
+            guard !names.isEmpty else { throw APIError.invalidField("checks", rule: "length", "checks must name at least one check") }
+        default:
+            throw APIError(.badRequest, code: "invalid_request", message: "checks must be an array of check names", field: "checks", rule: "type")
+        }
+        let id = UUID()
+        let text = id.uuidString.lowercased()
+        try await publisher.publish(type: ComplianceCheckJob.type, id: "compliance/\(text)",
+                                    body: ComplianceCheckJob(runId: id, checks: names, requestedBy: caller.actor), traceID: nil)
+        return APIResponse(.accepted, Accepted(runId: text, checks: names))
+    }
+
+    // MARK: - Report
+
+    enum ReportFormat: String { case json, html, pdf }
+
+    static func format(_ request: Request) throws -> ReportFormat {
+        if let text = request.uri.queryParameters.get("format") {
+            guard let format = ReportFormat(rawValue: text) else {
+                throw APIError.invalidParameter("format", rule: "enum", "format must be one of json, html, pdf")
+            }
+            return format
+        }
+        let accept = request.headers[.accept] ?? ""
+        if accept.contains("application/pdf") { return .pdf }
+        if accept.contains("text/html") { return .html }
+        return .json
+    }
+
+    func report(_ request: Request) async throws -> Response {
+        let format = try Self.format(request)
+        let report = try await model.report()
+        let day = String(APITime.format(report.generatedAt).prefix(10))
+        switch format {
+        case .json:
+            return try APIResponse(report).encodedResponse()
+        case .html:
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: ComplianceReportRenderer.html(report))))
+        case .pdf:
+            return Response(status: .ok, headers: [.contentType: "application/pdf",
+                                                   .contentDisposition: "attachment; filename=\"compliance-report-\(day).pdf\""],
+                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: ComplianceReportRenderer.pdf(report))))
+        }
+    }
+}
