@@ -217,7 +217,7 @@ public enum ComplianceChecks {
     /// (`mingusctl`, actor `operator:…`) and of credential changes (`apikey.*`, `keys.*`).
     static let auditActivity = ComplianceCheck(
         name: "audit_activity", title: "Audit logging is active",
-        test: "The audit trail received events recently, including operators' administrative actions and credential changes",
+        test: "The audit trail received events recently, and records operators' administrative actions (mingusctl, actor operator:…)",
         part: .securityControls
     ) { environment, _ in
         let row = try await environment.database.query("""
@@ -226,14 +226,18 @@ public enum ComplianceChecks {
                    (SELECT count(*) FROM audit_events WHERE action LIKE 'apikey.%' OR action LIKE 'keys.%')
             """)[0]
         let newest = try row.decode(Date?.self, at: 0)
+        let operatorEvents = try row.decode(Int64.self, at: 1)
         var evidence: [String: JSONValue] = [
-            "operator_events": .integer(try row.decode(Int64.self, at: 1)),
+            "operator_events": .integer(operatorEvents),
             "credential_events": .integer(try row.decode(Int64.self, at: 2)),
             "max_quiet_seconds": .number(environment.settings.auditQuiet.inSeconds),
         ]
         guard let newest else { return CheckOutcome(passed: false, summary: "the audit trail is empty", evidence: evidence) }
         evidence["newest_event_at"] = .string(iso(newest))
         let quiet = Date().timeIntervalSince(newest)
+        guard operatorEvents > 0 else {
+            return CheckOutcome(passed: false, summary: "no administrative action of an operator (mingusctl) was ever recorded", evidence: evidence)
+        }
         return quiet <= environment.settings.auditQuiet.inSeconds
             ? CheckOutcome(passed: true, summary: "audit events are being recorded (newest \(Int(quiet)) s ago)", evidence: evidence)
             : CheckOutcome(passed: false, summary: "no audit event for \(Int(quiet / 3600)) hours", evidence: evidence)

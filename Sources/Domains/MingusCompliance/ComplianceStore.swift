@@ -122,6 +122,14 @@ public enum ComplianceStore {
 
     /// Reads the latest results, the manual assessments and the newest run.
     public static func evidence(on db: PostgresConnection, now: Date = Date()) async throws -> ComplianceEvidence {
+        // The newest run first: a run seen finished here has its results in what is read next.
+        let run = try await db.query("""
+            SELECT id, requested_by, started_at, finished_at, checks, failed FROM compliance_check_runs ORDER BY started_at DESC LIMIT 1
+            """).first.map {
+            CheckRun(id: try $0.decode(UUID.self, at: 0).uuidString.lowercased(), requestedBy: try $0.decode(String.self, at: 1),
+                     startedAt: try $0.decode(Date.self, at: 2), finishedAt: try $0.decode(Date?.self, at: 3),
+                     checks: try $0.decode(Int.self, at: 4), failed: try $0.decode(Int.self, at: 5))
+        }
         var results: [String: StoredCheckResult] = [:]
         for row in try await db.query("""
             SELECT check_name, run_id, passed, summary, evidence::text, checked_at, valid_until FROM compliance_check_latest
@@ -143,13 +151,6 @@ public enum ComplianceStore {
                 assessor: try row.decode(String.self, at: 2), notes: try row.decode(String.self, at: 3),
                 evidence: try row.decode(String.self, at: 4), recordedBy: try row.decode(String.self, at: 5),
                 assessedAt: try row.decode(Date.self, at: 6))
-        }
-        let run = try await db.query("""
-            SELECT id, requested_by, started_at, finished_at, checks, failed FROM compliance_check_runs ORDER BY started_at DESC LIMIT 1
-            """).first.map {
-            CheckRun(id: try $0.decode(UUID.self, at: 0).uuidString.lowercased(), requestedBy: try $0.decode(String.self, at: 1),
-                     startedAt: try $0.decode(Date.self, at: 2), finishedAt: try $0.decode(Date?.self, at: 3),
-                     checks: try $0.decode(Int.self, at: 4), failed: try $0.decode(Int.self, at: 5))
         }
         return ComplianceEvidence(results: results, assessments: assessments, lastRun: run, now: now)
     }
