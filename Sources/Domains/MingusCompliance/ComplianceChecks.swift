@@ -165,8 +165,6 @@ public enum ComplianceChecks {
     /// The check named `name`, nil when there is none.
     public static func check(_ name: String) -> ComplianceCheck? { all.first { $0.name == name } }
 
-    static func seconds(_ duration: Duration) -> Double { duration.inSeconds }
-
     // MARK: - Audit trail (10.3, 10.5.1, 10.2.1.x)
 
     /// Recomputes every audit stream's hash chain and the signed checkpoints with
@@ -246,19 +244,22 @@ public enum ComplianceChecks {
     // MARK: - Card data (3.3.1, 3.4.1, 3.5.1, 3.5.1.1)
 
     /// Reads the catalog for the text, JSON and text-array columns of every table in the current
-    /// schema, then a sample of each table's rows (all rows of a small table, `TABLESAMPLE SYSTEM`
-    /// of a large one, at most `sampleRows`), values cast to text.
+    /// schema (a partitioned table through its parent, its size the sum of its partitions'), then
+    /// a sample of each table's rows (all rows of a small table, `TABLESAMPLE SYSTEM` of a large
+    /// one, at most `sampleRows`), values cast to text.
     static func sampleTextColumns(_ environment: CheckEnvironment) async throws -> ScanCache.Sample {
         let db = environment.database
         let tables = try await db.query("""
-            SELECT quote_ident(c.relname), array_agg(quote_ident(a.attname)::text ORDER BY a.attnum), max(c.reltuples)::float8
+            SELECT quote_ident(c.relname), array_agg(quote_ident(a.attname)::text ORDER BY a.attnum),
+                   greatest(max(c.reltuples), (SELECT coalesce(sum(p.reltuples), 0) FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+                                               WHERE i.inhparent = c.oid))::float8
             FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = current_schema()
             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
             WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
               AND a.atttypid IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'json'::regtype, 'jsonb'::regtype,
                                  'text[]'::regtype, 'varchar[]'::regtype)
-            GROUP BY c.relname ORDER BY c.relname
+            GROUP BY c.oid, c.relname ORDER BY c.relname
             """)
         let limit = environment.settings.sampleRows
         var sample = ScanCache.Sample(tables: 0, rows: 0, values: [])

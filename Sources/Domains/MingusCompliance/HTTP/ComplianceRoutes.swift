@@ -91,9 +91,18 @@ public struct ComplianceRoutes: Sendable {
     }
 
     func runChecks(_ request: Request, caller: APIKeyIdentity) async throws -> APIResponse<Accepted> {
-        let body = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: ["checks"])
+        // The body is optional: no body at all means every check.
+        var checks: JSONValue?
+        if request.headers[.contentType] == nil {
+            var request = request
+            guard try await request.collectBody(upTo: Self.bodyLimit).readableBytes == 0 else {
+                throw APIError(.unsupportedMediaType, code: "unsupported_media_type", message: "the body must be application/json")
+            }
+        } else {
+            checks = try await JSONRequestBody.read(request, limit: Self.bodyLimit, allowed: ["checks"]).value("checks")
+        }
         var names = ComplianceChecks.all.map(\.name)
-        switch body.value("checks") {
+        switch checks {
         case nil: break
         case .array(let values)?:
             names = []
