@@ -1,4 +1,5 @@
 public import Foundation
+import Synchronization
 public import MingusHTTP
 public import MingusPostgres
 
@@ -63,33 +64,68 @@ public struct ComplianceReport: Sendable, Encodable {
 }
 
 /// The compliance documents, computed from the stored check results, manual assessments and
-/// score snapshots only: reading never runs a check, so polling stays cheap (two or three small
-/// queries on one connection per document).
+/// score snapshots only: reading never runs a check, so polling stays cheap (four small queries
+/// on one connection, at most once a second).
 ///
 /// The gateway's routes and the server-rendered dashboard call these functions directly.
+///
+/// What was read is kept for `maxAge` (one second by default) and shared by every request of the
+/// process meanwhile, so that a dashboard polled by many clients costs the database one read a
+/// second; ``invalidate()`` drops it (a manual assessment does, in the gateway that recorded it).
+/// Freshness of check results is judged at each call's `date`.
 public struct ComplianceReadModel: Sendable {
     let database: PostgresClient
+    let maxAge: Duration
+    private let cache = StoredCache()
 
-    /// Reads through `database` (the gateway's pool).
-    public init(database: PostgresClient) {
+    /// Reads through `database` (the gateway's pool), keeping what it read for `maxAge`.
+    public init(database: PostgresClient, maxAge: Duration = .seconds(1)) {
         self.database = database
+        self.maxAge = maxAge
     }
 
     /// Days of score history the dashboard and the report show.
     public static let historyDays = 90
 
+    /// The stored rows as last read.
+    final class StoredCache: Sendable {
+        struct Entry: Sendable {
+            var evidence: ComplianceEvidence
+            var history: [ScoreSnapshot]
+            var readAt: ContinuousClock.Instant
+        }
+
+        let entry = Mutex<Entry?>(nil)
+    }
+
+    /// Forgets what was read, so that the next call reads again.
+    public func invalidate() {
+        cache.entry.withLock { $0 = nil }
+    }
+
+    func stored(on date: Date) async throws -> (evidence: ComplianceEvidence, history: [ScoreSnapshot]) {
+        let now = ContinuousClock.now
+        if let entry = cache.entry.withLock({ $0 }), now - entry.readAt < maxAge {
+            var evidence = entry.evidence
+            evidence.now = date
+            return (evidence, entry.history)
+        }
+        let (evidence, history) = try await database.withConnection { db in
+            (try await ComplianceStore.evidence(on: db, now: date), try await ComplianceStore.history(days: Self.historyDays, on: db))
+        }
+        cache.entry.withLock { $0 = StoredCache.Entry(evidence: evidence, history: history, readAt: now) }
+        return (evidence, history)
+    }
+
     /// The stored evidence as of `date`.
     public func evidence(on date: Date = Date()) async throws -> ComplianceEvidence {
-        try await database.withConnection { db in try await ComplianceStore.evidence(on: db, now: date) }
+        try await stored(on: date).evidence
     }
 
     /// The score as of `date`, with its daily history.
     public func score(on date: Date = Date()) async throws -> ComplianceScoreDashboard {
-        try await database.withConnection { db in
-            let evidence = try await ComplianceStore.evidence(on: db, now: date)
-            let history = try await ComplianceStore.history(days: Self.historyDays, on: db)
-            return ComplianceScoreDashboard(score: ComplianceComputation.score(evidence), history: history)
-        }
+        let (evidence, history) = try await stored(on: date)
+        return ComplianceScoreDashboard(score: ComplianceComputation.score(evidence), history: history)
     }
 
     /// Every requirement with its effective status and evidence.
@@ -142,9 +178,8 @@ public struct ComplianceReadModel: Sendable {
 
     /// The whole report.
     public func report(on date: Date = Date()) async throws -> ComplianceReport {
-        try await database.withConnection { db in
-            let evidence = try await ComplianceStore.evidence(on: db, now: date)
-            let history = try await ComplianceStore.history(days: Self.historyDays, on: db)
+        do {
+            let (evidence, history) = try await stored(on: date)
             let requirements = ComplianceComputation.requirements(evidence)
             return ComplianceReport(
                 title: "Mingus compliance report", generatedAt: date,

@@ -34,7 +34,7 @@ enum ComplianceBenchmarks {
     ]
 
     static func run(payments: Int, requests: Int, concurrency: Int) async throws -> Figures {
-        let cluster = try await Cluster.start(environment: ["MINGUS_COMPLIANCE_CHECK_SCHEDULE": "off", "MINGUS_LOG_LEVEL": "warning"],
+        let cluster = try await Cluster.start(environment: ["MINGUS_COMPLIANCE_CHECK_SCHEDULE": "off"],
                                               privateBroker: true)
         do {
             try cluster.startWorker("mingus-security-worker")

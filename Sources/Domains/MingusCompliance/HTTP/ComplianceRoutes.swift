@@ -74,6 +74,7 @@ public struct ComplianceRoutes: Sendable {
                 outcome: .success, origin: origin, details: ["status": status.rawValue, "assessor": assessor]), component: "gateway", on: db)
             try await ComplianceStore.saveSnapshot(ComplianceComputation.score(try await ComplianceStore.evidence(on: db)), on: db)
         }
+        model.invalidate()
         let stored = try await model.evidence()
         guard let document = ComplianceComputation.requirements(stored).first(where: { $0.id == requirement.id }) else {
             throw APIError.notFound("PCI DSS requirement \(id) is not in the registry")
