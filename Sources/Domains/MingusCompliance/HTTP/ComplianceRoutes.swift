@@ -6,6 +6,7 @@ public import MingusRuntime
 import MingusPostgres
 import MingusSecurity
 import NIOCore
+import Synchronization
 
 /// `/api/financial…`: PCI DSS requirements (list, summary, manual assessment), the compliance
 /// status and report (JSON, HTML, PDF), the security controls, the compliance dashboard's JSON,
@@ -17,6 +18,7 @@ public struct ComplianceRoutes: Sendable {
     let database: PostgresClient
     let publisher: JobPublisher
     let model: ComplianceReadModel
+    let answers = AnswerCache()
 
     public init(_ gateway: GatewayServices) {
         database = gateway.database
@@ -29,20 +31,47 @@ public struct ComplianceRoutes: Sendable {
     public func collection() -> RouteCollection<APIRequestContext> {
         let routes = RouteCollection(context: APIRequestContext.self)
         let read = routes.group(requiring: .complianceRead)
-        read.get("pci/requirements") { _, _ in APIResponse(try await model.requirements()) }
-        read.get("pci/compliance") { _, _ in APIResponse(try await model.pciCompliance()) }
-        read.get("compliance/status") { _, _ in APIResponse(try await model.status()) }
+        read.get("pci/requirements") { _, _ in try await json("requirements") { try await model.requirements() } }
+        read.get("pci/compliance") { _, _ in try await json("pci") { try await model.pciCompliance() } }
+        read.get("compliance/status") { _, _ in try await json("status") { try await model.status() } }
         read.get("compliance/report") { request, _ in try await report(request) }
-        read.get("security/controls") { _, _ in APIResponse(try await model.controls()) }
-        read.get("dashboard/compliance-score") { _, _ in APIResponse(try await model.score()) }
-        read.get("dashboard/pci-dss") { _, _ in APIResponse(try await model.pciDashboard()) }
-        read.get("dashboard/security-controls") { _, _ in APIResponse(try await model.controls()) }
+        read.get("security/controls") { _, _ in try await json("controls") { try await model.controls() } }
+        read.get("dashboard/compliance-score") { _, _ in try await json("score") { try await model.score() } }
+        read.get("dashboard/pci-dss") { _, _ in try await json("pci-dashboard") { try await model.pciDashboard() } }
+        read.get("dashboard/security-controls") { _, _ in try await json("controls") { try await model.controls() } }
         let write = routes.group(requiring: .complianceWrite)
         write.put("pci/requirements/:id") { request, context in
             APIResponse(try await assess(request, id: context.parameters.get("id") ?? "", caller: try context.caller(), origin: context.origin))
         }
         write.post("compliance/checks") { request, context in try await runChecks(request, caller: try context.caller()) }
         return routes
+    }
+
+    // MARK: - Answers
+
+    /// The encoded answers of the read routes, each kept as long as the read model keeps what it
+    /// read: a polled document is computed and encoded once a second, not once a request.
+    final class AnswerCache: Sendable {
+        struct Answer: Sendable {
+            var bytes: [UInt8]
+            var contentType: String
+            var madeAt: ContinuousClock.Instant
+        }
+
+        let answers = Mutex<[String: Answer]>([:])
+    }
+
+    func cached(_ key: String, contentType: String, _ make: () async throws -> [UInt8]) async throws -> AnswerCache.Answer {
+        let now = ContinuousClock.now
+        if let answer = answers.answers.withLock({ $0[key] }), now - answer.madeAt < model.maxAge { return answer }
+        let answer = AnswerCache.Answer(bytes: try await make(), contentType: contentType, madeAt: now)
+        answers.answers.withLock { $0[key] = answer }
+        return answer
+    }
+
+    func json(_ key: String, _ document: () async throws -> some Encodable & Sendable) async throws -> Response {
+        let answer = try await cached(key, contentType: "application/json") { try APIResponse(try await document()).encodedBody() }
+        return Response.json(.ok, bytes: answer.bytes)
     }
 
     // MARK: - Manual assessment
@@ -75,6 +104,7 @@ public struct ComplianceRoutes: Sendable {
             try await ComplianceStore.saveSnapshot(ComplianceComputation.score(try await ComplianceStore.evidence(on: db)), on: db)
         }
         model.invalidate()
+        answers.answers.withLock { $0.removeAll() }
         let stored = try await model.evidence()
         guard let document = ComplianceComputation.requirements(stored).first(where: { $0.id == requirement.id }) else {
             throw APIError.notFound("PCI DSS requirement \(id) is not in the registry")
@@ -146,18 +176,19 @@ public struct ComplianceRoutes: Sendable {
 
     func report(_ request: Request) async throws -> Response {
         let format = try Self.format(request)
-        let report = try await model.report()
-        let day = String(APITime.format(report.generatedAt).prefix(10))
-        switch format {
-        case .json:
-            return try APIResponse(report).encodedResponse()
-        case .html:
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
-                            body: ResponseBody(byteBuffer: ByteBuffer(string: ComplianceReportRenderer.html(report))))
-        case .pdf:
-            return Response(status: .ok, headers: [.contentType: "application/pdf",
-                                                   .contentDisposition: "attachment; filename=\"compliance-report-\(day).pdf\""],
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: ComplianceReportRenderer.pdf(report))))
+        let model = self.model
+        let answer: AnswerCache.Answer = switch format {
+        case .json: try await cached("report.json", contentType: "application/json") { try APIResponse(try await model.report()).encodedBody() }
+        case .html: try await cached("report.html", contentType: "text/html; charset=utf-8") {
+                Array(ComplianceReportRenderer.html(try await model.report()).utf8)
+            }
+        case .pdf: try await cached("report.pdf", contentType: "application/pdf") { ComplianceReportRenderer.pdf(try await model.report()) }
         }
+        var headers: HTTPFields = [.contentType: answer.contentType]
+        if format == .pdf {
+            let day = String(APITime.format(Date()).prefix(10))
+            headers[.contentDisposition] = "attachment; filename=\"compliance-report-\(day).pdf\""
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: answer.bytes)))
     }
 }
