@@ -240,7 +240,7 @@ struct ComplianceTests {
             try await refused("/api/financial/pci/requirements/3.5.1", ["status": "compliant"], 400, "assessor")
             try await refused("/api/financial/pci/requirements/3.5.1", ["status": "compliant", "assessor": "  "], 422, "assessor")
             try await refused("/api/financial/pci/requirements/3.5.1", ["status": "compliant", "assessor": "Jane", "color": "red"], 400, "color")
-            try await refused("/api/financial/pci/requirements/3", ["status": "compliant", "assessor": "Jane"], 422, "id")
+            try await refused("/api/financial/pci/requirements/3", ["status": "compliant", "assessor": "Jane"], 409, "id")
             try await refused("/api/financial/compliance/checks", ["checks": ["no_such_check"]], 422, "checks")
             try await refused("/api/financial/compliance/checks", ["checks": "all"], 400, "checks")
             #expect(try await c.request("PUT", "/api/financial/pci/requirements/99.1", ["status": "compliant", "assessor": "Jane"]).status == 404)

@@ -16,6 +16,7 @@ public struct CheckEvidence: Sendable, Encodable {
 
 /// A PCI DSS requirement with its effective status and everything behind it.
 public struct RequirementDocument: Sendable, Encodable {
+    /// The manual assessment as recorded.
     public struct Manual: Sendable, Encodable {
         public var status: RequirementStatus
         public var assessor: String
@@ -130,6 +131,7 @@ public struct StatusCounts: Sendable, Encodable, Equatable {
 
 /// `GET /pci/compliance`: the summary of the registry.
 public struct PCIComplianceSummary: Sendable, Encodable {
+    /// A principal requirement and its status.
     public struct Principal: Sendable, Encodable {
         public var id: String
         public var title: String

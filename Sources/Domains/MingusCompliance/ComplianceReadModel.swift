@@ -21,6 +21,7 @@ public struct ComplianceScoreDashboard: Sendable, Encodable {
 
 /// `GET /dashboard/pci-dss`: the summary and the requirement grid.
 public struct PCIDashboard: Sendable, Encodable {
+    /// One requirement in the grid.
     public struct Cell: Sendable, Encodable {
         public var id: String
         public var title: String

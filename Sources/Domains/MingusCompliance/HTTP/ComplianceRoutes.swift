@@ -91,7 +91,7 @@ public struct ComplianceRoutes: Sendable {
         let notes = try body.text("notes", max: 4096, blank: true) ?? ""
         let evidence = try body.text("evidence", max: 4096, blank: true) ?? ""
         if requirement.isPrincipal && PCIRequirements.hasSubs(requirement.id) {
-            throw APIError(.unprocessableContent, code: "invalid_field",
+            throw APIError(.conflict, code: "derived_requirement",
                            message: "requirement \(id) takes its status from its sub-requirements; assess those", field: "id", rule: "derived")
         }
         let assessment = ManualAssessment(requirementID: requirement.id, status: status, assessor: assessor, notes: notes, evidence: evidence,
