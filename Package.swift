@@ -271,10 +271,13 @@ let package = Package(
                 "MingusRuntime",
                 "MingusSecurity",
                 "MingusHTTP",
+                "MingusLogs",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Mustache", package: "swift-mustache"),
             ]
         ),
         .target(
@@ -351,7 +354,7 @@ let package = Package(
         .executableTarget(name: "mingus-retention-worker", dependencies: ["MingusRetention", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-logs-worker", dependencies: ["MingusLogs", "MingusRuntime", "MingusCore"]),
         .executableTarget(name: "mingus-privacy-worker", dependencies: ["MingusPrivacy", "MingusRuntime", "MingusCore"]),
-        .executableTarget(name: "mingus-security-worker", dependencies: ["MingusSecurityMonitoring", "MingusRuntime", "MingusCore"]),
+        .executableTarget(name: "mingus-security-worker", dependencies: ["MingusSecurityMonitoring", "MingusCompliance", "MingusRuntime", "MingusCore"]),
         .executableTarget(
             name: "mingus-test-worker",
             dependencies: ["MingusCore", "MingusRuntime"]
@@ -373,6 +376,7 @@ let package = Package(
                 "MingusPrivacy",
                 "MingusSecurityMonitoring",
                 "MingusDashboard",
+                "MingusCompliance",
                 "TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -414,6 +418,11 @@ let package = Package(
             name: "SecurityMonitoringTests",
             dependencies: ["MingusSecurityMonitoring", "MingusLogs", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres",
                            "MingusCore", "TestSupport"]
+        ),
+        .testTarget(
+            name: "ComplianceTests",
+            dependencies: ["MingusCompliance", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres", "MingusCore", "TestSupport",
+                           .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "AMQPTests", dependencies: ["MingusAMQP", "TestSupport"]),
         .testTarget(name: "PostgresTests", dependencies: ["MingusPostgres", "TestSupport"]),

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MingusAMQP
+import MingusCompliance
 import MingusCore
 import MingusSecurity
 import MingusPostgres
@@ -118,6 +119,18 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "Droplets of the DigitalOcean stand-in in the security benchmark.")
     var securityDroplets = 1_000
 
+    @Flag(help: "Run only the compliance benchmark: the compliance read endpoints under load with 1,000,000 payments stored, and one run of every automated check.")
+    var onlyCompliance = false
+
+    @Option(help: "Payments stored for the compliance benchmark.")
+    var compliancePayments = 1_000_000
+
+    @Option(help: "Requests per compliance read endpoint.")
+    var complianceRequests = 5_000
+
+    @Option(help: "Concurrent clients in the compliance benchmark.")
+    var complianceClients = 32
+
     @Flag(help: "Run only the recovery benchmark: RabbitMQ, then PostgreSQL stopped and started under payment load (the local services).")
     var onlyRecovery = false
 
@@ -180,6 +193,10 @@ struct Benchmarks: AsyncParsableCommand {
         }
         if onlySecurity {
             try await runSecurity()
+            return
+        }
+        if onlyCompliance {
+            try await runCompliance()
             return
         }
         let configuration = try MingusConfiguration()
@@ -369,6 +386,18 @@ struct Benchmarks: AsyncParsableCommand {
         print("security (gateway + logs, alerts and security workers; \(figures.attacks) brute forces of 10 lines, one every 200 ms, over \(String(format: "%.0f", figures.backgroundLinesPerSecond)) ordinary lines/s)")
         print("  log lines sent → incident → address blocked: p50 \(String(format: "%.0f", figures.p50)) ms, p99 \(String(format: "%.0f", figures.p99)) ms")
         print("  one DigitalOcean poll cycle over \(figures.droplets) stand-in droplets (8 metric requests each): \(String(format: "%.1f", figures.pollSeconds)) s (\(figures.samples) samples stored)")
+    }
+
+    /// The compliance read endpoints under load, and one run of every automated check.
+    func runCompliance() async throws {
+        let figures = try await ComplianceBenchmarks.run(payments: compliancePayments, requests: complianceRequests, concurrency: complianceClients)
+        print("")
+        print("compliance (gateway + security worker; \(figures.payments) payments stored; \(complianceClients) clients; goal p99 < 100 ms and >= 1,000 requests/s per endpoint)")
+        print("  one run of all \(ComplianceChecks.all.count) automated checks, POST → committed: \(String(format: "%.1f", figures.checkRunSeconds)) s")
+        for endpoint in figures.endpoints {
+            let path = endpoint.path.padding(toLength: 45, withPad: " ", startingAt: 0)
+            print("  GET \(path) \(String(format: "%6.0f", endpoint.rate)) requests/s, p50 \(String(format: "%5.1f", endpoint.p50)) ms, p99 \(String(format: "%5.1f", endpoint.p99)) ms")
+        }
     }
 
     /// Health record reads through `HealthAccess` with their audit events, and Safe Harbor rows.

@@ -168,6 +168,16 @@ public struct JobRegistry: Sendable {
             })
     }
 
+    /// Adds the handlers of `other` (another domain's, run by the same worker).
+    ///
+    /// - Throws: `PermanentJobError` when both handle one type: one of them would be lost.
+    public mutating func merge(_ other: JobRegistry) throws {
+        for (type, entry) in other.entries {
+            guard entries[type] == nil else { throw PermanentJobError("two handlers for the job type \(type)") }
+            entries[type] = entry
+        }
+    }
+
     /// The registered job types.
     public var types: [String] { entries.keys.sorted() }
 

@@ -147,7 +147,17 @@ public struct AuditVerifier: Sendable {
         """
 
     /// Checks every stream whose name starts with `streamPrefix` (all of them when nil).
+    ///
+    /// Reads one snapshot (a repeatable-read transaction): writers of a live trail move stream
+    /// heads between the verifier's statements, which read separately would look like a chain cut
+    /// short.
     public func verify(streamPrefix: String? = nil) async throws -> AuditVerification {
+        try await database.withTransaction(isolation: .repeatableRead) { db in
+            try await verify(streamPrefix: streamPrefix, on: db)
+        }
+    }
+
+    private func verify(streamPrefix: String?, on db: PostgresConnection) async throws -> AuditVerification {
         let pattern = (streamPrefix.map { $0.replacingOccurrences(of: "\\", with: "\\\\")
             .replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_") } ?? "") + "%"
         var result = AuditVerification()
@@ -164,7 +174,7 @@ public struct AuditVerifier: Sendable {
 
         // Where rebased chains start, each vouched for by a trusted, valid checkpoint.
         var bases: [String: (seq: Int64, hash: [UInt8])] = [:]
-        for row in try await database.query("""
+        for row in try await db.query("""
             SELECT b.stream, b.base_seq, b.base_hash, b.checkpoint_id, c.heads, c.key_id, c.signature
             FROM audit_stream_bases b LEFT JOIN audit_checkpoints c ON c.id = b.checkpoint_id
             WHERE b.stream LIKE \(pattern) ORDER BY b.stream
@@ -189,7 +199,7 @@ public struct AuditVerifier: Sendable {
         result.rebasedStreams = bases.count
 
         while true {
-            let rows = try await database.query("""
+            let rows = try await db.query("""
                 SELECT stream, seq, prev_hash, hash, \(unescaped: Self.canonical) FROM audit_events
                 WHERE stream LIKE \(pattern) AND (stream, seq) > (\(after.stream), \(after.seq))
                   AND seq > COALESCE((SELECT b.base_seq FROM audit_stream_bases b WHERE b.stream = audit_events.stream), 0)
@@ -227,7 +237,7 @@ public struct AuditVerifier: Sendable {
         if let current { heads[current.stream] = (current.seq, current.hash) }
 
         // The recorded heads: a chain cut short still links, but its head says where it ended.
-        for row in try await database.query("SELECT stream, head_seq, head_hash FROM audit_streams WHERE stream LIKE \(pattern) ORDER BY stream") {
+        for row in try await db.query("SELECT stream, head_seq, head_hash FROM audit_streams WHERE stream LIKE \(pattern) ORDER BY stream") {
             let stream = try row.decode(String.self, at: 0)
             let seq = try row.decode(Int64.self, at: 1)
             let hash = try row.decode([UInt8].self, at: 2)
@@ -238,7 +248,7 @@ public struct AuditVerifier: Sendable {
         }
 
         // Signed checkpoints: each names a head that must still be in its chain.
-        for row in try await database.query("SELECT id, heads, key_id, signature FROM audit_checkpoints ORDER BY id") {
+        for row in try await db.query("SELECT id, heads, key_id, signature FROM audit_checkpoints ORDER BY id") {
             let id = try row.decode(Int64.self, at: 0)
             let text = try row.decode(String.self, at: 1)
             let signature = try row.decode([UInt8].self, at: 3)
@@ -266,7 +276,7 @@ public struct AuditVerifier: Sendable {
                 guard seq <= end else {
                     return broken(stream, end + 1, "missing: checkpoint \(id) signed the chain up to entry \(seq), it now ends at \(end) (truncated)")
                 }
-                let found = try await database.query("SELECT hash FROM audit_events WHERE stream = \(stream) AND seq = \(seq)")
+                let found = try await db.query("SELECT hash FROM audit_events WHERE stream = \(stream) AND seq = \(seq)")
                 let hash = try found.first.map { try $0.decode([UInt8].self, at: 0) }
                 guard let hash, Hex.encode(hash) == fields[2] else {
                     return broken(stream, seq, "checkpoint \(id) signed a different entry here (chain rewritten)")
