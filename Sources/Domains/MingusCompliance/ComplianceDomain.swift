@@ -22,7 +22,8 @@ extension DomainDescription {
     /// Compliance reporting: PCI DSS status from evidence, the compliance score, security controls
     /// and the data inventory, under `/api/financial`.
     public static let compliance = DomainDescription(
-        name: "compliance", roles: [.complianceRead, .complianceWrite], queues: [ComplianceDomain.queues]
+        name: "compliance", roles: [.complianceRead, .complianceWrite], queues: [ComplianceDomain.queues],
+        dataInventory: DataTable.compliance
     ) { router, gateway in
         router.addRoutes(ComplianceRoutes(gateway).collection(), atPath: "/api/financial")
     }
