@@ -55,7 +55,7 @@ public struct DashboardPanel: Sendable {
     }
 
     /// The panels of the page, in order.
-    public static let standard: [DashboardPanel] = [.payments, .breaches, .alerts, .activity]
+    public static let standard: [DashboardPanel] = [.compliance, .pci, .payments, .breaches, .alerts, .activity]
 }
 
 /// The data behind the dashboard, one function per panel and JSON endpoint

@@ -56,6 +56,9 @@ public struct DashboardRoutes: Sendable {
                 try await DashboardData.paymentProcessing(input(), hours: hours)
             })
         }
+        api.get("/overview") { _, _ in
+            APIResponse(try await cache.value("api:overview") { try await DashboardData.overview(input()) })
+        }
         api.get("/data-breaches") { _, _ in
             APIResponse(try await cache.value("api:data-breaches") { try await DashboardData.dataBreaches(input()) })
         }
