@@ -97,7 +97,10 @@ enum DashboardBenchmarks {
             let key = try await cluster.key([Role("compliance:read")]).key
 
             let targets: [(String, String, (String, String))] = [
-                ("GET /dashboard/ (HTML, 4 panels)", "/dashboard/", ("Cookie", cookie)),
+                ("GET /dashboard/ (HTML, 6 panels)", "/dashboard/", ("Cookie", cookie)),
+                ("GET …/dashboard/overview", "/api/financial/dashboard/overview", ("Authorization", "Bearer \(key)")),
+                ("GET …/dashboard/customer-protection", "/api/financial/dashboard/customer-protection", ("Authorization", "Bearer \(key)")),
+                ("GET …/customer/data/inventory", "/api/financial/customer/data/inventory", ("Authorization", "Bearer \(key)")),
                 ("GET …/dashboard/payment-processing", "/api/financial/dashboard/payment-processing", ("Authorization", "Bearer \(key)")),
                 ("GET …/dashboard/data-breaches", "/api/financial/dashboard/data-breaches", ("Authorization", "Bearer \(key)")),
                 ("GET …/dashboard/alerts", "/api/financial/dashboard/alerts", ("Authorization", "Bearer \(key)")),
