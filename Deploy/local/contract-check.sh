@@ -20,8 +20,9 @@
 # - the gateway on a free port, stopped with SIGTERM at the end (it must exit 0).
 #
 # The run is bounded and reproducible: a fixed seed (MINGUS_CONTRACT_SEED), at most
-# MINGUS_CONTRACT_MAX_EXAMPLES (default 400) generated cases per operation and phase, about a
-# minute and a half on two cores, and a hard limit of MINGUS_CONTRACT_TIME_LIMIT seconds (600).
+# MINGUS_CONTRACT_MAX_EXAMPLES (default 400) generated cases per operation and phase (about six
+# minutes for the 90 operations on two cores), and a hard limit of MINGUS_CONTRACT_TIME_LIMIT
+# seconds (900).
 # What Schemathesis checks, and the few exceptions the contract cannot express, are in
 # Deploy/local/schemathesis.toml. The whole output is kept in .build/test-logs/, a JUnit report
 # in .build/contract-check/. Exits non-zero on any failure or error. Like services.sh, it finds
@@ -34,7 +35,7 @@ bin="${1:-}"
 [ $# -gt 0 ] && shift
 [ -n "$bin" ] || bin="$(${SWIFT:-swift} build --show-bin-path)"
 max_examples="${MINGUS_CONTRACT_MAX_EXAMPLES:-400}"
-time_limit="${MINGUS_CONTRACT_TIME_LIMIT:-600}"
+time_limit="${MINGUS_CONTRACT_TIME_LIMIT:-900}"
 seed="${MINGUS_CONTRACT_SEED:-20260223}"
 pg_port="${MINGUS_LOCAL_PG_PORT:-5433}"
 amqp_port="${MINGUS_LOCAL_AMQP_PORT:-5673}"
