@@ -43,7 +43,7 @@ enum PaymentsBenchmarks {
 
         var endToEnd: [(Int, Double)] = []
         var oneWorkerRate = 0.0
-        for workers in [1, 2] {
+        for workers in [1, 2, 4] {
             let cluster = try await Cluster.start(workers: workers, environment: environment)
             let key = try await APIKeyStore(database: cluster.database).create(name: "bench", roles: [.admin]).key
             try await waitForConsumers(workers)
