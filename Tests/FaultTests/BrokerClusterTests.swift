@@ -7,11 +7,12 @@ import Testing
 import Glibc
 #endif
 
-/// Runs `Deploy/local/rabbitmq-cluster.sh` with `arguments`; returns what it printed.
+/// Runs `Deploy/local/<script>` with `arguments`; returns what it printed, or throws naming the
+/// exit status.
 @discardableResult
-func rabbitmqCluster(_ arguments: String...) throws -> String {
+func localScript(_ script: String, _ arguments: [String]) throws -> String {
     let process = Process()
-    process.executableURL = TestEnvironment.repositoryRoot.appendingPathComponent("Deploy/local/rabbitmq-cluster.sh")
+    process.executableURL = TestEnvironment.repositoryRoot.appendingPathComponent("Deploy/local/\(script)")
     process.arguments = arguments
     let output = Pipe()
     process.standardOutput = output
@@ -19,9 +20,15 @@ func rabbitmqCluster(_ arguments: String...) throws -> String {
     let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
     guard process.terminationStatus == 0 else {
-        throw WorkerProcessError(message: "rabbitmq-cluster.sh \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
+        throw WorkerProcessError(message: "\(script) \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
     }
     return text.trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+/// Runs `Deploy/local/rabbitmq-cluster.sh` with `arguments`.
+@discardableResult
+func rabbitmqCluster(_ arguments: String...) throws -> String {
+    try localScript("rabbitmq-cluster.sh", arguments)
 }
 
 /// The gateway and payments workers on a three-node RabbitMQ cluster (quorum queues with a member
@@ -62,8 +69,12 @@ struct BrokerClusterTests {
             // Node 2 stops too: one node of three, no majority. Nothing is accepted.
             try rabbitmqCluster("stop", "2")
             let lost = Date()
-            try await Task.sleep(for: .seconds(10))
-            let acceptedWithoutMajority = load.acceptedCount(since: lost.addingTimeInterval(3))
+            // Wait until every client has been refused several times since the majority went.
+            #expect(try await eventually(timeout: .seconds(60)) { load.refusedAt.filter { $0 > lost }.count >= 4 * clients },
+                    "the gateway refuses jobs without a majority: \(load.refused)\n\(cluster.output)")
+            let refusing = load.refusedAt.first { $0 > lost } ?? lost
+            // Requests already in flight when the refusals began may still have been taken.
+            let acceptedWithoutMajority = load.acceptedCount(since: refusing.addingTimeInterval(3))
 
             // Node 2 back: a majority again.
             try rabbitmqCluster("start", "2")

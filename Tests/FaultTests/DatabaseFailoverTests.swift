@@ -4,21 +4,10 @@ import MingusSecurity
 import TestSupport
 import Testing
 
-/// Runs `Deploy/local/pg-failover.sh` with `arguments`; returns what it printed.
+/// Runs `Deploy/local/pg-failover.sh` with `arguments`.
 @discardableResult
 func pgFailover(_ arguments: String...) throws -> String {
-    let process = Process()
-    process.executableURL = TestEnvironment.repositoryRoot.appendingPathComponent("Deploy/local/pg-failover.sh")
-    process.arguments = arguments
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw WorkerProcessError(message: "pg-failover.sh \(arguments.joined(separator: " ")) exited with \(process.terminationStatus)")
-    }
-    return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    try localScript("pg-failover.sh", arguments)
 }
 
 /// The gateway and a payments worker on a PostgreSQL primary with a synchronous replica that is
