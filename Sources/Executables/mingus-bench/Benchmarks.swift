@@ -137,6 +137,9 @@ struct Benchmarks: AsyncParsableCommand {
     @Option(help: "Seconds each service stays down in the recovery benchmark (0: a plain restart).")
     var outage = 10
 
+    @Flag(help: "Run only the worker runtime benchmark: raw consume and ack, then the no-op and single-insert handlers in one worker process.")
+    var onlyRuntime = false
+
     @Flag(help: "Run only the log template mining benchmark (no services needed).")
     var onlyMining = false
 
@@ -149,6 +152,10 @@ struct Benchmarks: AsyncParsableCommand {
     mutating func run() async throws {
         if onlyMining {
             try runMining()
+            return
+        }
+        if onlyRuntime {
+            try await runRuntime()
             return
         }
         if onlyRecovery {
@@ -207,34 +214,9 @@ struct Benchmarks: AsyncParsableCommand {
         // AMQP: 1 KiB persistent messages through a quorum queue.
         let amqp = try AMQPConfiguration(url: configuration.amqpURL, connectionName: "mingus-bench")
         let connection = try await AMQPConnection.connect(amqp, logger: logger)
-        let queue = "mingus.bench.\(UUID().uuidString.prefix(8).lowercased())"
-        try await connection.declare(AMQPTopology(queues: [.quorum(queue)]))
-        let body = [UInt8](repeating: 0x61, count: 1024)
-        let count = messages
-        let window = inFlight
-        results.append(try await Measurement.run("AMQP publish, confirms (1 KiB, quorum, \(window) in flight)", operations: count) {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for worker in 0..<window {
-                    group.addTask {
-                        for _ in stride(from: worker, to: count, by: window) {
-                            try await connection.publish(
-                                AMQPMessage(body: body, properties: AMQPProperties(persistent: true)), exchange: "", routingKey: queue)
-                        }
-                    }
-                }
-                try await group.waitForAll()
-            }
-        })
-        let consume = try await Measurement.run("AMQP consume and ack (prefetch 200)", operations: count) {
-            var received = 0
-            for try await delivery in try await connection.consume(queue: queue, prefetch: 200) {
-                try delivery.ack()
-                received += 1
-                if received == count { break }
-            }
-        }
+        let (publish, consume) = try await measureAMQP(connection)
+        results.append(publish)
         results.append(consume)
-        try await connection.deleteQueue(queue)
         await connection.close()
 
         // PostgreSQL: one row per statement (autocommit) against COPY.
@@ -313,21 +295,62 @@ struct Benchmarks: AsyncParsableCommand {
         try await runLogs()
         try await runDashboard()
 
-        // The worker runtime, one process, against the raw consume-and-ack rate above.
-        let rawRate = Double(consume.operations) / consume.wall
-        let noop = try await RuntimeBenchmarks.throughput(kind: "noop", count: jobs)
-        let insert = try await RuntimeBenchmarks.throughput(kind: "insert", count: jobs)
-        let idle = try await RuntimeBenchmarks.idleRSS()
+        try await runRuntime()
+    }
+
+    /// Publishing with confirms, then consuming and acknowledging, `messages` 1 KiB persistent
+    /// messages through a quorum queue of their own.
+    func measureAMQP(_ connection: AMQPConnection) async throws -> (publish: Measurement, consume: Measurement) {
+        let queue = "mingus.bench.\(UUID().uuidString.prefix(8).lowercased())"
+        try await connection.declare(AMQPTopology(queues: [.quorum(queue)]))
+        let body = [UInt8](repeating: 0x61, count: 1024)
+        let count = messages
+        let window = inFlight
+        let publish = try await Measurement.run("AMQP publish, confirms (1 KiB, quorum, \(window) in flight)", operations: count) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for worker in 0..<window {
+                    group.addTask {
+                        for _ in stride(from: worker, to: count, by: window) {
+                            try await connection.publish(
+                                AMQPMessage(body: body, properties: AMQPProperties(persistent: true)), exchange: "", routingKey: queue)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+        let consume = try await Measurement.run("AMQP consume and ack (prefetch 200)", operations: count) {
+            var received = 0
+            for try await delivery in try await connection.consume(queue: queue, prefetch: 200) {
+                try delivery.ack()
+                received += 1
+                if received == count { break }
+            }
+        }
+        try await connection.deleteQueue(queue)
+        return (publish, consume)
+    }
+
+    /// The worker runtime, one process, each handler against the raw consume-and-ack rate of
+    /// the same jobs measured just before it (a bare consumer with the worker's prefetch).
+    func runRuntime() async throws {
+        let prefetch = JobConsumer.Configuration(queues: WorkerQueues(name: "bench"), source: "/bench").prefetch
+        var rows: [(name: String, raw: Double, figures: RuntimeFigures)] = []
+        for (name, kind) in [("no-op handler", "noop"), ("single-insert handler", "insert")] {
+            let raw = try await RuntimeBenchmarks.rawConsume(kind: kind, count: jobs, prefetch: prefetch)
+            rows.append((name, raw, try await RuntimeBenchmarks.throughput(kind: kind, count: jobs)))
+        }
+        let insert = rows[1].figures
+        let idle = try await RuntimeBenchmarks.idleMemory()
         let latency = try await RuntimeBenchmarks.latency(rate: insert.rate / 2, seconds: 5)
         func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
         print("")
-        print("worker runtime (1 process, defaults: 8 lanes, batches of up to 50; \(jobs) jobs each)")
-        print("  raw consume and ack:        \(String(format: "%8.0f", rawRate)) msg/s")
-        for (name, figures) in [("no-op handler", noop), ("single-insert handler", insert)] {
-            print("  \(name.padding(toLength: 27, withPad: " ", startingAt: 0))\(String(format: "%8.0f", figures.rate)) jobs/s  \(String(format: "%5.1f %%", figures.rate / rawRate * 100)) of raw  worker CPU \(String(format: "%.0f", figures.workerCPU / Double(jobs) * 1e6)) µs/job  peak RSS \(megabytes(figures.loadedRSS))")
+        print("worker runtime (1 process, defaults: 8 lanes, batches of up to 50, prefetch \(prefetch); \(jobs) jobs each)")
+        for row in rows {
+            print("  \(row.name.padding(toLength: 23, withPad: " ", startingAt: 0))\(String(format: "%8.0f", row.figures.rate)) jobs/s  raw consume and ack of the same jobs \(String(format: "%6.0f", row.raw)) msg/s  \(String(format: "%5.1f %%", row.figures.rate / row.raw * 100)) of raw  worker CPU \(String(format: "%.0f", row.figures.workerCPU / Double(jobs) * 1e6)) µs/job  peak RSS \(megabytes(row.figures.loadedRSS))")
         }
         print("  enqueue → commit at \(String(format: "%.0f", insert.rate / 2)) jobs/s (half the insert rate, \(latency.jobs) jobs): p50 \(String(format: "%.1f", latency.p50)) ms, p99 \(String(format: "%.1f", latency.p99)) ms")
-        print("  idle worker RSS: \(megabytes(idle))")
+        print("  idle worker: RSS \(megabytes(idle.rss)) (\(megabytes(idle.anonymous)) anonymous, the rest mapped files: the binary and shared libraries); PSS \(megabytes(idle.proportional)); private \(megabytes(idle.unique))")
     }
 
     /// Log template mining against Drain3 on the labelled Loghub samples.

@@ -16,18 +16,43 @@ struct RuntimeFigures {
 }
 
 enum RuntimeBenchmarks {
+    /// The ceiling the worker is compared with: `count` jobs of `kind` published exactly as for
+    /// ``throughput(kind:count:)`` into a worker's queue, then consumed and acknowledged one by
+    /// one by a bare AMQP consumer with the worker's prefetch. Messages per second from the
+    /// first delivery to the last acknowledgement.
+    static func rawConsume(kind: String, count: Int, prefetch: UInt16) async throws -> Double {
+        let worker = try await TestWorker.make("bench")
+        try await publish(worker, kind: kind, count: count) { index in #"{"key":"k\#(index)","value":\#(index)}"# }
+        var received = 0
+        var first: ContinuousClock.Instant?
+        for try await delivery in try await worker.broker.consume(queue: worker.queues.queue, prefetch: prefetch) {
+            if first == nil { first = .now }
+            try delivery.ack()
+            received += 1
+            if received == count { break }
+        }
+        let elapsed = ContinuousClock.now - first!
+        await worker.cleanUp()
+        return Double(count - 1) / elapsed.inSeconds
+    }
+
     /// Publishes `count` jobs of `kind`, then starts one worker process and measures the rate
     /// at which their transactions commit (from the inbox timestamps), its CPU time and peak RSS.
+    /// Progress is read from the broker's queue depth while it drains (counting the inbox
+    /// would scan it ten times a second beside the worker), then from the inbox.
     static func throughput(kind: String, count: Int) async throws -> RuntimeFigures {
         let worker = try await TestWorker.make("bench")
         try await publish(worker, kind: kind, count: count) { index in #"{"key":"k\#(index)","value":\#(index)}"# }
         let process = try worker.start(["MINGUS_LOG_LEVEL": "warning"])
         var peakRSS = 0
-        while try await inboxCount(worker) < count {
+        var drained = false
+        while true {
             peakRSS = max(peakRSS, rss(process.pid))
             if let code = try await process.wait(timeout: .zero) {
                 throw WorkerProcessError(message: "the worker exited with \(code): \(process.output.suffix(1000))")
             }
+            if !drained { drained = try await worker.broker.queueInfo(worker.queues.queue).messageCount == 0 }
+            if drained, try await inboxCount(worker) == count { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         let cpu = cpuSeconds(process.pid)
@@ -40,17 +65,32 @@ enum RuntimeBenchmarks {
         return RuntimeFigures(rate: Double(count - 1) / span, workerCPU: cpu, loadedRSS: peakRSS)
     }
 
-    /// RSS of a worker that has started and has nothing to do.
-    static func idleRSS() async throws -> Int {
+    /// Memory of a worker that has started and has nothing to do, from `/proc/PID/smaps_rollup`:
+    /// resident, anonymous, proportional (shared pages divided among the processes mapping
+    /// them) and private.
+    static func idleMemory() async throws -> (rss: Int, anonymous: Int, proportional: Int, unique: Int) {
         let worker = try await TestWorker.make("bench")
         let process = try worker.start(["MINGUS_LOG_LEVEL": "warning"])
         _ = try await eventually { try await worker.broker.queueInfo(worker.queues.queue).consumerCount == 1 }
         try await Task.sleep(for: .seconds(2))
-        let value = rss(process.pid)
+        let fields = smapsRollup(process.pid)
         process.signal(SIGTERM)
         _ = try await process.wait(timeout: .seconds(30))
         try await cleanUp(worker)
-        return value
+        return (fields["Rss"] ?? 0, fields["Anonymous"] ?? 0, fields["Pss"] ?? 0,
+                (fields["Private_Clean"] ?? 0) + (fields["Private_Dirty"] ?? 0))
+    }
+
+    /// The kilobyte fields of `/proc/PID/smaps_rollup`, in bytes.
+    static func smapsRollup(_ pid: pid_t) -> [String: Int] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { return [:] }
+        var fields: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard parts.count == 3, parts[2] == "kB", let kilobytes = Int(parts[1]) else { continue }
+            fields[String(parts[0].dropLast())] = kilobytes * 1024
+        }
+        return fields
     }
 
     /// Publishes insert jobs at `rate` per second for `seconds`, each carrying its publish time;
