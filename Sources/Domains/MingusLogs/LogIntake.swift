@@ -1,4 +1,5 @@
 public import Foundation
+import MingusCore
 
 /// One log line as the logs worker receives it: already redacted.
 public struct LogRecord: Codable, Sendable, Equatable {
@@ -296,67 +297,6 @@ public struct LogIntake: Sendable {
             if let key = pair["key"] as? String, let text = otlpValue(pair["value"]) { attributes[key] = text }
         }
         return attributes
-    }
-}
-
-/// RFC 3339 timestamps (`2026-11-26T23:59:59.123456Z`, `+01:00` offsets), as microseconds.
-enum RFC3339 {
-    static func micros(_ text: String) -> Int64? {
-        let bytes = Array(text.utf8)
-        guard bytes.count >= 19 else { return nil }
-        func number(_ from: Int, _ length: Int) -> Int? {
-            guard from + length <= bytes.count else { return nil }
-            var value = 0
-            for i in from..<from + length {
-                guard bytes[i] >= 0x30 && bytes[i] <= 0x39 else { return nil }
-                value = value * 10 + Int(bytes[i] - 0x30)
-            }
-            return value
-        }
-        guard let year = number(0, 4), bytes[4] == UInt8(ascii: "-"), let month = number(5, 2), bytes[7] == UInt8(ascii: "-"),
-              let day = number(8, 2), bytes[10] == UInt8(ascii: "T") || bytes[10] == UInt8(ascii: "t") || bytes[10] == UInt8(ascii: " "),
-              let hour = number(11, 2), bytes[13] == UInt8(ascii: ":"), let minute = number(14, 2), bytes[16] == UInt8(ascii: ":"),
-              let second = number(17, 2), (1...12).contains(month), (1...31).contains(day), hour < 24, minute < 60, second < 61 else {
-            return nil
-        }
-        var index = 19
-        var fraction: Int64 = 0
-        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
-            index += 1
-            var digits = 0
-            while index < bytes.count, bytes[index] >= 0x30 && bytes[index] <= 0x39 {
-                if digits < 6 { fraction = fraction * 10 + Int64(bytes[index] - 0x30) }
-                digits += 1
-                index += 1
-            }
-            for _ in min(digits, 6)..<6 { fraction *= 10 }
-        }
-        var offset = 0
-        if index < bytes.count {
-            switch bytes[index] {
-            case UInt8(ascii: "Z"), UInt8(ascii: "z"): index += 1
-            case UInt8(ascii: "+"), UInt8(ascii: "-"):
-                guard let oh = number(index + 1, 2), index + 3 < bytes.count, bytes[index + 3] == UInt8(ascii: ":"),
-                      let om = number(index + 4, 2) else { return nil }
-                offset = (oh * 60 + om) * 60 * (bytes[index] == UInt8(ascii: "+") ? 1 : -1)
-                index += 6
-            default: return nil
-            }
-        }
-        guard index == bytes.count else { return nil }
-        let days = daysFromCivil(year, month, day)
-        let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second) - Int64(offset)
-        return seconds * 1_000_000 + fraction
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(_ y: Int, _ m: Int, _ d: Int) -> Int {
-        let year = m <= 2 ? y - 1 : y
-        let era = (year >= 0 ? year : year - 399) / 400
-        let yoe = year - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
     }
 }
 

@@ -126,13 +126,28 @@ public final class JobConsumer: Service, Sendable {
         }
     }
 
-    /// A delivery that passed every check and has a handler.
-    struct PreparedJob: Sendable {
+    /// A delivery that passed every check and has a handler (a class: jobs move between
+    /// arrays and tasks, and copying these fields each time showed in profiles).
+    final class PreparedJob: Sendable {
         let delivery: AMQPDelivery
         let envelope: JobEnvelope
         let entry: JobRegistry.Entry
         let body: any Sendable
-        let logger: Logger
+        /// The consumer's logger, without the job's metadata.
+        let baseLogger: Logger
+        let queue: String
+
+        init(delivery: AMQPDelivery, envelope: JobEnvelope, entry: JobRegistry.Entry, body: any Sendable, baseLogger: Logger, queue: String) {
+            self.delivery = delivery
+            self.envelope = envelope
+            self.entry = entry
+            self.body = body
+            self.baseLogger = baseLogger
+            self.queue = queue
+        }
+
+        /// A logger carrying the job's id, type, attempt and queue (made when something is logged).
+        var logger: Logger { JobContext.logger(baseLogger, id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: queue) }
     }
 
     /// Handles deliveries taken together: the ones that can be batched in one transaction, the
@@ -144,6 +159,10 @@ public final class JobConsumer: Service, Sendable {
         for delivery in deliveries {
             guard let job = await prepare(delivery) else { continue }
             if job.entry.batchable { batch.append(job) } else { single.append(job) }
+        }
+        let oldest = min(batch.lazy.map(\.envelope.time).min() ?? .distantFuture, single.lazy.map(\.envelope.time).min() ?? .distantFuture)
+        if oldest != .distantFuture {
+            metrics.lag(queue: configuration.queues.queue, seconds: Date().timeIntervalSince(oldest))
         }
         await withTaskGroup(of: Void.self) { group in
             for job in single {
@@ -166,13 +185,7 @@ public final class JobConsumer: Service, Sendable {
             await deadLetter(delivery, envelope: nil, reason: "malformed_envelope", error: "the message has no id or no type")
             return nil
         }
-        var logger = self.logger
-        logger[metadataKey: "mingus.job.id"] = "\(envelope.id)"
-        logger[metadataKey: "mingus.job.type"] = "\(envelope.type)"
-        logger[metadataKey: "mingus.job.attempt"] = "\(envelope.attempt)"
-        logger[metadataKey: "mingus.queue"] = "\(queue)"
-        metrics.lag(queue: queue, seconds: Date().timeIntervalSince(envelope.time))
-
+        var logger: Logger { JobContext.logger(self.logger, id: envelope.id, type: envelope.type, attempt: envelope.attempt, queue: queue) }
         guard let entry = registry.entry(envelope.type) else {
             await deadLetter(delivery, envelope: envelope, reason: "unknown_type",
                              error: "no handler for type '\(envelope.type)' in queue \(queue)", logger: logger)
@@ -195,18 +208,19 @@ public final class JobConsumer: Service, Sendable {
             await deadLetter(delivery, envelope: envelope, reason: "undecodable", error: Self.describeDecoding(error), logger: logger)
             return nil
         }
-        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, body: body, logger: logger)
+        return PreparedJob(delivery: delivery, envelope: envelope, entry: entry, body: body, baseLogger: self.logger, queue: queue)
     }
 
     /// Applies one job in its own transaction, then settles it.
     func apply(_ job: PreparedJob) async {
-        let (delivery, envelope, logger) = (job.delivery, job.envelope, job.logger)
+        let (delivery, envelope) = (job.delivery, job.envelope)
+        var logger: Logger { job.logger }
         let queue = configuration.queues.queue
         metrics.jobsInFlight.increment(by: 1)
         defer { metrics.jobsInFlight.decrement(by: 1) }
         let started = ContinuousClock.now
         do {
-            let context = (envelope: envelope, logger: logger, queue: queue, source: configuration.source)
+            let context = (envelope: envelope, logger: job.baseLogger, queue: queue, source: configuration.source)
             let emitted = EmitFlag()
             let outcome = try await database.withTransaction { db -> Outcome in
                 let fresh = try await db.query("""
@@ -231,10 +245,8 @@ public final class JobConsumer: Service, Sendable {
                 return
             }
             let elapsed = ContinuousClock.now - started
-            metrics.duration(queue: queue, type: envelope.type,
-                             seconds: elapsed.inSeconds)
             settle(delivery, logger: logger) { try $0.ack() }
-            metrics.processed(queue: queue, type: envelope.type, outcome: outcome == .applied ? "ok" : "duplicate")
+            metrics.committed(queue: queue, type: envelope.type, applied: outcome == .applied, seconds: elapsed.inSeconds)
             if outcome == .duplicate {
                 logger.info("job already applied; acknowledged without running again")
             }
@@ -280,7 +292,7 @@ public final class JobConsumer: Service, Sendable {
                 for job in jobs where fresh.remove(job.envelope.id) != nil {
                     let context = JobContext(
                         id: job.envelope.id, type: job.envelope.type, attempt: job.envelope.attempt, queue: queue,
-                        traceID: job.envelope.traceID, database: db, logger: job.logger, source: source, emitted: emitted)
+                        traceID: job.envelope.traceID, database: db, logger: job.baseLogger, source: source, emitted: emitted)
                     if let index = groupOfType[job.envelope.type] {
                         groups[index].jobs.append((job.body, context))
                     } else {
@@ -305,8 +317,7 @@ public final class JobConsumer: Service, Sendable {
         for job in jobs {
             settle(job.delivery, logger: job.logger) { try $0.ack() }
             let applied = fresh.contains(job.envelope.id)
-            metrics.duration(queue: queue, type: job.envelope.type, seconds: seconds)
-            metrics.processed(queue: queue, type: job.envelope.type, outcome: applied ? "ok" : "duplicate")
+            metrics.committed(queue: queue, type: job.envelope.type, applied: applied, seconds: seconds)
             if !applied { job.logger.info("job already applied; acknowledged without running again") }
         }
         if emitted.isSet { outbox.nudge() }
@@ -386,11 +397,11 @@ public final class JobConsumer: Service, Sendable {
 
     /// Settles a delivery; if its connection is gone the broker redelivers it, and the inbox
     /// makes that harmless.
-    private func settle(_ delivery: AMQPDelivery, logger: Logger, _ body: (AMQPDelivery) throws -> Void) {
+    private func settle(_ delivery: AMQPDelivery, logger: @autoclosure () -> Logger, _ body: (AMQPDelivery) throws -> Void) {
         do {
             try body(delivery)
         } catch {
-            logger.warning("cannot settle the delivery; the broker will redeliver it", metadata: ["mingus.error": "\(error)"])
+            logger().warning("cannot settle the delivery; the broker will redeliver it", metadata: ["mingus.error": "\(error)"])
         }
     }
 

@@ -1,5 +1,6 @@
 public import Foundation
 public import MingusAMQP
+import MingusCore
 
 /// A job as it crosses the broker: the CloudEvents 1.0 AMQP binding (binary mode) plus the
 /// runtime's delivery attempt.
@@ -70,12 +71,12 @@ public struct JobEnvelope: Sendable, Equatable {
         return AMQPMessage(body: body, properties: properties)
     }
 
+    /// `2026-11-26T23:59:59.123Z`: UTC with milliseconds.
     public static func formatTime(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        RFC3339.format(date)
     }
 
     static func parseTime(_ text: String) -> Date? {
-        (try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
-            ?? (try? Date(text, strategy: .iso8601))
+        RFC3339.date(text) ?? (try? Date(text, strategy: .iso8601))
     }
 }

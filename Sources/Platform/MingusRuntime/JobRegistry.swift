@@ -13,7 +13,9 @@ public struct JobContext: Sendable {
     public let traceID: String?
     /// The job's transaction: everything written here commits with the inbox row, or not at all.
     public let database: PostgresConnection
-    public let logger: Logger
+    /// A logger carrying the job's id, type, attempt and queue.
+    public var logger: Logger { Self.logger(baseLogger, id: id, type: type, attempt: attempt, queue: queue) }
+    private let baseLogger: Logger
     let source: String
     /// Set when the handler emitted something, so the outbox relay is woken only then.
     let emitted: EmitFlag
@@ -29,9 +31,20 @@ public struct JobContext: Sendable {
         self.queue = queue
         self.traceID = traceID
         self.database = database
-        self.logger = logger
+        self.baseLogger = logger
         self.source = source
         self.emitted = emitted
+    }
+
+    /// `base` with the job's metadata; made only when a job logs, since four metadata entries
+    /// cost more than running a small job.
+    static func logger(_ base: Logger, id: String, type: String, attempt: Int, queue: String) -> Logger {
+        var logger = base
+        logger[metadataKey: "mingus.job.id"] = "\(id)"
+        logger[metadataKey: "mingus.job.type"] = "\(type)"
+        logger[metadataKey: "mingus.job.attempt"] = "\(attempt)"
+        logger[metadataKey: "mingus.queue"] = "\(queue)"
+        return logger
     }
 
     /// Emits a job in the same transaction (outbox); the runtime publishes it after commit.

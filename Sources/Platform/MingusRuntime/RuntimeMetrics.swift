@@ -1,5 +1,6 @@
 public import CoreMetrics
 import Foundation
+import Synchronization
 
 /// The runtime's metrics, created from one factory (Prometheus in the executables). Names follow
 /// Prometheus conventions; dimensions stay low-cardinality (queue, type, outcome, never job ids).
@@ -7,6 +8,19 @@ import Foundation
 public final class RuntimeMetrics: Sendable {
     private let handles: MetricHandles
     let jobsInFlight: Meter
+    /// The handles every job touches, per queue and type: looked up with one hash per job.
+    private let perJob = Mutex<[JobKey: JobHandles]>([:])
+
+    private struct JobKey: Hashable {
+        var queue: String
+        var type: String
+    }
+
+    private struct JobHandles {
+        var applied: Counter
+        var duplicate: Counter
+        var duration: Recorder
+    }
 
     public init(factory: any MetricsFactory) {
         handles = MetricHandles(factory: factory)
@@ -18,8 +32,21 @@ public final class RuntimeMetrics: Sendable {
         handles.counter("mingus_jobs_processed_total", [("queue", queue), ("type", type), ("outcome", outcome)]).increment()
     }
 
-    func duration(queue: String, type: String, seconds: Double) {
-        handles.histogram("mingus_job_duration_seconds", [("queue", queue), ("type", type)]).record(seconds)
+    /// A job that committed: its duration, and outcome `ok` when it was applied or `duplicate`
+    /// when the inbox already held it.
+    func committed(queue: String, type: String, applied: Bool, seconds: Double) {
+        let key = JobKey(queue: queue, type: type)
+        let job = perJob.withLock { cache in
+            if let job = cache[key] { return job }
+            let job = JobHandles(
+                applied: handles.counter("mingus_jobs_processed_total", [("queue", queue), ("type", type), ("outcome", "ok")]),
+                duplicate: handles.counter("mingus_jobs_processed_total", [("queue", queue), ("type", type), ("outcome", "duplicate")]),
+                duration: handles.histogram("mingus_job_duration_seconds", [("queue", queue), ("type", type)]))
+            cache[key] = job
+            return job
+        }
+        job.duration.record(seconds)
+        (applied ? job.applied : job.duplicate).increment()
     }
 
     func lag(queue: String, seconds: Double) {
