@@ -345,6 +345,30 @@ struct WorkerRuntimeFailureTests {
 
 @Suite("Worker runtime: batches and observability")
 struct WorkerRuntimeBatchTests {
+    @Test("a batch handler gets every fresh job of a batch at once; a job published twice is applied once")
+    func batchHandler() async throws {
+        let worker = try await TestWorker.make()
+        // Queued before the worker starts, so that they are taken in batches; every tenth twice.
+        for index in 0..<300 {
+            let id = try await worker.publish("insertbatch", json: #"{"key":"b\#(index)","value":\#(index)}"#)
+            if index % 10 == 0 {
+                try await worker.publish("insertbatch", json: #"{"key":"b\#(index)","value":\#(index)}"#, id: id)
+            }
+        }
+        let process = try worker.start(["MINGUS_WORKER_CONCURRENCY": "2", "MINGUS_WORKER_BATCH_SIZE": "50"])
+        let drained = try await eventually {
+            guard try await worker.effectCount() >= 300 else { return false }
+            return try await worker.depth(worker.queues.queue) == 0
+        }
+        #expect(drained, "\(process.output.suffix(2000))")
+        process.signal(SIGTERM)
+        #expect(try await process.wait(timeout: .seconds(30)) == 0)
+        #expect(try await worker.effectTotals() == (300, 300))
+        let sum = try await worker.database.query("SELECT sum(value)::bigint FROM runtime_test_effects WHERE worker = \(worker.name)")[0]
+        #expect(try sum.decode(Int64.self, at: 0) == Int64((0..<300).reduce(0, +)))
+        await worker.cleanUp()
+    }
+
     @Test("a failing job in a batch does not fail its neighbours; each is applied once")
     func failingJobInBatch() async throws {
         let worker = try await TestWorker.make()

@@ -336,7 +336,7 @@ struct Benchmarks: AsyncParsableCommand {
     func runRuntime() async throws {
         let prefetch = JobConsumer.Configuration(queues: WorkerQueues(name: "bench"), source: "/bench").prefetch
         var rows: [(name: String, raw: Double, figures: RuntimeFigures)] = []
-        for (name, kind) in [("no-op handler", "noop"), ("single-insert handler", "insert")] {
+        for (name, kind) in [("no-op handler", "noop"), ("single-insert handler", "insert"), ("batch insert handler", "insertbatch")] {
             let raw = try await RuntimeBenchmarks.rawConsume(kind: kind, count: jobs, prefetch: prefetch)
             rows.append((name, raw, try await RuntimeBenchmarks.throughput(kind: kind, count: jobs)))
         }
@@ -347,8 +347,9 @@ struct Benchmarks: AsyncParsableCommand {
         print("")
         print("worker runtime (1 process, defaults: 8 lanes, batches of up to 50, prefetch \(prefetch); \(jobs) jobs each)")
         for row in rows {
-            print("  \(row.name.padding(toLength: 23, withPad: " ", startingAt: 0))\(String(format: "%8.0f", row.figures.rate)) jobs/s  raw consume and ack of the same jobs \(String(format: "%6.0f", row.raw)) msg/s  \(String(format: "%5.1f %%", row.figures.rate / row.raw * 100)) of raw  worker CPU \(String(format: "%.0f", row.figures.workerCPU / Double(jobs) * 1e6)) µs/job  peak RSS \(megabytes(row.figures.loadedRSS))")
+            print("  \(row.name.padding(toLength: 22, withPad: " ", startingAt: 0))\(String(format: "%8.0f", row.figures.rate)) jobs/s  raw consume and ack of the same jobs \(String(format: "%6.0f", row.raw)) msg/s  \(String(format: "%5.1f %%", row.figures.rate / row.raw * 100)) of raw  worker CPU \(String(format: "%.0f", row.figures.workerCPU / Double(jobs) * 1e6)) µs/job  peak RSS \(megabytes(row.figures.loadedRSS))")
         }
+        print("  (single-insert: one INSERT per job, each its own round trip; batch insert: registerBatch, one INSERT … unnest per batch)")
         print("  enqueue → commit at \(String(format: "%.0f", insert.rate / 2)) jobs/s (half the insert rate, \(latency.jobs) jobs): p50 \(String(format: "%.1f", latency.p50)) ms, p99 \(String(format: "%.1f", latency.p99)) ms")
         print("  idle worker: RSS \(megabytes(idle.rss)) (\(megabytes(idle.anonymous)) anonymous, the rest mapped files: the binary and shared libraries); PSS \(megabytes(idle.proportional)); private \(megabytes(idle.unique))")
     }

@@ -1,7 +1,8 @@
 // A worker for the runtime's integration tests and benchmarks. Its name (and so its queue,
 // `mingus.<name>`) comes from MINGUS_TEST_WORKER_NAME; its job types are `<name>.insert`,
 // `<name>.noop`, `<name>.flaky`, `<name>.fail`, `<name>.slow`, `<name>.gated`, `<name>.stuck`,
-// `<name>.emit`, `<name>.emit2` and `<name>.emitsame`. Effects go to
+// `<name>.emit`, `<name>.emit2`, `<name>.emitsame` and `<name>.insertbatch` (the insert as a
+// batch handler: one multi-row statement per batch). Effects go to
 // `runtime_test_effects`, attempts to `runtime_test_attempts` (outside the job's transaction, so
 // failed attempts are recorded too). Both tables and the schemas come from
 // MINGUS_TEST_FIXTURES_DIR (default `Tests/Fixtures` under the working directory).
@@ -48,6 +49,14 @@ let definition = WorkerDefinition(name: name, defaultMetricsPort: 0, sideConnect
     var registry = JobRegistry()
     registry.register("\(name).insert", as: KeyedJob.self, schema: insertSchema) { job, context in
         try await recordEffect(job, context)
+    }
+    registry.registerBatch("\(name).insertbatch", as: KeyedJob.self, schema: insertSchema) { jobs in
+        guard let database = jobs.first?.context.database else { return }
+        try await database.execute("""
+            INSERT INTO runtime_test_effects (worker, key, value, job_id)
+            SELECT \(name), key, value, job_id FROM unnest(\(jobs.map(\.body.key))::text[], \(jobs.map { Int64($0.body.value ?? 0) })::int8[],
+                                                          \(jobs.map(\.context.id))::text[]) AS job (key, value, job_id)
+            """)
     }
     registry.register("\(name).noop", as: NoBody.self) { _, _ in }
     registry.register("\(name).flaky", as: KeyedJob.self) { job, context in

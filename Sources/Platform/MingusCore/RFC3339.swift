@@ -76,7 +76,11 @@ public enum RFC3339 {
             // Years outside 0001–9999: Foundation's formatter knows how to write them.
             return date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
         }
-        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        // Whole seconds and the fraction apart, truncated to the millisecond as Foundation does:
+        // multiplying the whole value by 1000 would round .125999… up to .126.
+        let interval = date.timeIntervalSince1970
+        let whole = interval.rounded(.down)
+        let millis = Int64(whole) * 1000 + Int64(((interval - whole) * 1000).rounded(.down))
         let (days, inDay) = millis.quotientAndRemainder(dividingBy: 86_400_000)
         let (day, milliOfDay) = inDay < 0 ? (days - 1, inDay + 86_400_000) : (days, inDay)
         let (year, month, dayOfMonth) = civil(fromDays: Int(day))

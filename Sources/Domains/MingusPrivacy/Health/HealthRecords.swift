@@ -204,6 +204,9 @@ public enum HealthStore {
 
     /// Up to `limit` of `subject`'s records after `cursor` (or one record, `id`), the caller's
     /// relationship with the subject and its break-glass grant in force, in one statement.
+    /// The filters given choose the statement's text, so each combination is prepared and
+    /// planned on its own: one statement with `($1 IS NULL OR r.id = $1)` filters gets a generic
+    /// plan that scans every record.
     static func read(subject: String?, id: UUID?, after cursor: (Date, UUID)?, limit: Int, actor: String,
                      on db: PostgresConnection) async throws -> (rows: [Row], basis: [String: Basis]) {
         let after = cursor?.0 ?? Date(timeIntervalSince1970: 0), afterID = cursor?.1 ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
@@ -214,7 +217,7 @@ public enum HealthStore {
                     ORDER BY g.expires_at DESC LIMIT 1),
                    k.wrapped, k.kek_id, k.erased_at, k.subject_id IS NOT NULL
             FROM health_records r LEFT JOIN mingus_subject_keys k ON k.subject_id = r.subject_id
-            WHERE (\(id)::uuid IS NULL OR r.id = \(id)) AND (\(subject)::text IS NULL OR r.subject_id = \(subject))
+            WHERE \(id)::uuid \(unescaped: id == nil ? "IS NULL" : "= r.id") AND \(subject)::text \(unescaped: subject == nil ? "IS NULL" : "= r.subject_id")
               AND (r.recorded_at, r.id) > (\(after), \(afterID))
             ORDER BY r.recorded_at, r.id LIMIT \(limit)
             """)
