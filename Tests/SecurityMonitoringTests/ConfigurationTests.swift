@@ -12,6 +12,8 @@ import Testing
         let bruteForce = try #require(playbooks.playbook(kind: "security_rule", rule: "auth_failures"))
         #expect(bruteForce.steps.first?.action == .blockAddress)
         #expect(playbooks.playbook(kind: "card_number", rule: nil)?.steps.contains { $0.action == .openBreach } == true)
+        #expect(playbooks.playbook(kind: "hipaa_violation", rule: "bulk_read")?.name == "hipaa_violation")
+        #expect(playbooks.playbook(kind: "hipaa_violation", rule: "break_glass")?.steps.map(\.action) == [.manual])
         let rules = try DropletRules.load(path: root.appendingPathComponent("Deploy/droplet-rules.yaml").path)
         #expect(rules.rules.contains { $0.condition == .above(.cpuPercent, 90) })
     }
