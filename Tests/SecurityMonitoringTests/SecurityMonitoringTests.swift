@@ -124,6 +124,9 @@ struct SecurityMonitoringTests {
             }
             #expect(refused)
             #expect(try await security.count("SELECT count(*) FROM security_detections WHERE dedup_key LIKE '%\(neighbour)'") == 0)
+            let listed = try await security.request("GET", "/api/security/blocks")
+            let blocks = try #require(listed.body["blocks"] as? [[String: Any]], "\(listed.raw)")
+            #expect(blocks.map { $0["address"] as? String } == [attacker] && blocks.first?["incident_id"] as? String == id, "\(listed.raw)")
 
             // Lifting: the address must be one, and blocked; the role is security:write.
             let bad = try await security.request("DELETE", "/api/security/blocks/not-an-address")
@@ -141,6 +144,7 @@ struct SecurityMonitoringTests {
             }
             #expect(served)
             #expect(try await security.request("DELETE", "/api/security/blocks/\(attacker)").status == 404, "lifted once")
+            #expect((try await security.request("GET", "/api/security/blocks").body["blocks"] as? [[String: Any]])?.isEmpty == true)
             #expect(try await security.count("""
                 SELECT count(*) FROM audit_events WHERE action = 'security.block.lift' AND resource = 'security/blocks/\(attacker)' AND actor LIKE 'apikey:%'
                 """) == 1)

@@ -7,8 +7,8 @@ import MingusPostgres
 import MingusSecurity
 
 /// `/api/security…`: incidents (list, open by hand, read with steps and timeline, status,
-/// assignee and severity, decisions on playbook steps), lifting a gateway block, and the
-/// security dashboard.
+/// assignee and severity, decisions on playbook steps), the gateway's blocks (list, lift), and
+/// the security dashboard.
 ///
 /// Opening is a `security.detection` job of kind `manual` (202 with the incident's id): the
 /// security worker opens it and applies its playbook. Status, assignee, severity and step
@@ -54,6 +54,7 @@ public struct IncidentRoutes: Sendable {
             guard let incident = try await incident(id) else { throw Self.notFound(id) }
             return APIResponse(incident)
         }
+        read.get("blocks") { _, _ in APIResponse(try await blocks()) }
         read.get("dashboard") { _, _ in APIResponse(try await dashboard()) }
         return routes
     }
@@ -342,6 +343,32 @@ public struct IncidentRoutes: Sendable {
         @Nullable var expiresAt: Date?
         var liftedBy: String
         var liftedAt: Date
+    }
+
+    struct Block: Encodable, Sendable {
+        var address: String
+        var reason: String
+        @Nullable var incidentId: String?
+        var blockedBy: String
+        var blockedAt: Date
+        @Nullable var expiresAt: Date?
+    }
+
+    struct BlockList: Encodable, Sendable {
+        var blocks: [Block]
+    }
+
+    /// Every block in force, newest first (the whole deny list, as each gateway process holds it).
+    func blocks() async throws -> BlockList {
+        let rows = try await database.query("""
+            SELECT host(address), reason, incident_id, blocked_by, blocked_at, expires_at FROM gateway_blocked_addresses
+            WHERE expires_at IS NULL OR expires_at > now() ORDER BY blocked_at DESC, address
+            """)
+        return BlockList(blocks: try rows.map {
+            Block(address: try $0.decode(String.self, at: 0), reason: try $0.decode(String.self, at: 1),
+                  incidentId: try $0.decode(UUID?.self, at: 2)?.uuidString.lowercased(), blockedBy: try $0.decode(String.self, at: 3),
+                  blockedAt: try $0.decode(Date.self, at: 4), expiresAt: try $0.decode(Date?.self, at: 5))
+        })
     }
 
     /// Deletes the address's row of `gateway_blocked_addresses` (every gateway serves it again
