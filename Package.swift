@@ -216,6 +216,7 @@ let package = Package(
                 "MingusBreach",
                 "MingusPayments",
                 "MingusLogs",
+                "MingusSecurityMonitoring",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
@@ -284,6 +285,7 @@ let package = Package(
             name: "MingusDashboard",
             dependencies: [
                 "MingusCore",
+                "MingusSecurityMonitoring",
                 "MingusPostgres",
                 "MingusRuntime",
                 "MingusSecurity",
@@ -417,7 +419,7 @@ let package = Package(
         .testTarget(
             name: "SecurityMonitoringTests",
             dependencies: ["MingusSecurityMonitoring", "MingusLogs", "MingusAlerts", "MingusRuntime", "MingusSecurity", "MingusHTTP", "MingusPostgres",
-                           "MingusCore", "TestSupport"]
+                           "MingusCore", "TestSupport", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(
             name: "ComplianceTests",
@@ -460,7 +462,7 @@ let package = Package(
         ),
         .testTarget(
             name: "DashboardTests",
-            dependencies: ["MingusDashboard", "MingusCompliance", "MingusPayments", "MingusBreach", "MingusAlerts", "MingusHTTP", "MingusSecurity",
+            dependencies: ["MingusDashboard", "MingusSecurityMonitoring", "MingusCompliance", "MingusPayments", "MingusBreach", "MingusAlerts", "MingusHTTP", "MingusSecurity",
                            "MingusPostgres", "MingusCore", "TestSupport",
                            .product(name: "Hummingbird", package: "hummingbird"),
                            .product(name: "HummingbirdTesting", package: "hummingbird"),

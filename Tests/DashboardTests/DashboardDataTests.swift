@@ -7,6 +7,7 @@ import MingusHTTP
 import MingusPayments
 import MingusPostgres
 import MingusSecurity
+import MingusSecurityMonitoring
 import NIOCore
 import TestSupport
 import Testing
@@ -185,7 +186,8 @@ struct DashboardDataTests {
     func browser() async throws {
         try await DashboardHarness.with { harness in
             try await insertFixtures(harness, now: harness.clock.now)
-            let account = try await harness.createUser()
+            try await insertProcesses(harness)
+            let account = try await harness.createUser(roles: [Role("compliance:read"), Role("security:read")])
             let key = try await APIKeyStore(database: harness.database).create(name: "dash", roles: [Role("compliance:read")]).key
             try await harness.application().test(.live) { client async throws in
                 let port = try #require(client.port)
@@ -229,8 +231,68 @@ struct DashboardDataTests {
                 #expect(text.contains("\(decided)\ndecided") || text.contains("\(decided) decided"), "\(text.prefix(800))")
                 #expect(text.contains(String(format: "%.1f %%", rate * 100)))
                 #expect(text.contains("Regime gdpr-authority"))
+                #expect(text.contains("Integrations status") && text.contains("no instance alive"), "\(text.suffix(1500))")
                 #expect(breaches["overdue"] as? Int == 1)
                 #expect(FileManager.default.fileExists(atPath: screenshot.path))
+            }
+        }
+    }
+}
+
+/// Heartbeats of three process kinds: `gateway` alive and ready, `reports` alive but not ready,
+/// `billing` last seen a minute ago.
+private func insertProcesses(_ harness: DashboardHarness) async throws {
+    try await harness.database.execute("""
+        INSERT INTO mingus_processes (instance, kind, host, pid, started_at, last_seen_at, ready, stopped_at) VALUES
+            ('gateway-1', 'gateway', 'h', 1, now() - interval '1 hour', now(), true, NULL),
+            ('reports-1', 'reports', 'h', 2, now() - interval '1 hour', now(), false, NULL),
+            ('billing-1', 'billing', 'h', 3, now() - interval '1 hour', now() - interval '1 minute', true, NULL)
+        """)
+}
+
+@Suite("Dashboard status panel")
+struct DashboardStatusPanelTests {
+    @Test("the status panel shows each part healthy, degraded or down and why, worst first, only to users with security:read")
+    func statusPanel() async throws {
+        try await DashboardHarness.with { harness in
+            try await insertProcesses(harness)
+            // The panel's data is the status view's.
+            let report = try await DashboardData.integrationsStatus(DashboardInput(database: harness.database, now: harness.clock.now))
+            func item(_ component: String, _ name: String) -> IntegrationsStatus.Item? {
+                report.items.first { $0.component == component && $0.name == name }
+            }
+            #expect(item("process", "gateway")?.status == "healthy")
+            #expect(item("process", "reports")?.status == "degraded")
+            #expect(item("process", "reports")?.reasons == ["1 of 1 instances not ready"])
+            #expect(item("process", "billing")?.status == "down")
+            #expect(item("process", "billing")?.reasons.first?.hasPrefix("no instance alive") == true)
+            #expect(item("audit", "checkpoint")?.reasons == ["no audit checkpoint yet"])
+            #expect(report.status == "down")
+
+            let security = try await harness.createUser(roles: [Role("compliance:read"), Role("security:read")])
+            let compliance = try await harness.createUser()
+            try await harness.application().test(.live) { client async throws in
+                let token = try #require(sessionToken(try await client.signIn(security.username, security.password, harness.code(security))))
+                let page = try await client.get("/dashboard/", cookie: token)
+                #expect(page.status == .ok)
+                let html = String(buffer: page.body)
+                let panel = try #require(html.range(of: #"id="panel-status""#).map { String(html[$0.lowerBound...]) })
+                let section = panel.components(separatedBy: "</section>")[0]
+                #expect(section.contains(#"<span class="figure health-down" id="status-overall">down</span>"#), "\(section)")
+                #expect(section.contains(#"<span class="figure" id="status-down">"#))
+                #expect(section.contains("no instance alive"))
+                #expect(section.contains("1 of 1 instances not ready"))
+                #expect(section.contains("no audit checkpoint yet"))
+                // Worst first: the down process comes before the degraded one, which comes before the healthy gateway.
+                let down = try #require(section.range(of: "process billing")), degraded = try #require(section.range(of: "process reports"))
+                let healthy = try #require(section.range(of: "process gateway"))
+                #expect(down.lowerBound < degraded.lowerBound && degraded.lowerBound < healthy.lowerBound)
+                #expect(section.contains(#"<td class="health-healthy">healthy</td>"#))
+
+                let other = try #require(sessionToken(try await client.signIn(compliance.username, compliance.password, harness.code(compliance))))
+                let plain = String(buffer: try await client.get("/dashboard/", cookie: other).body)
+                #expect(plain.contains(#"id="panel-alerts""#))
+                #expect(!plain.contains(#"id="panel-status""#), "compliance:read alone does not see the status panel")
             }
         }
     }

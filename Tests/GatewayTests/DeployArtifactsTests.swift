@@ -3,10 +3,14 @@ import Logging
 import MingusAMQP
 import MingusCore
 import MingusPayments
+import MingusPostgres
 import MingusRuntime
 import MingusSecurity
 import TestSupport
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The metric names a PromQL expression reads: `mingus_…` identifiers, histogram series mapped to
 /// their family (`_bucket`, `_sum`, `_count`).
@@ -30,7 +34,13 @@ func exposedFamilies(_ exposition: String) -> Set<String> {
 struct DeployArtifactsTests {
     @Test("every metric the Grafana dashboard queries is on a live /metrics; every metric the alerting rules read is live or emitted by the code")
     func dashboardAndRulesNameLiveMetrics() async throws {
+        // The droplet panels read the security worker's DigitalOcean metrics: it polls a stand-in.
+        let standIn = try await DigitalOceanStandIn.start()
+        defer { standIn.process.signal(SIGTERM) }
+        try await standIn.control(["droplets": [["id": 201, "name": "web-1", "status": "active"]], "cpu": ["201": 35]])
         let cluster = try await Cluster.start(workers: 1, privateBroker: true)
+        let security = try cluster.startWorker("mingus-security-worker", environment: [
+            "DIGITALOCEAN_TOKEN": DigitalOceanStandIn.token, "MINGUS_DO_API_URL": standIn.base, "MINGUS_METRICS_PORT": "0"])
         let (_, key) = try await cluster.key([.paymentsWrite, .paymentsRead])
         // One payment (jobs processed, their duration, the wait before consumption) and one job
         // the worker can never apply (dead-lettered at once for its body).
@@ -44,6 +54,12 @@ struct DeployArtifactsTests {
 
         let worker = try #require(cluster.workers.first)
         let workerPort = try #require(try await loggedPort(worker, message: "health and metrics server listening"))
+        let securityPort = try #require(try await loggedPort(security, message: "health and metrics server listening"))
+        // Poll now rather than at the next minute.
+        let polled = try await eventually(timeout: .seconds(60)) {
+            try await cluster.database.execute("UPDATE mingus_periodic_schedules SET next_run_at = now() WHERE name = 'security.poll'") == 1
+        }
+        try #require(polled, "no security.poll schedule\n\(cluster.output)")
         let root = TestEnvironment.repositoryRoot
         let dashboard = try #require(try JSONSerialization.jsonObject(
             with: Data(contentsOf: root.appendingPathComponent("Deploy/grafana/mingus-dashboard.json"))) as? [String: Any])
@@ -60,7 +76,8 @@ struct DeployArtifactsTests {
         let complete = try await eventually(timeout: .seconds(60)) {
             let gateway = try await httpRequest(cluster.base + "/metrics").body
             let payments = try await httpRequest("http://127.0.0.1:\(workerPort)/metrics").body
-            live = exposedFamilies(gateway).union(exposedFamilies(payments))
+            let droplets = try await httpRequest("http://127.0.0.1:\(securityPort)/metrics").body
+            live = exposedFamilies(gateway).union(exposedFamilies(payments)).union(exposedFamilies(droplets))
             return wanted.values.allSatisfy { $0.isSubset(of: live) }
         }
         for (panel, names) in wanted.sorted(by: { $0.key < $1.key }) {
@@ -79,5 +96,6 @@ struct DeployArtifactsTests {
             #expect(sources.contains("\"\(name)\""), "the rules read \(name), which no process exports")
         }
         try await cluster.stopCleanly()
+        try await standIn.stop()
     }
 }

@@ -214,11 +214,12 @@ struct HealthEndToEndTests {
         }
     }
 
-    @Test("a bulk read beyond the role's norm becomes a breach in the breach worker, with the HIPAA obligations and their deadlines")
+    @Test("a bulk read beyond the role's norm becomes a breach in the breach worker, with the HIPAA obligations and their deadlines, and each finding a security incident")
     func violationBecomesBreach() async throws {
         try await PrivacyCluster.with(environment: ["MINGUS_HIPAA_BULK_NORM": "3"]) { privacy in
             let cluster = privacy.cluster
             try cluster.startWorker("mingus-breach-worker")
+            try cluster.startWorker("mingus-security-worker")
             let writer = try await cluster.key([.hipaaWrite, .hipaaAudit, .breachRead]).key
             let reader = try await cluster.key([.hipaaRead, .hipaaBilling])
             for n in 0..<5 {
@@ -246,6 +247,20 @@ struct HealthEndToEndTests {
             // Reading without a relationship is a finding of its own.
             let noBasis = try await call(cluster, writer, "GET", "/api/hipaa/violations?rule=no_basis").body["violations"] as? [[String: Any]] ?? []
             #expect(noBasis.count == 1)
+            // Each new finding is a hipaa_violation detection: an incident per rule and actor, with the HIPAA
+            // playbook (an after-hours finding too, depending on the hour the test runs).
+            var incidents: [(String, String, String?)] = []
+            let opened = try await eventually(timeout: .seconds(60)) {
+                incidents = try await cluster.database.query("""
+                    SELECT dedup_key, severity, playbook FROM security_incidents
+                    WHERE kind = 'hipaa_violation' AND dedup_key NOT LIKE 'hipaa_violation:after_hours:%' ORDER BY dedup_key
+                    """).map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String?.self, at: 2)) }
+                return incidents.count == 2
+            }
+            try #require(opened, "\(incidents)\n\(cluster.output)")
+            #expect(incidents.map(\.0) == ["hipaa_violation:bulk_read:apikey:\(reader.name)", "hipaa_violation:no_basis:apikey:\(reader.name)"])
+            #expect(incidents.allSatisfy { $0.2 == "hipaa_violation" })
+            #expect(incidents[0].1 == (bulk["risk_level"] as? String ?? ""), "the incident's severity is the finding's risk")
 
             let breachID = try #require(bulk["breach_id"] as? String)
             var breach: [String: Any] = [:]

@@ -102,6 +102,106 @@ struct SecurityMonitoringTests {
         }
     }
 
+    @Test("repeated 401s from one address at the gateway open one auth_failures incident whose playbook blocks it; lifting the block is audited and serves it again")
+    func gatewayAuthFailuresAndLift() async throws {
+        try await SecurityCluster.with(environment: ["MINGUS_AUTH_FAILURE_LIMIT": "5", "MINGUS_AUTH_FAILURE_WINDOW": "5m"]) { security in
+            let attacker = "192.0.2.44", neighbour = "192.0.2.45"
+            for _ in 0..<5 {
+                #expect(try await security.request("GET", "/api/security/dashboard", key: "not-a-key", from: attacker).status == 401)
+            }
+            // Four failures from another address stay under the limit.
+            for _ in 0..<4 {
+                #expect(try await security.request("GET", "/api/security/dashboard", key: "not-a-key", from: neighbour).status == 401)
+            }
+            try await security.waitFor("SELECT count(*) FROM security_incidents WHERE kind = 'auth_failures' AND source_address = '\(attacker)'")
+            let id = try await security.database.query("SELECT id FROM security_incidents WHERE source_address = \(attacker)")[0]
+                .decode(UUID.self, at: 0).uuidString.lowercased()
+            let incident = try await security.request("GET", "/api/security/incidents/\(id)")
+            #expect(incident.body["playbook"] as? String == "brute_force" && incident.body["opened_by"] as? String == "gateway", "\(incident.raw)")
+            // The playbook blocks the address: even a valid key is refused from it.
+            let refused = try await eventually(timeout: .seconds(30)) {
+                try await security.request("GET", "/api/security/dashboard", from: attacker).status == 403
+            }
+            #expect(refused)
+            #expect(try await security.count("SELECT count(*) FROM security_detections WHERE dedup_key LIKE '%\(neighbour)'") == 0)
+            let listed = try await security.request("GET", "/api/security/blocks")
+            let blocks = try #require(listed.body["blocks"] as? [[String: Any]], "\(listed.raw)")
+            #expect(blocks.map { $0["address"] as? String } == [attacker] && blocks.first?["incident_id"] as? String == id, "\(listed.raw)")
+
+            // Lifting: the address must be one, and blocked; the role is security:write.
+            let bad = try await security.request("DELETE", "/api/security/blocks/not-an-address")
+            #expect(bad.status == 400 && (bad.body["error"] as? [String: Any])?["field"] as? String == "address", "\(bad.raw)")
+            #expect(try await security.request("DELETE", "/api/security/blocks/198.51.100.99").status == 404)
+            let reader = try await security.cluster.key([.securityRead])
+            #expect(try await security.request("DELETE", "/api/security/blocks/\(attacker)", key: reader.key).status == 403)
+            let lifted = try await security.request("DELETE", "/api/security/blocks/\(attacker)")
+            try #require(lifted.status == 200, "\(lifted.raw)")
+            #expect(lifted.body["address"] as? String == attacker && lifted.body["incident_id"] as? String == id)
+            #expect(lifted.body["blocked_by"] as? String == "security-worker" && (lifted.body["lifted_by"] as? String ?? "").hasPrefix("apikey:"))
+            #expect(lifted.body["expires_at"] is String, "the playbook blocks for 24 h")
+            let served = try await eventually(timeout: .seconds(30)) {
+                try await security.request("GET", "/api/security/dashboard", from: attacker).status == 200
+            }
+            #expect(served)
+            #expect(try await security.request("DELETE", "/api/security/blocks/\(attacker)").status == 404, "lifted once")
+            #expect((try await security.request("GET", "/api/security/blocks").body["blocks"] as? [[String: Any]])?.isEmpty == true)
+            #expect(try await security.count("""
+                SELECT count(*) FROM audit_events WHERE action = 'security.block.lift' AND resource = 'security/blocks/\(attacker)' AND actor LIKE 'apikey:%'
+                """) == 1)
+            #expect(try await security.count("""
+                SELECT count(*) FROM security_incident_events WHERE incident_id = '\(id)' AND detail LIKE 'block of \(attacker)%lifted'
+                """) == 1)
+
+            // The attack goes on: five more failures are one more detection of the same incident, and
+            // the block step, done once, does not block the address again.
+            for _ in 0..<5 {
+                #expect(try await security.request("GET", "/api/security/dashboard", key: "not-a-key", from: attacker).status == 401)
+            }
+            try await security.waitFor("SELECT detections FROM security_incidents WHERE id = '\(id)'", 2)
+            #expect(try await security.count("SELECT count(*) FROM security_incidents WHERE kind = 'auth_failures'") == 1)
+            #expect(try await security.count("SELECT count(*) FROM gateway_blocked_addresses") == 0)
+        }
+    }
+
+    @Test("an incident escalated for a missed time to acknowledge has its alert resolved, with the same dedup key, once acknowledged")
+    func escalationResolvedOnAcknowledgement() async throws {
+        try await SecurityCluster.with { security in
+            let opened = try await security.request("POST", "/api/security/incidents", ["title": "Unusual admin activity", "severity": "high"])
+            try #require(opened.status == 202, "\(opened.raw)")
+            let id = try #require(opened.body["id"] as? String)
+            try await security.waitFor("SELECT count(*) FROM security_incidents WHERE id = '\(id)'")
+            // Past its time to acknowledge (1 h for high), within its time to contain (4 h).
+            try await security.database.execute("UPDATE security_incidents SET opened_at = now() - interval '2 hours' WHERE id = \(UUID(uuidString: id)!)")
+            try await security.waitFor("SELECT count(*) FROM mingus_periodic_schedules WHERE name = 'security.escalate'")
+            try await security.database.execute("UPDATE mingus_periodic_schedules SET next_run_at = now() WHERE name = 'security.escalate'")
+            let key = "security:incident:\(id):acknowledge"
+            try await security.waitFor("SELECT count(*) FROM alerts WHERE dedup_key = '\(key)' AND status = 'firing'")
+            #expect(try await security.count("SELECT count(*) FROM alerts WHERE dedup_key LIKE 'security:incident:\(id):%'") == 1, "contain is not missed")
+
+            let triaged = try await security.request("POST", "/api/security/incidents/\(id)/status", ["status": "triaged"])
+            try #require(triaged.status == 200, "\(triaged.raw)")
+            try await security.waitFor("SELECT count(*) FROM alerts WHERE dedup_key = '\(key)' AND status = 'resolved'")
+            #expect(try await security.count("SELECT count(*) FROM alerts WHERE dedup_key LIKE 'security:incident:\(id):%'") == 1, "the same alert")
+            #expect(try await security.count("""
+                SELECT count(*) FROM security_incidents WHERE id = '\(id)' AND escalated = ARRAY['acknowledge:resolved']
+                """) == 1)
+            #expect(try await security.count("""
+                SELECT count(*) FROM security_incident_events WHERE incident_id = '\(id)' AND kind = 'escalation' AND detail LIKE 'the acknowledge escalation resolved%'
+                """) == 1)
+            // Another pass neither escalates nor resolves it again.
+            let passes = "SELECT count(*) FROM mingus_inbox WHERE message_id LIKE 'schedule/security.escalate/%' OR message_id LIKE 'escalate/%'"
+            let before = try await security.count(passes)
+            try await security.database.execute("UPDATE mingus_periodic_schedules SET next_run_at = now() WHERE name = 'security.escalate'")
+            try await security.waitFor("SELECT (count(*) > \(before))::int::int8 FROM mingus_inbox WHERE message_id LIKE 'schedule/security.escalate/%' OR message_id LIKE 'escalate/%'")
+            #expect(try await security.count("""
+                SELECT count(*) FROM alert_events e JOIN alerts a ON a.id = e.alert_id WHERE a.dedup_key = '\(key)'
+                """) == 2, "one firing, one resolved")
+            #expect(try await security.count("""
+                SELECT count(*) FROM security_incident_events WHERE incident_id = '\(id)' AND kind = 'escalation'
+                """) == 2)
+        }
+    }
+
     @Test("a droplet's CPU series crossing the threshold raises one alert, resolved when it clears; the stand-in's contract holds")
     func dropletCPU() async throws {
         let standIn = try await DigitalOceanStandIn.start()

@@ -13,6 +13,7 @@ extension DomainDescription {
         let authenticator = DashboardAuthenticator(
             database: gateway.database, keys: gateway.keys, audit: gateway.audit,
             policy: DashboardPolicy(environment: ProcessInfo.processInfo.environment), logger: gateway.logger)
-        DashboardRoutes(database: gateway.database, authenticator: authenticator).mount(on: router)
+        let publisher = gateway.publisher
+        DashboardRoutes(database: gateway.database, authenticator: authenticator) { await publisher.queueInfo($0) }.mount(on: router)
     }
 }

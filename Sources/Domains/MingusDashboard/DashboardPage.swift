@@ -20,6 +20,7 @@ enum DashboardPage {
         .chart{width:100%;height:auto;margin-top:.8rem}.chart text{font-size:12px;fill:var(--muted)}.axis{stroke:var(--line)}
         .authorized,.severity-low{fill:var(--ok)}.declined,.severity-medium{fill:var(--warn)}.failed,.severity-high{fill:var(--bad)}.severity-critical{fill:#7a1010}
         .legend{color:var(--muted);font-size:.85rem}.key{font-size:1rem}.authorized-key{color:var(--ok)}.declined-key{color:var(--warn)}.failed-key{color:var(--bad)}
+        .health-healthy{color:var(--ok)}.health-degraded{color:var(--warn)}.health-down{color:var(--bad)}
         .error{color:var(--bad)}footer{color:var(--muted);font-size:.8rem;padding:0 1.5rem 1.5rem}
         button{font:inherit;padding:.35rem .9rem;border:1px solid var(--line);border-radius:4px;background:#fff;cursor:pointer}
         .login{max-width:360px;margin:12vh auto;background:#fff;border:1px solid var(--line);border-radius:6px;padding:1.5rem}

@@ -6,6 +6,7 @@ import MingusHTTP
 public import MingusPayments
 public import MingusPostgres
 public import MingusSecurity
+public import MingusSecurityMonitoring
 import Mustache
 
 /// What a panel's data function may read.
@@ -13,10 +14,13 @@ public struct DashboardInput: Sendable {
     public var database: PostgresClient
     /// The time the page (or API answer) is for.
     public var now: Date
+    /// Queue depths and consumers from the broker (the status panel); nil answers when none is at hand.
+    public var queueInfo: IntegrationsStatus.QueueInspector
 
-    public init(database: PostgresClient, now: Date) {
+    public init(database: PostgresClient, now: Date, queueInfo: @escaping IntegrationsStatus.QueueInspector = { _ in nil }) {
         self.database = database
         self.now = now
+        self.queueInfo = queueInfo
     }
 }
 
@@ -55,7 +59,7 @@ public struct DashboardPanel: Sendable {
     }
 
     /// The panels of the page, in order.
-    public static let standard: [DashboardPanel] = [.compliance, .pci, .payments, .breaches, .alerts, .activity]
+    public static let standard: [DashboardPanel] = [.compliance, .pci, .payments, .breaches, .alerts, .status, .activity]
 }
 
 /// The data behind the dashboard, one function per panel and JSON endpoint
@@ -74,6 +78,11 @@ public enum DashboardData {
     /// Alerts firing now.
     public static func alerts(_ input: DashboardInput) async throws -> FiringAlerts {
         try await AlertStore(database: input.database).firing()
+    }
+
+    /// The health of every part of the system (``IntegrationsStatus``, as `GET /api/integrations/status`).
+    public static func integrationsStatus(_ input: DashboardInput) async throws -> IntegrationsStatus.Report {
+        try await IntegrationsStatus(database: input.database, queueInfo: input.queueInfo).check()
     }
 
     /// The newest changes in the audit trail (read requests left out).
@@ -208,6 +217,42 @@ extension DashboardPanel {
                 "latest": alerts.latest.map { alert -> [String: Any] in
                     ["since": minuteLabel(alert.startsAt), "severity": alert.severity, "title": alert.title, "source": alert.source,
                      "received": alert.receivedCount]
+                },
+            ]
+        })
+
+    static let status = DashboardPanel(
+        id: "status", title: "Integrations status", role: .securityRead, template: """
+            <div class="figures">
+              <p><span class="figure health-{{status}}" id="status-overall">{{status}}</span> overall</p>
+              <p><span class="figure" id="status-healthy">{{healthy}}</span> healthy</p>
+              <p><span class="figure" id="status-degraded">{{degraded}}</span> degraded</p>
+              <p><span class="figure" id="status-down">{{down}}</span> down</p>
+            </div>
+            <table>
+              <thead><tr><th>Part</th><th>Status</th><th>Why</th><th>Details</th></tr></thead>
+              <tbody>{{#items}}<tr><td>{{component}} {{name}}</td><td class="health-{{status}}">{{status}}</td><td>{{reasons}}</td><td>{{details}}</td></tr>{{/items}}
+              {{^items}}<tr><td colspan="4">No process has reported yet.</td></tr>{{/items}}</tbody>
+            </table>
+            <p class="legend">Checked {{checked}} UTC; the worst parts first. The same items as GET /api/integrations/status.</p>
+            """,
+        summary: { try await DashboardData.integrationsStatus($0) },
+        view: { report, _ in
+            let rank = IntegrationsStatus.rank
+            // Worst first; within a status, the order of the report.
+            let items = report.items.enumerated().sorted { lhs, rhs in
+                let l = rank[lhs.element.status] ?? 0, r = rank[rhs.element.status] ?? 0
+                return l != r ? l > r : lhs.offset < rhs.offset
+            }.map(\.element)
+            func count(_ status: String) -> Int { report.items.filter { $0.status == status }.count }
+            return [
+                "status": report.status, "healthy": count("healthy"), "degraded": count("degraded"), "down": count("down"),
+                "checked": secondLabel(report.checkedAt),
+                "items": items.map { item -> [String: Any] in
+                    ["component": item.component.replacingOccurrences(of: "_", with: " "), "name": item.name, "status": item.status,
+                     "reasons": item.reasons.isEmpty ? "–" : item.reasons.joined(separator: "; "),
+                     "details": item.details.sorted { $0.key < $1.key }.map { "\($0.key.replacingOccurrences(of: "_", with: " ")) \($0.value.isEmpty ? "–" : $0.value)" }
+                        .joined(separator: " · ")]
                 },
             ]
         })

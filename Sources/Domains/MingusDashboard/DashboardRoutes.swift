@@ -8,6 +8,7 @@ import Mustache
 public import MingusHTTP
 public import MingusPostgres
 public import MingusSecurity
+public import MingusSecurityMonitoring
 import NIOCore
 
 /// The dashboard's HTML routes under `/dashboard` (session cookie, never API keys) and its JSON
@@ -30,11 +31,15 @@ public struct DashboardRoutes: Sendable {
     let authenticator: DashboardAuthenticator
     let panels: [DashboardPanel]
     let cache: DashboardCache
+    let queueInfo: IntegrationsStatus.QueueInspector
 
-    public init(database: PostgresClient, authenticator: DashboardAuthenticator, panels: [DashboardPanel] = DashboardPanel.standard) {
+    /// `queueInfo` tells the status panel the broker's queue depths and consumers (the gateway's publisher).
+    public init(database: PostgresClient, authenticator: DashboardAuthenticator, panels: [DashboardPanel] = DashboardPanel.standard,
+                queueInfo: @escaping IntegrationsStatus.QueueInspector = { _ in nil }) {
         self.database = database
         self.authenticator = authenticator
         self.panels = panels
+        self.queueInfo = queueInfo
         cache = DashboardCache(lifetime: authenticator.policy.figuresLifetime)
     }
 
@@ -72,7 +77,7 @@ public struct DashboardRoutes: Sendable {
     }
 
     private func input() -> DashboardInput {
-        DashboardInput(database: database, now: authenticator.policy.clock())
+        DashboardInput(database: database, now: authenticator.policy.clock(), queueInfo: queueInfo)
     }
 
     // MARK: - Pages
@@ -86,7 +91,7 @@ public struct DashboardRoutes: Sendable {
                                                                   "message": "Your account lacks the role compliance:read."]))
         }
         let now = authenticator.policy.clock()
-        let input = DashboardInput(database: database, now: now)
+        let input = DashboardInput(database: database, now: now, queueInfo: queueInfo)
         let visible = panels.filter { session.user.has($0.role) }
         let logger = authenticator.logger
         let cache = self.cache

@@ -222,7 +222,8 @@ public struct IncidentEngine: Sendable {
         }
     }
 
-    /// Escalates unfinished incidents past their targets, once per target, through the alerts worker.
+    /// Escalates unfinished incidents past their targets, once per target, through the alerts
+    /// worker; then resolves the escalation alerts of targets met since (same `dedup_key`, once).
     public func escalate(context: JobContext) async throws {
         let db = context.database
         let rows = try await db.query("""
@@ -242,7 +243,7 @@ public struct IncidentEngine: Sendable {
             for (target, limit) in missed {
                 let updated = try await db.execute("""
                     UPDATE security_incidents SET escalated = escalated || \(target)::text
-                    WHERE id = \(id) AND NOT (\(target)::text = ANY(escalated))
+                    WHERE id = \(id) AND NOT (\(target)::text = ANY(escalated) OR \(target)::text || ':resolved' = ANY(escalated))
                     """)
                 guard updated == 1 else { continue }
                 let text = id.uuidString.lowercased()
@@ -254,6 +255,44 @@ public struct IncidentEngine: Sendable {
                     dedupKey: "security:incident:\(text):\(target)", receivedAt: now),
                     id: UUID.derived("security/escalate/\(text)/\(target)").uuidString.lowercased())
                 try await Self.record(id, actor: "security-worker", kind: "escalation", "missed the time to \(target) (\(DurationText.format(limit)))", on: db)
+            }
+        }
+        try await resolveEscalations(context: context)
+    }
+
+    /// Resolves the escalation alert of each target met after it was escalated: acknowledged
+    /// (left `open`) or contained (reached `contained` or later). The target is then marked
+    /// `<target>:resolved` in `escalated`, so each alert is resolved once.
+    func resolveEscalations(context: JobContext) async throws {
+        let db = context.database
+        let rows = try await db.query("""
+            SELECT id, title, severity, 'acknowledge' = ANY(escalated) AND acknowledged_at IS NOT NULL,
+                   'contain' = ANY(escalated) AND contained_at IS NOT NULL, status
+            FROM security_incidents
+            WHERE ('acknowledge' = ANY(escalated) AND acknowledged_at IS NOT NULL) OR ('contain' = ANY(escalated) AND contained_at IS NOT NULL)
+            ORDER BY opened_at LIMIT 1000 FOR UPDATE SKIP LOCKED
+            """)
+        let now = Date()
+        for row in rows {
+            let id = try row.decode(UUID.self, at: 0)
+            let text = id.uuidString.lowercased()
+            let severity = IncidentSeverity(rawValue: try row.decode(String.self, at: 2)) ?? .high
+            let status = try row.decode(String.self, at: 5)
+            var met: [String] = []
+            if try row.decode(Bool.self, at: 3) { met.append("acknowledge") }
+            if try row.decode(Bool.self, at: 4) { met.append("contain") }
+            for target in met {
+                try await db.execute("""
+                    UPDATE security_incidents SET escalated = array_replace(escalated, \(target)::text, \(target)::text || ':resolved') WHERE id = \(id)
+                    """)
+                try await context.emit(type: AlertJob.type, AlertJob(
+                    status: .resolved, severity: severity == .critical ? .critical : .high,
+                    title: "Security incident not \(target == "acknowledge" ? "acknowledged" : "contained") in time",
+                    description: "Incident \(text) (\(try row.decode(String.self, at: 1))) is \(target == "acknowledge" ? "acknowledged" : "contained") now (\(status)).",
+                    labels: ["incident_id": text, "target": target, "component": "security"], source: "security-worker",
+                    dedupKey: "security:incident:\(text):\(target)", receivedAt: now),
+                    id: UUID.derived("security/escalate/\(text)/\(target)/resolved").uuidString.lowercased())
+                try await Self.record(id, actor: "security-worker", kind: "escalation", "the \(target) escalation resolved: the incident is \(status)", on: db)
             }
         }
     }

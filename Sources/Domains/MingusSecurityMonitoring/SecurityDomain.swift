@@ -6,7 +6,8 @@ public import MingusRuntime
 public import MingusSecurity
 
 extension Role {
-    /// Opens incidents by hand, changes their status, assignee and severity, decides on steps.
+    /// Opens incidents by hand, changes their status, assignee and severity, decides on steps,
+    /// lifts gateway blocks.
     public static let securityWrite = Role("security:write")
     /// Reads incidents, the security dashboard and the integrations' status.
     public static let securityRead = Role("security:read")

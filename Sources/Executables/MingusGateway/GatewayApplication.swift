@@ -11,7 +11,7 @@ import MingusBreach
 import MingusRetention
 import MingusLogs
 import MingusPrivacy
-import MingusSecurityMonitoring
+public import MingusSecurityMonitoring
 public import MingusCompliance
 import MingusDashboard
 
@@ -32,13 +32,16 @@ public enum GatewayApplication {
 
     /// The router with every route and middleware; tests and the executable share it.
     ///
-    /// Blocked client addresses (``ClientDenyList``) are refused before authentication.
+    /// Blocked client addresses (``ClientDenyList``) are refused before authentication. Requests
+    /// refused with 401 are counted per client address (``AuthFailureDetector``, `authFailures`):
+    /// repeated ones become `auth_failures` detections for the security worker.
     /// CORS (when `cors` allows an origin) comes before authentication: a browser's preflight
     /// carries no API key, so it is answered there and is not audited; and the CORS headers reach
     /// the 401 and 403 answers of listed origins too. The health routes have neither.
     public static func router(
         services: GatewayServices, registry: PrometheusCollectorRegistry, cors: CORSPolicy = .disabled,
-        keyCacheLifetime: Duration = .seconds(5), denyList: ClientDenyList? = nil, readiness: @escaping @Sendable () async -> [String]
+        keyCacheLifetime: Duration = .seconds(5), denyList: ClientDenyList? = nil,
+        authFailures: AuthFailureDetector.Policy = AuthFailureDetector.Policy(), readiness: @escaping @Sendable () async -> [String]
     ) -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         addHealthRoutes(to: router, registry: registry, problems: readiness)
@@ -48,8 +51,13 @@ public enum GatewayApplication {
         if let denyList {
             router.add(middleware: ClientDenyMiddleware(list: denyList))
         }
+        let detector = AuthFailureDetector(policy: authFailures, ignoring: denyList?.trustedProxies ?? [], publisher: services.publisher,
+                                           logger: services.logger)
         router.add(middleware: APIAccessMiddleware(database: services.database, keyCacheLifetime: keyCacheLifetime, audit: services.audit,
-                                                  logger: services.logger))
+                                                  logger: services.logger) { request, context in
+            let forwarded = request.headers[.init("X-Forwarded-For")!]
+            detector.failed(address: denyList?.clientAddress(peer: context.origin, forwardedFor: forwarded) ?? context.origin)
+        })
         router.addRoutes(AuditRoutes(database: services.database).collection(), atPath: "/api/financial/audit")
         for domain in domains { domain.mount(router, services) }
         router.addRoutes(DataInventoryRoutes(tables: dataInventory, services).collection(), atPath: "/api/financial")

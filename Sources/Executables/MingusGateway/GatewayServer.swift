@@ -7,6 +7,7 @@ import MingusHTTP
 import MingusPostgres
 import MingusRuntime
 import MingusSecurity
+import MingusSecurityMonitoring
 import NIOCore
 import Prometheus
 import ServiceLifecycle
@@ -42,10 +43,12 @@ public enum GatewayServer {
         let audit = AuditBatcher(database: database, component: "gateway", logger: logger)
         let services = GatewayServices(database: database, publisher: JobPublisher(broker: broker, metrics: metrics), keys: keys,
                                        idempotency: IdempotencyStore(database: database), audit: audit, logger: logger)
+        let authFailures = try AuthFailureDetector.Policy(environment: ProcessInfo.processInfo.environment)
         let denyList = ClientDenyList(database: database, trustedProxies: ClientDenyList.trustedProxies(environment: ProcessInfo.processInfo.environment),
                                       logger: logger)
         let router = GatewayApplication.router(services: services, registry: prometheus, cors: cors,
-                                               keyCacheLifetime: configuration.apiKeyCacheLifetime, denyList: denyList) {
+                                               keyCacheLifetime: configuration.apiKeyCacheLifetime, denyList: denyList,
+                                               authFailures: authFailures) {
             await readinessProblems(broker: broker, database: database)
         }
         let host = configuration.httpHost

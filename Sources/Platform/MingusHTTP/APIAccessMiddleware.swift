@@ -10,16 +10,21 @@ import MingusSecurity
 /// committed; concurrent requests' events commit together (``AuditBatcher``).
 public struct APIAccessMiddleware: RouterMiddleware {
     public typealias Context = APIRequestContext
+    /// Told of every request refused with 401 (no valid API key); must not block.
+    public typealias UnauthorizedHandler = @Sendable (Request, APIRequestContext) -> Void
     let keys: APIKeyCache
     let audit: AuditBatcher
     let logger: Logger
+    let onUnauthorized: UnauthorizedHandler?
 
     /// Checks keys against `database` (trusting a verification for `keyCacheLifetime`) and
-    /// appends each request's event through `audit`.
-    public init(database: PostgresClient, keyCacheLifetime: Duration, audit: AuditBatcher, logger: Logger) {
+    /// appends each request's event through `audit`; `onUnauthorized` hears of each 401.
+    public init(database: PostgresClient, keyCacheLifetime: Duration, audit: AuditBatcher, logger: Logger,
+                onUnauthorized: UnauthorizedHandler? = nil) {
         keys = APIKeyCache(store: APIKeyStore(database: database), lifetime: keyCacheLifetime)
         self.audit = audit
         self.logger = logger
+        self.onUnauthorized = onUnauthorized
     }
 
     public func handle(_ request: Request, context: APIRequestContext,
@@ -32,6 +37,7 @@ public struct APIAccessMiddleware: RouterMiddleware {
             else {
                 var error = APIError(.unauthorized, code: "unauthorized", message: "a valid API key is required: Authorization: Bearer <key>")
                 error.headers[.wwwAuthenticate] = "Bearer"
+                onUnauthorized?(request, context)
                 throw error
             }
             context.identity = identity

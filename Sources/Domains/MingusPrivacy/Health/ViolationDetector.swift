@@ -5,6 +5,7 @@ import MingusHTTP
 import MingusPostgres
 public import MingusRuntime
 import MingusSecurity
+import MingusSecurityMonitoring
 
 /// `privacy.hipaa.scan`: runs the violation rules over the health access log since the last scan
 /// (`Contracts/schemas/privacy.hipaa.scan.v1.json`); scheduled every five minutes and on demand.
@@ -49,7 +50,8 @@ public struct RiskAssessment: Codable, Sendable, Equatable {
 /// a care/billing relationship, bulk reads beyond a role's norm, break-glass use, access with a
 /// revoked key, after-hours access. Each finding is one row per rule, actor and window (an hour;
 /// a break-glass grant), recounted when a later scan sees more of its window, so scanning again
-/// adds nothing; a finding that is a breach is reported once as a `breach.report` job.
+/// adds nothing; a finding that is a breach is reported once as a `breach.report` job, and each
+/// new finding is a `security.detection` (kind `hipaa_violation`, rule the finding's rule).
 ///
 /// Configuration: `MINGUS_HIPAA_BULK_NORM` (records one actor reads in an hour before it is a
 /// bulk read, default 200), `MINGUS_HIPAA_BUSINESS_HOURS` (`HH-HH` UTC, default `07-19`).
@@ -182,11 +184,22 @@ public struct ViolationDetector: Sendable {
                 ON CONFLICT (rule, actor, window_start) DO UPDATE SET events = EXCLUDED.events, records = EXCLUDED.records, subjects = EXCLUDED.subjects,
                     summary = EXCLUDED.summary, risk = EXCLUDED.risk, risk_level = EXCLUDED.risk_level, is_breach = health_violations.is_breach OR EXCLUDED.is_breach
                 WHERE (health_violations.events, health_violations.records) IS DISTINCT FROM (EXCLUDED.events, EXCLUDED.records)
-                RETURNING id, is_breach, breach_id, detected_at
+                RETURNING id, is_breach, breach_id, detected_at, xmax = 0
                 """)
             guard let row = rows.first else { continue }
             stored += 1
             let violation = try row.decode(UUID.self, at: 0)
+            if try row.decode(Bool.self, at: 4) {
+                // A new finding is a detection for the security worker: one incident per rule and actor while it is open.
+                let severity: IncidentSeverity = switch finding.risk.probability { case "high": .high; case "medium": .medium; default: .low }
+                try await context.emit(type: SecurityDetectionJob.type, SecurityDetectionJob(
+                    kind: "hipaa_violation", rule: finding.rule, severity: severity, dedupKey: "hipaa_violation:\(finding.rule):\(finding.actor)",
+                    title: "HIPAA violation: \(finding.rule.replacingOccurrences(of: "_", with: " ")) by \(finding.actor)",
+                    summary: "\(finding.summary). Violation \(violation.uuidString.lowercased()); risk \(finding.risk.probability).",
+                    service: "hipaa", apiKey: finding.actor.hasPrefix("apikey:") ? String(finding.actor.dropFirst("apikey:".count)) : nil,
+                    detectedAt: try row.decode(Date.self, at: 3), reportedBy: "privacy-worker"),
+                    id: "hipaa/\(violation.uuidString.lowercased())")
+            }
             guard try row.decode(Bool.self, at: 1), try row.decode(UUID?.self, at: 2) == nil else { continue }
             let breach = UUID.derived("hipaa-breach/\(violation.uuidString.lowercased())")
             let detected = try row.decode(Date.self, at: 3)

@@ -7,7 +7,8 @@ import MingusPostgres
 import MingusSecurity
 
 /// `/api/security…`: incidents (list, open by hand, read with steps and timeline, status,
-/// assignee and severity, decisions on playbook steps) and the security dashboard.
+/// assignee and severity, decisions on playbook steps), the gateway's blocks (list, lift), and
+/// the security dashboard.
 ///
 /// Opening is a `security.detection` job of kind `manual` (202 with the incident's id): the
 /// security worker opens it and applies its playbook. Status, assignee, severity and step
@@ -40,6 +41,12 @@ public struct IncidentRoutes: Sendable {
             }
             return APIResponse(try await decide(request, id: try context.uuidParameter("id"), position: position, caller: try context.caller()))
         }
+        write.delete("blocks/:address") { _, context in
+            guard let address = context.parameters.get("address")?.removingPercentEncoding, address.count <= 64, IncidentEngine.isAddress(address) else {
+                throw APIError(.badRequest, code: "invalid_parameter", message: "address must be an IPv4 or IPv6 address", field: "address", rule: "format")
+            }
+            return APIResponse(try await liftBlock(address, caller: try context.caller(), origin: context.origin))
+        }
         let read = routes.group(requiring: .securityRead)
         read.get("incidents") { request, _ in APIResponse(try await list(request.uri.queryParameters)) }
         read.get("incidents/:id") { _, context in
@@ -47,6 +54,7 @@ public struct IncidentRoutes: Sendable {
             guard let incident = try await incident(id) else { throw Self.notFound(id) }
             return APIResponse(incident)
         }
+        read.get("blocks") { _, _ in APIResponse(try await blocks()) }
         read.get("dashboard") { _, _ in APIResponse(try await dashboard()) }
         return routes
     }
@@ -244,9 +252,10 @@ public struct IncidentRoutes: Sendable {
             throw APIError.invalidField("status", rule: "enum", "status must be one of \(IncidentStatus.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         let note = try body.text("note", max: 4096, blank: true)
-        let outcome: Result<Void, APIError>? = try await database.withTransaction { db in
-            guard let row = try await db.query("SELECT status FROM security_incidents WHERE id = \(id) FOR UPDATE").first else { return nil }
+        let outcome: Result<Bool, APIError>? = try await database.withTransaction { db in
+            guard let row = try await db.query("SELECT status, escalated FROM security_incidents WHERE id = \(id) FOR UPDATE").first else { return nil }
             let current = IncidentStatus(rawValue: try row.decode(String.self, at: 0)) ?? .open
+            let escalated = try row.decode([String].self, at: 1)
             guard status.rank > current.rank else {
                 let allowed = IncidentStatus.allCases.filter { $0.rank > current.rank }.map(\.rawValue)
                 return .failure(APIError(.conflict, code: "invalid_transition",
@@ -261,10 +270,19 @@ public struct IncidentRoutes: Sendable {
                 WHERE id = \(id)
                 """)
             try await IncidentEngine.record(id, actor: caller.actor, kind: "status", "\(current.rawValue) → \(status.rawValue)" + (note.map { ": \($0)" } ?? ""), on: db)
-            return .success(())
+            // An escalated target met now: its alert is to be resolved.
+            return .success(escalated.contains("acknowledge") || (escalated.contains("contain") && status.rank >= IncidentStatus.contained.rank))
         }
         guard let outcome else { throw Self.notFound(id) }
-        if case .failure(let error) = outcome { throw error }
+        switch outcome {
+        case .failure(let error): throw error
+        case .success(true):
+            // The security worker resolves the escalation alert now rather than at its next minute's
+            // pass (which does it anyway if this cannot be published).
+            try? await publisher.publish(type: SecurityEscalateJob.type, id: "escalate/\(id.uuidString.lowercased())/\(status.rawValue)",
+                                         body: SecurityEscalateJob(), traceID: nil)
+        case .success(false): break
+        }
         guard let incident = try await incident(id) else { throw Self.notFound(id) }
         return incident
     }
@@ -312,6 +330,72 @@ public struct IncidentRoutes: Sendable {
                                     body: SecurityStepJob(incidentId: id), traceID: nil)
         guard let incident = try await incident(id) else { throw Self.notFound(id) }
         return incident
+    }
+
+    // MARK: - Blocks
+
+    struct LiftedBlock: Encodable, Sendable {
+        var address: String
+        var reason: String
+        @Nullable var incidentId: String?
+        var blockedBy: String
+        var blockedAt: Date
+        @Nullable var expiresAt: Date?
+        var liftedBy: String
+        var liftedAt: Date
+    }
+
+    struct Block: Encodable, Sendable {
+        var address: String
+        var reason: String
+        @Nullable var incidentId: String?
+        var blockedBy: String
+        var blockedAt: Date
+        @Nullable var expiresAt: Date?
+    }
+
+    struct BlockList: Encodable, Sendable {
+        var blocks: [Block]
+    }
+
+    /// Every block in force, newest first (the whole deny list, as each gateway process holds it).
+    func blocks() async throws -> BlockList {
+        let rows = try await database.query("""
+            SELECT host(address), reason, incident_id, blocked_by, blocked_at, expires_at FROM gateway_blocked_addresses
+            WHERE expires_at IS NULL OR expires_at > now() ORDER BY blocked_at DESC, address
+            """)
+        return BlockList(blocks: try rows.map {
+            Block(address: try $0.decode(String.self, at: 0), reason: try $0.decode(String.self, at: 1),
+                  incidentId: try $0.decode(UUID?.self, at: 2)?.uuidString.lowercased(), blockedBy: try $0.decode(String.self, at: 3),
+                  blockedAt: try $0.decode(Date.self, at: 4), expiresAt: try $0.decode(Date?.self, at: 5))
+        })
+    }
+
+    /// Deletes the address's row of `gateway_blocked_addresses` (every gateway serves it again
+    /// within about a second), audited as `security.block.lift` and written to the timeline of
+    /// the incident that blocked it.
+    func liftBlock(_ address: String, caller: APIKeyIdentity, origin: String) async throws -> LiftedBlock {
+        let lifted: LiftedBlock? = try await database.withTransaction { db in
+            guard let row = try await db.query("""
+                DELETE FROM gateway_blocked_addresses WHERE address = \(address)::inet
+                RETURNING host(address), reason, incident_id, blocked_by, blocked_at, expires_at, now()
+                """).first else { return nil }
+            let block = LiftedBlock(
+                address: try row.decode(String.self, at: 0), reason: try row.decode(String.self, at: 1),
+                incidentId: try row.decode(UUID?.self, at: 2)?.uuidString.lowercased(), blockedBy: try row.decode(String.self, at: 3),
+                blockedAt: try row.decode(Date.self, at: 4), expiresAt: try row.decode(Date?.self, at: 5), liftedBy: caller.actor,
+                liftedAt: try row.decode(Date.self, at: 6))
+            _ = try await AuditTrail.append(AuditEvent(
+                actor: caller.actor, action: "security.block.lift", resource: "security/blocks/\(block.address)", outcome: .success, origin: origin,
+                details: ["reason": block.reason, "incident_id": block.incidentId ?? "", "blocked_by": block.blockedBy]),
+                component: "gateway", on: db)
+            if let incident = try row.decode(UUID?.self, at: 2) {
+                try await IncidentEngine.record(incident, actor: caller.actor, kind: "action", "block of \(block.address) at the gateway lifted", on: db)
+            }
+            return block
+        }
+        guard let lifted else { throw APIError.notFound("this address is not blocked") }
+        return lifted
     }
 
     // MARK: - Dashboard

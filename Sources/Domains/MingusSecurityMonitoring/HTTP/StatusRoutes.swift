@@ -1,56 +1,77 @@
-import Foundation
+public import Foundation
 public import Hummingbird
 public import MingusHTTP
 public import MingusRuntime
-import MingusPostgres
+public import MingusPostgres
 import MingusCore
 import MingusSecurity
 
-/// `GET /api/integrations/status`: one view of the health of every part. Each item is
-/// `healthy`, `degraded` or `down`, with the reasons.
+/// `GET /api/integrations/status`: one view of the health of every part (``IntegrationsStatus``).
+public struct StatusRoutes: Sendable {
+    let status: IntegrationsStatus
+
+    public init(_ gateway: GatewayServices) {
+        let publisher = gateway.publisher
+        status = IntegrationsStatus(database: gateway.database) { await publisher.queueInfo($0) }
+    }
+
+    public func collection() -> RouteCollection<APIRequestContext> {
+        let routes = RouteCollection(context: APIRequestContext.self)
+        let status = self.status
+        routes.group(requiring: .securityRead).get("status") { _, _ in APIResponse(try await status.check()) }
+        return routes
+    }
+}
+
+/// The health of every part of the system; each item is `healthy`, `degraded` or `down`, with
+/// the reasons. The status route and the dashboard's status panel both answer with ``check()``.
 ///
 /// - processes: every kind that sent a heartbeat in the last 7 days (``ProcessHeartbeat``):
 ///   instances alive (seen within 15 s, not stopped), ready, last seen; down with none alive;
 /// - queues: each worker kind's queue depth and consumers, and its dead-letter queue's depth;
 /// - alert channels: the share of deliveries of the last hour that were delivered;
 /// - DigitalOcean polling, cron schedules' last runs, and the age of the newest audit checkpoint.
-public struct StatusRoutes: Sendable {
+public struct IntegrationsStatus: Sendable {
+    /// A queue's depth and consumer count; nil when the broker cannot tell.
+    public typealias QueueInspector = @Sendable (String) async -> (messages: Int, consumers: Int)?
+
     let database: PostgresClient
-    let publisher: JobPublisher
+    let queueInfo: QueueInspector
 
-    public init(_ gateway: GatewayServices) {
-        database = gateway.database
-        publisher = gateway.publisher
+    public init(database: PostgresClient, queueInfo: @escaping QueueInspector) {
+        self.database = database
+        self.queueInfo = queueInfo
     }
 
-    public func collection() -> RouteCollection<APIRequestContext> {
-        let routes = RouteCollection(context: APIRequestContext.self)
-        routes.group(requiring: .securityRead).get("status") { _, _ in APIResponse(try await status()) }
-        return routes
+    /// One part's health.
+    public struct Item: Encodable, Sendable {
+        /// `process`, `queue`, `alert_channel`, `digitalocean`, `schedule` or `audit`.
+        public var component: String
+        public var name: String
+        /// `healthy`, `degraded` or `down`.
+        public var status: String
+        /// Why it is not healthy (empty when it is).
+        public var reasons: [String]
+        public var details: [String: String]
     }
 
-    struct Item: Encodable, Sendable {
-        var component: String
-        var name: String
-        var status: String
-        var reasons: [String]
-        var details: [String: String]
+    /// Every part's health and the worst of them.
+    public struct Report: Encodable, Sendable {
+        public var status: String
+        public var checkedAt: Date
+        public var items: [Item]
     }
 
-    struct Status: Encodable, Sendable {
-        var status: String
-        var checkedAt: Date
-        var items: [Item]
-    }
-
-    static let rank = ["healthy": 0, "degraded": 1, "down": 2]
+    /// Worse statuses rank higher.
+    public static let rank = ["healthy": 0, "degraded": 1, "down": 2]
 
     static func item(_ component: String, _ name: String, _ problems: [(String, String)], _ details: [String: String]) -> Item {
         let worst = problems.map(\.0).max { rank[$0]! < rank[$1]! } ?? "healthy"
         return Item(component: component, name: name, status: worst, reasons: problems.map(\.1), details: details)
     }
 
-    func status() async throws -> Status {
+    /// Reads every part's health now.
+    public func check() async throws -> Report {
         var items: [Item] = []
         let now = Date()
         let kinds = try await database.withConnection { db in
@@ -125,7 +146,7 @@ public struct StatusRoutes: Sendable {
             let queues = WorkerQueues(name: kind)
             var problems: [(String, String)] = []
             var details: [String: String] = [:]
-            if let info = await publisher.queueInfo(queues.queue) {
+            if let info = await queueInfo(queues.queue) {
                 details["depth"] = String(info.messages)
                 details["consumers"] = String(info.consumers)
                 if info.consumers == 0 { problems.append(("down", "no consumer on \(queues.queue)")) }
@@ -133,13 +154,13 @@ public struct StatusRoutes: Sendable {
             } else {
                 problems.append(("down", "cannot inspect \(queues.queue) (broker unreachable or queue missing)"))
             }
-            if let dead = await publisher.queueInfo(queues.deadLetterQueue) {
+            if let dead = await queueInfo(queues.deadLetterQueue) {
                 details["dead_letters"] = String(dead.messages)
                 if dead.messages > 0 { problems.append(("degraded", "\(dead.messages) jobs in \(queues.deadLetterQueue)")) }
             }
             items.append(Self.item("queue", queues.queue, problems, details))
         }
         let worst = items.map(\.status).max { Self.rank[$0]! < Self.rank[$1]! } ?? "healthy"
-        return Status(status: worst, checkedAt: now, items: items)
+        return Report(status: worst, checkedAt: now, items: items)
     }
 }
