@@ -70,6 +70,8 @@ let package = Package(
             name: "MingusCore",
             dependencies: [
                 "MingusAMQP",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]

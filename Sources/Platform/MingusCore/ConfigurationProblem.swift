@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import NIOCore
+import NIOPosix
 
 /// An error only a change of configuration can fix — a variable that cannot be used, a
 /// certificate file that cannot be read — so starting the process again as it is cannot help.
@@ -20,7 +22,17 @@ public enum MingusProcess {
     /// `mingus.error`) and ends the process with an exit status instead of a crash: a
     /// ``ConfigurationProblem`` with ``configurationExitStatus``, saying the configuration must
     /// be fixed, anything else with ``failureExitStatus``.
-    public static func run(_ body: () async throws -> Void) async {
+    ///
+    /// First, unless `MINGUS_NIO_EXECUTOR=0`, SwiftNIO's event loops become Swift Concurrency's
+    /// global executor: HTTP handlers, jobs and the continuations that the PostgreSQL and AMQP
+    /// threads resume then run on the threads that do the network I/O, instead of hopping to a
+    /// separate pool for every step (a thread switch each). Runs on the main actor, so that
+    /// nothing reaches the global executor before it is installed.
+    @MainActor
+    public static func run(_ body: @MainActor () async throws -> Void) async {
+        if ProcessInfo.processInfo.environment["MINGUS_NIO_EXECUTOR"] != "0" {
+            NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        }
         do {
             try await body()
         } catch {
