@@ -159,12 +159,13 @@ struct DeidentifyJobTests {
         }
     }
 
-    @Test("pseudonymized and aggregated jobs give the synchronous route's tokens and groups")
+    @Test("pseudonymized and aggregated jobs give the synchronous route's tokens and groups; expired results are deleted by the cleanup")
     func pseudonymizedAndAggregated() async throws {
         try await PrivacyCluster.with { privacy in
             let cluster = privacy.cluster
             let reader = try await cluster.key([.hipaaRead]).key
             let source = (0..<60).map(DeidentifyFixture.row)
+            var jobs: [String] = []
             for level in ["pseudonymized", "aggregated"] {
                 var settings: [String: Any] = ["level": level, "columns": DeidentifyFixture.columns, "purpose": "treatment",
                                                "reference_date": DeidentifyFixture.referenceDate]
@@ -172,6 +173,7 @@ struct DeidentifyJobTests {
                 let accepted = try await submit(cluster, reader, settings: settings, lines: try source.map(json))
                 try #require(accepted.status == 202, "\(accepted.raw)")
                 let path = try #require(header(accepted, "Location"))
+                jobs.append(path)
                 let status = try await finished(cluster, reader, path)
                 #expect(status["status"] as? String == "completed" && status["rows_done"] as? Int == 60, "\(status)")
                 let rows = objects(try await get(cluster, reader, path + "/result").raw)
@@ -198,6 +200,26 @@ struct DeidentifyJobTests {
                     #expect(shown.count == 1 && (shown.first?["group"] as? [String: Any])?["zip"] as? String == "000" && shown.first?["count"] as? Int == 24)
                     #expect(rows.map(object).filter { $0["suppressed"] as? Bool == true }.allSatisfy { $0["count"] == nil })
                 }
+            }
+
+            // Retention: once a result's time has passed, the hourly cleanup marks the job expired and
+            // deletes its blocks and cells; the job row stays, the result is gone.
+            try await cluster.database.execute("UPDATE health_deidentify_jobs SET expires_at = now() - interval '1 second'")
+            let fired = try await eventually(timeout: .seconds(60)) {
+                try await cluster.database.execute("UPDATE mingus_periodic_schedules SET next_run_at = now() WHERE name = 'privacy.cleanup'") == 1
+            }
+            try #require(fired, "no privacy.cleanup schedule\n\(cluster.output)")
+            let expired = try await eventually(timeout: .seconds(60)) {
+                var all = true
+                for path in jobs where try await get(cluster, reader, path).body["status"] as? String != "expired" { all = false }
+                return all
+            }
+            #expect(expired, "not expired\n\(cluster.output)")
+            #expect(try await cluster.database.query("SELECT count(*) FROM health_deidentify_blocks")[0].decode(Int.self, at: 0) == 0)
+            #expect(try await cluster.database.query("SELECT count(*) FROM health_deidentify_cells")[0].decode(Int.self, at: 0) == 0)
+            for path in jobs {
+                let gone = try await get(cluster, reader, path + "/result")
+                #expect(gone.status == 410 && errorDetail(gone.body)["code"] as? String == "job_expired", "\(gone.raw)")
             }
         }
     }

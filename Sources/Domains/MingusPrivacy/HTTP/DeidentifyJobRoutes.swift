@@ -155,8 +155,10 @@ public struct DeidentifyJobRoutes: Sendable {
                 }
                 if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { continue }
                 guard let current = settings else {
-                    settings = try Self.settings(bytes)
-                    try await create(id, settings!, caller: caller.actor)
+                    let read = try Self.settings(bytes)
+                    if read.level == .pseudonymized { try await pseudonymKey() }
+                    settings = read
+                    try await create(id, read, caller: caller.actor)
                     continue
                 }
                 guard accepted < Self.maxRows else {
@@ -234,6 +236,14 @@ public struct DeidentifyJobRoutes: Sendable {
             throw APIError(.badRequest, code: "invalid_request", message: "\(unknown) is not a field of the settings", field: unknown, rule: "unknown_field")
         }
         return try DeidentifySettings.parse(fields, purposeRequired: true)
+    }
+
+    /// Makes sure the `health-pseudonym` data key exists before a pseudonymized job is stored,
+    /// rather than letting the worker find out: 503 otherwise.
+    private func pseudonymKey() async throws {
+        guard try await keys.current().versions(.healthPseudonym).isEmpty else { return }
+        guard try await keys.reload().versions(.healthPseudonym).isEmpty else { return }
+        throw APIError(.serviceUnavailable, code: "key_unavailable", message: "no health-pseudonym data key (mingusctl keys init)")
     }
 
     private func create(_ id: UUID, _ settings: DeidentifySettings, caller: String) async throws {
