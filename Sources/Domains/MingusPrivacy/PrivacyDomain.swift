@@ -35,6 +35,7 @@ extension DomainDescription {
         router.addRoutes(ConsentRoutes(gateway).collection(), atPath: "/api/gdpr")
         router.addRoutes(RequestRoutes(gateway).collection(), atPath: "/api/gdpr")
         router.addRoutes(HealthRoutes(gateway, policy: healthFieldPolicy(gateway)).collection(), atPath: "/api/hipaa")
+        router.addRoutes(DeidentifyJobRoutes(gateway).collection(), atPath: "/api/hipaa")
     }
 
     /// The field access profiles of `MINGUS_HIPAA_FIELD_ACCESS`; an invalid setting is logged and

@@ -77,6 +77,22 @@ extension DataTable {
                       categories: [.health, .security], lawfulBasis: .legalObligation, retention: .unbounded("kept as HIPAA access evidence"))
                 .columns(.internal, "id rule window_start window_end events records risk risk_level is_breach breach_id status detected_at")
                 .columns(.confidential, "actor subjects summary"),
+            DataTable("health_deidentify_jobs", "De-identification jobs of large sets: settings, who asked and why, progress",
+                      categories: [.health], lawfulBasis: .legalObligation,
+                      retention: .rule("the job is kept as evidence; its blocks and cells are deleted when the result expires (7 days)"))
+                .columns(.internal, """
+                    id status level columns group_by minimum_cell reference_year lines rows_in rows_rejected rows_done blocks blocks_done \
+                    groups suppressed_groups error created_at started_at completed_at expires_at
+                    """)
+                .columns(.confidential, "purpose requested_by"),
+            DataTable("health_deidentify_blocks", "The rows of a de-identification job, as uploaded and as de-identified, sealed",
+                      categories: [.health, .personal], lawfulBasis: .legalObligation,
+                      retention: .rule("input deleted as it is de-identified; output deleted when the result expires (7 days)"))
+                .columns(.internal, "job_id stage seq rows key_version")
+                .column("sealed", .highlyRestricted, .encrypted(.privacyExport)),
+            DataTable("health_deidentify_cells", "Counts per group of aggregated de-identification jobs (after Safe Harbor)",
+                      categories: [.health], lawfulBasis: .legalObligation, retention: .rule("deleted when the result expires (7 days)"))
+                .columns(.internal, "job_id group_key count"),
             DataTable("health_scan_state", "How far the access scan has read the audit trail", categories: [.operational],
                       retention: .rule("one row"))
                 .columns(.internal, "id scanned_to"),

@@ -10,7 +10,7 @@ public import MingusRuntime
 public import MingusSecurity
 
 /// The privacy worker's handlers: deadline reminders turned into alerts (`alerts.ingest`),
-/// export archives built, erasures carried out. Exports and erasures write through the side
+/// export archives built, erasures carried out, large sets de-identified in chunks. Exports and erasures write through the side
 /// pool in steps of their own and close the request in the job's transaction.
 ///
 /// Metrics: `mingus_privacy_requests_completed_total` per request type (exports and erasures),
@@ -52,6 +52,12 @@ public struct PrivacyWorker: Sendable {
         registry.register(PrivacyCleanupJob.type, as: PrivacyCleanupJob.self, schema: try schema(PrivacyCleanupJob.type)) { _, context in
             try await cleanUp(context)
         }
+        let chunkBlocks = ProcessInfo.processInfo.environment["MINGUS_HIPAA_DEIDENTIFY_CHUNK_BLOCKS"].flatMap(Int.init)
+            .map { min(max($0, 1), 100) } ?? DeidentifyBlocks.blocksPerChunk
+        let deidentify = DeidentifyRunner(keys: keys, blocksPerChunk: chunkBlocks)
+        registry.register(HealthDeidentifyJob.type, as: HealthDeidentifyJob.self, schema: try schema(HealthDeidentifyJob.type), batchable: false) { job, context in
+            try await deidentify.handle(job, context)
+        }
         registry.register(HealthScanJob.type, as: HealthScanJob.self, schema: try schema(HealthScanJob.type), batchable: false) { _, context in
             let findings = try await detector.scan(context)
             context.logger.info("health access log scanned", metadata: ["mingus.findings": "\(findings)"])
@@ -72,12 +78,26 @@ public struct PrivacyWorker: Sendable {
             WHERE c.request_id = e.request_id
               AND (e.status = 'expired' OR (e.status = 'downloaded' AND e.downloaded_at < now() - interval '1 hour'))
             """)
+        // De-identification jobs: results past their time, failed jobs' blocks, and uploads that
+        // broke off without a job (a day after they began).
+        let jobsExpired = try await db.execute("""
+            UPDATE health_deidentify_jobs SET status = 'expired' WHERE status = 'completed' AND expires_at < now()
+            """)
+        try await db.execute("""
+            DELETE FROM health_deidentify_blocks b USING health_deidentify_jobs j
+            WHERE b.job_id = j.id AND j.status IN ('expired', 'failed')
+            """)
+        try await db.execute("""
+            DELETE FROM health_deidentify_cells c USING health_deidentify_jobs j WHERE c.job_id = j.id AND j.status = 'expired'
+            """)
+        try await db.execute("DELETE FROM health_deidentify_jobs WHERE status = 'uploading' AND created_at < now() - interval '1 day'")
         let open = try await db.query("""
             SELECT count(*), count(*) FILTER (WHERE due_at < now()) FROM privacy_requests WHERE status NOT IN ('completed', 'rejected')
             """)[0]
         metrics.gauge("mingus_privacy_requests_open").record(try open.decode(Int64.self, at: 0))
         metrics.gauge("mingus_privacy_requests_overdue").record(try open.decode(Int64.self, at: 1))
-        context.logger.info("export archives cleaned up", metadata: ["mingus.expired": "\(expired)", "mingus.chunks_deleted": "\(deleted)"])
+        context.logger.info("export archives cleaned up", metadata: ["mingus.expired": "\(expired)", "mingus.chunks_deleted": "\(deleted)",
+                                                                 "mingus.deidentify_expired": "\(jobsExpired)"])
     }
 
     func remind(_ job: PrivacyReminderJob, _ context: JobContext) async throws {

@@ -396,17 +396,9 @@ extension HealthRoutes {
         let caller = try context.caller()
         let body = try await JSONRequestBody.read(request, limit: Self.deidentifyLimit,
                                                   allowed: ["level", "columns", "rows", "group_by", "minimum_cell", "reference_date"])
-        let levelText = try body.string("level")
-        guard let level = DeidentificationLevel(rawValue: levelText) else {
-            throw APIError.invalidField("level", rule: "enum", "level must be one of \(DeidentificationLevel.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        var columns: [String: IdentifierKind] = [:]
-        for (name, value) in try body.object("columns") {
-            guard case .string(let text) = value, let kind = IdentifierKind(rawValue: text) else {
-                throw APIError.invalidField("columns", rule: "enum", "each column's kind must be one of \(IdentifierKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            columns[name] = kind
-        }
+        let settings = try DeidentifySettings.parse(body.fields, purposeRequired: false)
+        let level = settings.level
+        let columns = settings.columns
         guard case .array(let values)? = body.value("rows") else {
             throw APIError(.badRequest, code: "invalid_request", message: "rows must be an array of objects", field: "rows", rule: "type")
         }
@@ -424,22 +416,11 @@ extension HealthRoutes {
             }
             rows.append(row)
         }
-        var referenceYear = Calendar(identifier: .gregorian).component(.year, from: Date())
-        if let date = try PrivacyInput.date(body, "reference_date") {
-            var calendar = Calendar(identifier: .gregorian)
-            calendar.timeZone = TimeZone(identifier: "UTC")!
-            referenceYear = calendar.component(.year, from: date)
-        }
-        let groupBy = try PrivacyInput.strings(body, "group_by") ?? []
-        let minimum = Int(try PrivacyInput.integer(body, "minimum_cell", 2...1000) ?? 11)
         let keyring = level == .pseudonymized ? try await keys.current() : nil
-        let deidentifier = Deidentifier(columns: columns, referenceYear: referenceYear, keyring: keyring)
+        let deidentifier = Deidentifier(columns: columns, referenceYear: settings.referenceYear, keyring: keyring)
         var answer = Deidentified(level: level.rawValue, rows: nil, groups: nil, rowsIn: rows.count, suppressedGroups: nil)
         if level == .aggregated {
-            guard !groupBy.isEmpty, groupBy.allSatisfy({ [.keep, .zip, .date, .birthDate, .age].contains(columns[$0]) }) else {
-                throw APIError.invalidField("group_by", rule: "required", "group_by names one or more columns of kind keep, zip, date, birth_date or age")
-            }
-            let cells = deidentifier.aggregate(rows, groupBy: groupBy, minimumCell: minimum)
+            let cells = deidentifier.aggregate(rows, groupBy: settings.groupBy, minimumCell: settings.minimumCell)
             answer.groups = cells
             answer.suppressedGroups = cells.filter(\.suppressed).count
         } else {
