@@ -167,7 +167,7 @@ struct GatewayAuthTests {
         let events = try await audit.query("""
             SELECT action, actor, resource, details->>'roles' FROM audit_events
             WHERE (action = 'apikey.create' AND details->>'name' = \(name)) OR (action = 'apikey.revoke' AND resource = \("apikeys/" + name))
-            ORDER BY seq
+            ORDER BY occurred_at, seq
             """).map { (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(String.self, at: 2), try $0.decode(String?.self, at: 3)) }
         await audit.shutdown()
         #expect(events.map(\.0) == ["apikey.create", "apikey.revoke"], "\(events)")

@@ -156,6 +156,12 @@ struct DeidentifyJobTests {
             #expect(events.count == 1)
             #expect(events.first?.0 == "apikey:\(reader.name)" && events.first?.1 == "anonymized" && events.first?.2 == "\(count)"
                     && events.first?.3 == "health_care_operations", "\(events)")
+            // Each download of the result is an audit event of its own: two above.
+            let downloads = try await cluster.database.query("""
+                SELECT actor, details->>'rows' FROM audit_events
+                WHERE action = 'hipaa.deidentify.download' AND resource = \("hipaa/deidentify/jobs/" + id)
+                """).map { try ($0.decode(String.self, at: 0), $0.decode(String.self, at: 1)) }
+            #expect(downloads.count == 2 && downloads.allSatisfy { $0.0 == "apikey:\(reader.name)" && $0.1 == "\(count)" }, "\(downloads)")
         }
     }
 
@@ -272,6 +278,11 @@ struct DeidentifyJobTests {
             #expect(try await get(cluster, writer, path).status == 403)
             #expect(try await get(cluster, writer, path + "/result").status == 403)
             #expect(try await get(cluster, reader, path).status == 200)
+            // Another hipaa:read caller does not see the job; an admin does.
+            let otherReader = try await cluster.key([.hipaaRead]).key
+            #expect(try await get(cluster, otherReader, path).status == 404)
+            #expect(try await get(cluster, otherReader, path + "/result").status == 404)
+            #expect(try await get(cluster, try await cluster.key([.admin]).key, path).status == 200)
             let unknown = "/api/hipaa/deidentify/jobs/\(UUID().uuidString.lowercased())"
             #expect(try await get(cluster, reader, unknown).status == 404)
             #expect(try await get(cluster, reader, unknown + "/result").status == 404)

@@ -19,8 +19,14 @@ struct PrivacyCluster {
         let cluster = try await Cluster.start(environment: environment, privateBroker: true, keyPurposes: [.privacyExport, .privacyLink, .healthPseudonym])
         let privacy: PrivacyCluster
         do {
-            try cluster.startWorker("mingus-privacy-worker")
-            if payments { try cluster.startWorker("mingus-payments-worker") }
+            var workers = [try cluster.startWorker("mingus-privacy-worker")]
+            if payments { workers.append(try cluster.startWorker("mingus-payments-worker")) }
+            // Consuming, the workers handle SIGTERM: a test that ends at once still stops them cleanly.
+            for worker in workers {
+                guard try await eventually(timeout: .seconds(60), { worker.output.contains(#""msg":"consuming""#) }) else {
+                    throw WorkerProcessError(message: "\(worker.executable) did not start consuming: \(worker.output.suffix(2000))")
+                }
+            }
             let key = try await cluster.key([.privacyWrite, .privacyRead, .paymentsWrite, .paymentsRead, .recordsWrite, .recordsRead]).key
             privacy = PrivacyCluster(cluster: cluster, key: key)
         } catch {

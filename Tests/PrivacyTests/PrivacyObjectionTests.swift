@@ -95,7 +95,7 @@ struct PrivacyObjectionTests {
 
             // Each step is in the audit trail.
             let actions = try await db.query("""
-                SELECT action FROM audit_events WHERE action IN ('privacy.request.complete', 'privacy.restriction.lift') ORDER BY seq
+                SELECT action FROM audit_events WHERE action IN ('privacy.request.complete', 'privacy.restriction.lift') ORDER BY occurred_at, seq
                 """).map { try $0.decode(String.self, at: 0) }
             #expect(actions == ["privacy.request.complete", "privacy.request.complete", "privacy.restriction.lift"])
         }

@@ -18,11 +18,15 @@ import NIOCore
 /// the upload's size. A bad settings line refuses the upload (400/422 naming the field) before
 /// anything is stored; a bad row line is listed with its number, field and rule and does not stop
 /// the good ones. The job is queued for the privacy worker (`privacy.hipaa.deidentify`) and
-/// answered 202 with its status URL in `Location`. Role `hipaa:read`, as the synchronous route.
+/// answered 202 with its status URL in `Location`. Role `hipaa:read`, as the synchronous route;
+/// a job's status and result are the requester's (and an admin's): anyone else gets 404, since
+/// a `none` or `pseudonymized` result is still health information. Each download of a result is
+/// an audit event (`hipaa.deidentify.download`) committed before the first byte is sent.
 public struct DeidentifyJobRoutes: Sendable {
     let database: PostgresClient
     let publisher: JobPublisher
     let keys: KeyringCache
+    let audit: AuditBatcher
 
     /// The longest line an upload may have, in bytes.
     static let maxLineBytes = 64 * 1024
@@ -37,6 +41,7 @@ public struct DeidentifyJobRoutes: Sendable {
         database = gateway.database
         publisher = gateway.publisher
         keys = gateway.keys
+        audit = gateway.audit
     }
 
     /// The routes, to mount at `/api/hipaa`.
@@ -44,8 +49,10 @@ public struct DeidentifyJobRoutes: Sendable {
         let routes = RouteCollection(context: APIRequestContext.self)
         let read = routes.group(requiring: .hipaaRead)
         read.post("deidentify/jobs") { request, context in try await submit(request, context) }
-        read.get("deidentify/jobs/:id") { _, context in APIResponse(try await status(try context.uuidParameter("id"))) }
-        read.get("deidentify/jobs/:id/result") { _, context in try await result(try context.uuidParameter("id")) }
+        read.get("deidentify/jobs/:id") { _, context in
+            APIResponse(try await status(try context.uuidParameter("id"), for: try context.caller()))
+        }
+        read.get("deidentify/jobs/:id/result") { _, context in try await result(try context.uuidParameter("id"), context) }
         return routes
     }
 
@@ -257,12 +264,14 @@ public struct DeidentifyJobRoutes: Sendable {
 
     // MARK: - Status and result
 
-    private func status(_ id: UUID) async throws -> Status {
+    /// The job, if `caller` asked for it or is an admin.
+    private func status(_ id: UUID, for caller: APIKeyIdentity) async throws -> Status {
         guard let row = try await database.query("""
             SELECT status, level, purpose, requested_by, lines, rows_in, rows_rejected, rows_done, blocks, blocks_done, groups, suppressed_groups, error,
                    created_at, started_at, completed_at, expires_at
             FROM health_deidentify_jobs WHERE id = \(id) AND status <> 'uploading'
-            """).first else { throw APIError.notFound("no de-identification job \(id.uuidString.lowercased())") }
+            """).first, try row.decode(String.self, at: 3) == caller.actor || caller.roles.contains(.admin)
+        else { throw APIError.notFound("no de-identification job \(id.uuidString.lowercased())") }
         let status = try row.decode(String.self, at: 0)
         return Status(id: id.uuidString.lowercased(), status: status, level: try row.decode(String.self, at: 1), purpose: try row.decode(String.self, at: 2),
                       requestedBy: try row.decode(String.self, at: 3), lines: try row.decode(Int64.self, at: 4), rowsIn: try row.decode(Int64.self, at: 5),
@@ -275,13 +284,17 @@ public struct DeidentifyJobRoutes: Sendable {
 
     /// The de-identified rows as JSON lines in upload order (one sealed block opened at a time);
     /// for `aggregated`, one line per group: `group`, `count` (absent when suppressed), `suppressed`.
-    private func result(_ id: UUID) async throws -> Response {
-        let job = try await status(id)
+    private func result(_ id: UUID, _ context: APIRequestContext) async throws -> Response {
+        let caller = try context.caller()
+        let job = try await status(id, for: caller)
         switch job.status {
         case "completed": break
         case "expired": throw APIError(.gone, code: "job_expired", message: "this job's result has expired and was deleted")
         default: throw APIError(.conflict, code: "job_not_completed", message: "the job is \(job.status); the result is there once it is completed")
         }
+        try await audit.append(AuditEvent(actor: caller.actor, action: "hipaa.deidentify.download", resource: "hipaa/deidentify/jobs/\(job.id)",
+                                          outcome: .success, origin: context.origin,
+                                          details: ["level": job.level, "rows": "\(job.rowsDone)", "why": job.purpose, "requested_by": job.requestedBy]))
         let database = self.database
         let keys = self.keys
         let aggregated = job.level == DeidentificationLevel.aggregated.rawValue
