@@ -140,6 +140,9 @@ struct Benchmarks: AsyncParsableCommand {
     @Flag(help: "Run only the worker runtime benchmark: raw consume and ack, then the no-op and single-insert handlers in one worker process.")
     var onlyRuntime = false
 
+    @Option(help: "The worker runtime benchmark's handlers, of noop, insert and insertbatch.")
+    var runtimeHandlers = "noop,insert,insertbatch"
+
     @Flag(help: "Run only the log template mining benchmark (no services needed).")
     var onlyMining = false
 
@@ -336,11 +339,13 @@ struct Benchmarks: AsyncParsableCommand {
     func runRuntime() async throws {
         let prefetch = JobConsumer.Configuration(queues: WorkerQueues(name: "bench"), source: "/bench").prefetch
         var rows: [(name: String, raw: Double, figures: RuntimeFigures)] = []
-        for (name, kind) in [("no-op handler", "noop"), ("single-insert handler", "insert"), ("batch insert handler", "insertbatch")] {
+        let names = ["noop": "no-op handler", "insert": "single-insert handler", "insertbatch": "batch insert handler"]
+        for kind in runtimeHandlers.split(separator: ",").map(String.init) {
+            guard let name = names[kind] else { throw ValidationError("unknown runtime handler \(kind)") }
             let raw = try await RuntimeBenchmarks.rawConsume(kind: kind, count: jobs, prefetch: prefetch)
             rows.append((name, raw, try await RuntimeBenchmarks.throughput(kind: kind, count: jobs)))
         }
-        let insert = rows[1].figures
+        let insert = rows.first { $0.name == names["insert"] }?.figures ?? rows[0].figures
         let idle = try await RuntimeBenchmarks.idleMemory()
         let latency = try await RuntimeBenchmarks.latency(rate: insert.rate / 2, seconds: 5)
         func megabytes(_ bytes: Int) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
