@@ -14,7 +14,7 @@ python="$services/python/bin/python"
 
 promtool="$(command -v promtool || true)"
 if [ -z "$promtool" ]; then
-  tools="$services/tools"
+  tools="$(cd "$services" && pwd)/tools"
   promtool="$tools/usr/bin/promtool"
   if [ ! -x "$promtool" ]; then
     mkdir -p "$tools"
