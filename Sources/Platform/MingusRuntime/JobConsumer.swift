@@ -160,8 +160,7 @@ public final class JobConsumer: Service, Sendable {
             guard let job = await prepare(delivery) else { continue }
             if job.entry.batchable { batch.append(job) } else { single.append(job) }
         }
-        let oldest = min(batch.lazy.map(\.envelope.time).min() ?? .distantFuture, single.lazy.map(\.envelope.time).min() ?? .distantFuture)
-        if oldest != .distantFuture {
+        if let oldest = (batch + single).lazy.map(\.envelope.time).min() {
             metrics.lag(queue: configuration.queues.queue, seconds: Date().timeIntervalSince(oldest))
         }
         await withTaskGroup(of: Void.self) { group in
