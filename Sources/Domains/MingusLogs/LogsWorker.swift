@@ -348,16 +348,7 @@ public final class LogsWorker: Sendable {
     static func timestamp(_ micros: Int64) -> String {
         let days = day(micros)
         let inDay = micros - days * 86_400_000_000
-        // Civil date from days since 1970 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        let y = yoe + era * 400 + (m <= 2 ? 1 : 0)
+        let (y, m, d) = RFC3339.civil(fromDays: Int(days))
         let seconds = inDay / 1_000_000
         var text = [UInt8]()
         text.reserveCapacity(29)
@@ -371,7 +362,7 @@ public final class LogsWorker: Sendable {
                 divisor /= 10
             }
         }
-        digits(y, 4); text.append(UInt8(ascii: "-")); digits(m, 2); text.append(UInt8(ascii: "-")); digits(d, 2)
+        digits(Int64(y), 4); text.append(UInt8(ascii: "-")); digits(Int64(m), 2); text.append(UInt8(ascii: "-")); digits(Int64(d), 2)
         text.append(UInt8(ascii: " ")); digits(seconds / 3600, 2); text.append(UInt8(ascii: ":")); digits(seconds / 60 % 60, 2)
         text.append(UInt8(ascii: ":")); digits(seconds % 60, 2); text.append(UInt8(ascii: ".")); digits(inDay % 1_000_000, 6)
         text.append(contentsOf: "+00".utf8)
