@@ -232,6 +232,42 @@ struct RetentionSweepTests {
         }
     }
 
+    @Test("a batch stopped between its deletion transactions is finished by the next run: each row archived once, deleted and counted once")
+    func stoppedBetweenDeletionChunks() async throws {
+        try await RetentionCluster.with(batchSize: 1_300) { retention in
+            let due = try await retention.insertPayments(1_300, dueIn: -60)
+            // The 800th key in claim order is in the second of the batch's three deletion
+            // transactions (500 rows each): refusing its deletion stops the run after the first.
+            let refused = due.map { $0.uuidString.lowercased() }.sorted()[799]
+            try await retention.database.execute(PostgresQuery(unsafeSQL: """
+                CREATE FUNCTION refuse_one_deletion() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN IF OLD.transaction_id = '\(refused)' THEN RAISE EXCEPTION 'deletion refused by the test'; END IF; RETURN OLD; END $$
+                """))
+            try await retention.database.execute(
+                "CREATE TRIGGER refuse_one_deletion BEFORE DELETE ON payment_data FOR EACH ROW EXECUTE FUNCTION refuse_one_deletion()")
+            let started = try await retention.request("POST", "/cleanup", ["data_types": ["payment"]])
+            let id = try #require(started.body["id"] as? String)
+            try #require(try await eventually {
+                try await retention.count("SELECT count(*) FROM retention_sweeps WHERE error LIKE '%deletion refused by the test%'") == 1
+            })
+            #expect(try await retention.count("SELECT count(*) FROM payment_data") == 800)
+            #expect(try await retention.count("SELECT count(*) FROM retention_archive_batches WHERE status = 'archived' AND deleted = 500") == 1)
+
+            try await retention.database.execute("DROP TRIGGER refuse_one_deletion ON payment_data")
+            try #require(try await eventually(timeout: .seconds(60)) {
+                try await retention.request("GET", "/sweeps/\(id)").body["status"] as? String == "completed"
+            })
+            #expect(try await retention.count("SELECT count(*) FROM payment_data") == 0)
+            #expect(try await retention.count("SELECT count(*) FROM retention_archive_batches WHERE status = 'deleted' AND rows = 1300 AND deleted = 1300") == 1)
+            let archived = try retention.archivedRows("payment").compactMap { $0["transaction_id"] as? String }
+            #expect(archived.count == 1_300, "rows archived more than once or not at all")
+            #expect(Set(archived) == Set(due.map { $0.uuidString.lowercased() }))
+            let results = try #require(try await retention.request("GET", "/sweeps/\(id)").body["results"] as? [[String: Any]])
+            let payment = try #require(results.first { $0["data_type"] as? String == "payment" })
+            #expect(payment["archived"] as? Int == 1_300 && payment["deleted"] as? Int == 1_300, "\(payment)")
+        }
+    }
+
     @Test("policies: listed with versions; below the legal floor refused; a new period re-dates the rows")
     func policies() async throws {
         try await RetentionCluster.with { retention in

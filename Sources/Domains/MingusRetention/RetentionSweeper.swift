@@ -291,25 +291,46 @@ public struct RetentionSweeper: Sendable {
         counts.deleted += try await deleteArchived(batch, target)
     }
 
-    /// Deletes an archived batch's rows that are still due and unheld (with their children) and
-    /// marks the batch deleted, in one transaction; returns the rows deleted.
+    /// Rows one deleting transaction removes at most. A batch's rows go in several such
+    /// transactions, so each commit flushes a small piece of WAL: a writer committing meanwhile
+    /// waits for that piece, not for the whole batch's.
+    static let deletionChunk = 500
+
+    /// Deletes an archived batch's rows that are still due and unheld (with their children), a
+    /// chunk of keys per transaction, each adding its count to the batch's; the last marks the
+    /// batch deleted. Returns the rows deleted. A run stopped between chunks leaves the batch
+    /// archived; the next one deletes what is left.
     private func deleteArchived(_ batch: UUID, _ target: RetentionTarget) async throws -> Int64 {
         let due = Self.dueCondition(target)
-        let keys = "(SELECT keys FROM retention_archive_batches WHERE id = '\(batch.uuidString)')::\(target.keyType)[]"
-        let rows = "t.\(target.key) = ANY(\(keys)) AND \(due) AND \(target.notHeld)"
-        return try await database.withTransaction { db in
-            for child in target.children {
-                try await db.execute("""
-                    DELETE FROM \(identifier: child.table) c WHERE c.\(unescaped: child.column) IN (
-                        SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t WHERE \(unescaped: rows))
-                    """)
+        let size = try await database.query("SELECT cardinality(keys) FROM retention_archive_batches WHERE id = \(batch)")[0]
+            .decode(Int.self, at: 0)
+        var total: Int64 = 0
+        var low = 1
+        repeat {
+            let high = min(low + Self.deletionChunk - 1, size)
+            let keys = "(SELECT keys[\(low):\(high)] FROM retention_archive_batches WHERE id = '\(batch.uuidString)')::\(target.keyType)[]"
+            let rows = "t.\(target.key) = ANY(\(keys)) AND \(due) AND \(target.notHeld)"
+            let last = high >= size
+            total += try await database.withTransaction { db in
+                for child in target.children {
+                    try await db.execute("""
+                        DELETE FROM \(identifier: child.table) c WHERE c.\(unescaped: child.column) IN (
+                            SELECT t.\(unescaped: target.key) FROM \(identifier: target.table) t WHERE \(unescaped: rows))
+                        """)
+                }
+                let deleted = try await db.execute("DELETE FROM \(identifier: target.table) t WHERE \(unescaped: rows)")
+                if last {
+                    try await db.execute("""
+                        UPDATE retention_archive_batches SET status = 'deleted', deleted = COALESCE(deleted, 0) + \(deleted), deleted_at = now() WHERE id = \(batch)
+                        """)
+                } else if deleted > 0 {
+                    try await db.execute("UPDATE retention_archive_batches SET deleted = COALESCE(deleted, 0) + \(deleted) WHERE id = \(batch)")
+                }
+                return Int64(deleted)
             }
-            let deleted = try await db.execute("DELETE FROM \(identifier: target.table) t WHERE \(unescaped: rows)")
-            try await db.execute("""
-                UPDATE retention_archive_batches SET status = 'deleted', deleted = \(deleted), deleted_at = now() WHERE id = \(batch)
-                """)
-            return Int64(deleted)
-        }
+            low = high + 1
+        } while low <= size
+        return total
     }
 
     /// Writes a batch's lines as one gzip file, synced and read back against its SHA-256, and
