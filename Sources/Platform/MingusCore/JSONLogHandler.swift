@@ -24,36 +24,50 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [String: Any] = [:]
-        for (key, value) in metadata { fields[key] = Self.json(value) }
-        if let provided = metadataProvider?.get() {
-            for (key, value) in provided { fields[key] = Self.json(value) }
-        }
-        if let extra = event.metadata {
-            for (key, value) in extra { fields[key] = Self.json(value) }
-        }
-        fields["ts"] = Self.timestamp()
-        fields["level"] = event.level.rawValue
-        fields["label"] = label
-        fields["msg"] = event.message.description
-        guard var line = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys, .withoutEscapingSlashes]) else { return }
-        line.append(0x0A)
+        let line = self.line(for: event, at: Date())
         // A closed or broken standard error (its reader gone) loses the line, never the process.
         Self.output.withLock { _ in try? FileHandle.standardError.write(contentsOf: line) }
     }
 
-    private static let output = Mutex(())
-
-    private static func timestamp() -> String {
-        Date().formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    /// The event's line, newline included.
+    func line(for event: LogEvent, at time: Date) -> [UInt8] {
+        var fields: Logger.Metadata = metadata
+        if let provided = metadataProvider?.get() { fields.merge(provided) { $1 } }
+        if let extra = event.metadata { fields.merge(extra) { $1 } }
+        fields["ts"] = .string(RFC3339.format(time))
+        fields["level"] = .string(event.level.rawValue)
+        fields["label"] = .string(label)
+        fields["msg"] = .string(event.message.description)
+        var line = JSONWriter(capacity: 256)
+        Self.write(.dictionary(fields), to: &line)
+        line.raw("\n")
+        return line.bytes
     }
 
-    private static func json(_ value: Logger.Metadata.Value) -> Any {
+    private static let output = Mutex(())
+
+    /// Written by hand, keys sorted: `JSONSerialization`'s sorted keys and Foundation's ISO 8601
+    /// style loaded ICU's locale and time zone data into every process at its first log line.
+    private static func write(_ value: Logger.Metadata.Value, to line: inout JSONWriter) {
         switch value {
-        case .string(let string): string
-        case .stringConvertible(let convertible): convertible.description
-        case .array(let values): values.map(json)
-        case .dictionary(let values): values.mapValues(json)
+        case .string(let string): line.string(string)
+        case .stringConvertible(let convertible): line.string(convertible.description)
+        case .array(let values):
+            line.raw("[")
+            for (index, element) in values.enumerated() {
+                if index > 0 { line.raw(",") }
+                write(element, to: &line)
+            }
+            line.raw("]")
+        case .dictionary(let members):
+            line.raw("{")
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { line.raw(",") }
+                line.string(key)
+                line.raw(":")
+                write(members[key]!, to: &line)
+            }
+            line.raw("}")
         }
     }
 }

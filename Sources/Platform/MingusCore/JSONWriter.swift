@@ -1,6 +1,7 @@
 /// JSON text written by hand, for the hottest job bodies (`logs.batch`), where `JSONEncoder`
-/// cost a third of the gateway's time on log intake. The caller writes the structure; strings
-/// are escaped as RFC 8259 requires. Everything else uses `JSONEncoder.mingus`.
+/// cost a third of the gateway's time on log intake, and for the processes' own log lines. The
+/// caller writes the structure; strings are escaped as RFC 8259 requires. Everything else uses
+/// `JSONEncoder.mingus`.
 public struct JSONWriter: Sendable {
     public private(set) var bytes: [UInt8] = []
 
