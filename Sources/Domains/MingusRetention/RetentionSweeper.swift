@@ -356,7 +356,8 @@ public struct RetentionSweeper: Sendable {
     private func deleteOnly(_ target: RetentionTarget, sweep id: UUID, counts: inout Counts,
                             started: ContinuousClock.Instant, before: Int64) async throws {
         let due = Self.dueCondition(target)
-        let batchSize = self.batchSize
+        // Nothing to archive: each transaction is at most a deletion chunk.
+        let batchSize = min(self.batchSize, Self.deletionChunk)
         var pace = Pace(limit: maxRowsPerSecond)
         while true {
             let deleted = try await database.withTransaction { db in
