@@ -265,14 +265,14 @@ public struct RetentionSweeper: Sendable {
         var counts = Counts()
         counts.bytes = try await archiveFile(batch.id, target, body: batch.body, rows: batch.rows, range: (batch.first, batch.last))
         counts.archived = Int64(batch.rows)
-        counts.deleted = try await deleteArchived(batch.id, target)
+        counts.deleted = try await deleteArchived(batch.id, target, keys: batch.rows)
         return counts
     }
 
     /// Archives a batch an earlier run claimed (if it is not yet) and deletes its rows.
     private func finish(_ batch: UUID, _ target: RetentionTarget, counts: inout Counts) async throws {
         let row = try await database.query("""
-            SELECT status, keys[1], keys[cardinality(keys)] FROM retention_archive_batches WHERE id = \(batch)
+            SELECT status, keys[1], keys[cardinality(keys)], cardinality(keys) FROM retention_archive_batches WHERE id = \(batch)
             """)[0]
         let status = try row.decode(String.self, at: 0)
         if status == "claimed" {
@@ -288,7 +288,7 @@ public struct RetentionSweeper: Sendable {
         } else if status != "archived" {
             return
         }
-        counts.deleted += try await deleteArchived(batch, target)
+        counts.deleted += try await deleteArchived(batch, target, keys: try row.decode(Int.self, at: 3))
     }
 
     /// Rows one deleting transaction removes at most. A batch's rows go in several such
@@ -299,11 +299,9 @@ public struct RetentionSweeper: Sendable {
     /// Deletes an archived batch's rows that are still due and unheld (with their children), a
     /// chunk of keys per transaction, each adding its count to the batch's; the last marks the
     /// batch deleted. Returns the rows deleted. A run stopped between chunks leaves the batch
-    /// archived; the next one deletes what is left.
-    private func deleteArchived(_ batch: UUID, _ target: RetentionTarget) async throws -> Int64 {
+    /// archived; the next one deletes what is left. `size` is the batch's key count.
+    private func deleteArchived(_ batch: UUID, _ target: RetentionTarget, keys size: Int) async throws -> Int64 {
         let due = Self.dueCondition(target)
-        let size = try await database.query("SELECT cardinality(keys) FROM retention_archive_batches WHERE id = \(batch)")[0]
-            .decode(Int.self, at: 0)
         var total: Int64 = 0
         var low = 1
         repeat {

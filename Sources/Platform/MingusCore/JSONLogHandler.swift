@@ -61,11 +61,11 @@ public struct JSONLogHandler: LogHandler {
             line.raw("]")
         case .dictionary(let members):
             line.raw("{")
-            for (index, key) in members.keys.sorted().enumerated() {
+            for (index, member) in members.sorted(by: { $0.key < $1.key }).enumerated() {
                 if index > 0 { line.raw(",") }
-                line.string(key)
+                line.string(member.key)
                 line.raw(":")
-                write(members[key]!, to: &line)
+                write(member.value, to: &line)
             }
             line.raw("}")
         }

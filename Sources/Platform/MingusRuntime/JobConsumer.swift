@@ -160,7 +160,7 @@ public final class JobConsumer: Service, Sendable {
             guard let job = await prepare(delivery) else { continue }
             if job.entry.batchable { batch.append(job) } else { single.append(job) }
         }
-        if let oldest = (batch + single).lazy.map(\.envelope.time).min() {
+        if let oldest = [batch.lazy.map(\.envelope.time).min(), single.lazy.map(\.envelope.time).min()].compactMap({ $0 }).min() {
             metrics.lag(queue: configuration.queues.queue, seconds: Date().timeIntervalSince(oldest))
         }
         await withTaskGroup(of: Void.self) { group in
