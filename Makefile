@@ -39,7 +39,7 @@ release: up
 	$(SWIFT) build -c release
 
 # Fault tests restart RabbitMQ and PostgreSQL, so they run on their own after the other suites.
-# The contract check (about a minute) runs between them, not beside the suites, whose timings a
+# The contract check (7–8 minutes on two cores) runs between them, not beside the suites, whose timings a
 # busy machine would disturb; it needs the services up, which the fault tests take down and back.
 # python-tools installs the independent peers some tests check against (Standard Webhooks) and
 # Schemathesis.
