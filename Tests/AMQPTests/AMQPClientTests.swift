@@ -73,6 +73,39 @@ struct AMQPClientTests {
         await connection.close()
     }
 
+    @Test("acknowledgements sent together settle exactly the deliveries acknowledged, around gaps and a nack")
+    func gatheredAcknowledgementsSettleOnlyTheirDeliveries() async throws {
+        let (connection, queue) = try await connectWithQueue()
+        for index in 0..<20 { try await connection.publish(message("\(index)"), exchange: "", routingKey: queue) }
+        let consumer = try await connection.consume(queue: queue, prefetch: 20)
+        var deliveries: [Int: AMQPDelivery] = [:]
+        for try await delivery in consumer {
+            deliveries[try #require(Int(String(decoding: delivery.body, as: UTF8.self)))] = delivery
+            if deliveries.count == 20 { break }
+        }
+        // The last first, a gap at 4 left unsettled, 11 requeued between the acknowledgements:
+        // one acknowledgement covering everything up to 19 would settle 4 and 11 too.
+        for index in [19, 0, 1, 2, 3, 5, 6, 7, 8, 9, 10] { try deliveries[index]!.ack() }
+        try deliveries[11]!.nack(requeue: true)
+        for index in 12...18 { try deliveries[index]!.ack() }
+        await consumer.cancel()
+        #expect(try await eventually { try await connection.queueInfo(queue).messageCount == 1 }, "11 is back in the queue")
+        #expect(try await connection.queueInfo(queue).consumerCount == 1, "4 is still unsettled")
+        await connection.close()
+
+        // Closing the connection requeues 4: exactly 4 and 11 are left.
+        let check = try await AMQPConnection.connect(try AMQPConfiguration(url: TestEnvironment.amqpURL), logger: Logger(label: "test"))
+        #expect(try await eventually { try await check.queueInfo(queue).messageCount == 2 })
+        var left: Set<String> = []
+        while let delivery = try await check.get(queue: queue) {
+            left.insert(String(decoding: delivery.body, as: UTF8.self))
+            try delivery.ack()
+        }
+        #expect(left == ["4", "11"])
+        try await check.deleteQueue(queue)
+        await check.close()
+    }
+
     @Test("a nacked message with requeue is delivered again, marked redelivered")
     func nackRequeueRedelivers() async throws {
         let (connection, queue) = try await connectWithQueue()

@@ -22,6 +22,9 @@ final class ConnectionCore: Sendable, DeliverySettler {
         var closedError: AMQPError?
         var isBlocked = false
         var closeWaiters: [CheckedContinuation<AMQPError?, Never>] = []
+        /// A byte is in the wake-up pipe that the thread has not drained yet: commands queued
+        /// meanwhile are taken with it, and need no byte of their own.
+        var wakePending = false
     }
 
     let configuration: AMQPConfiguration
@@ -101,16 +104,17 @@ final class ConnectionCore: Sendable, DeliverySettler {
     }
 
     private func enqueue(_ command: ConnectionCommand) {
-        let closedError: AMQPError? = state.withLock { state in
+        let (closedError, needsWake): (AMQPError?, Bool) = state.withLock { state in
             if state.isClosed {
-                return state.closedError ?? AMQPError(.connectionClosed, "connection closed by the application")
+                return (state.closedError ?? AMQPError(.connectionClosed, "connection closed by the application"), false)
             }
             state.commands.append(command)
-            return nil
+            defer { state.wakePending = true }
+            return (nil, !state.wakePending)
         }
         if let closedError {
             command.fail(closedError)
-        } else {
+        } else if needsWake {
             wake()
         }
     }
@@ -122,6 +126,7 @@ final class ConnectionCore: Sendable, DeliverySettler {
         return state.withLock { state in
             let commands = state.commands
             state.commands.removeAll(keepingCapacity: true)
+            state.wakePending = false
             return commands
         }
     }
@@ -134,15 +139,16 @@ final class ConnectionCore: Sendable, DeliverySettler {
     }
 
     func settle(_ tag: AMQPDeliveryTag, _ settlement: Settlement) throws {
-        let closedError: AMQPError? = state.withLock { state in
+        let (closedError, needsWake): (AMQPError?, Bool) = state.withLock { state in
             if state.isClosed {
-                return state.closedError ?? AMQPError(.connectionClosed, "connection closed by the application")
+                return (state.closedError ?? AMQPError(.connectionClosed, "connection closed by the application"), false)
             }
             state.commands.append(ConnectionCommand(run: { $0.settle(tag, settlement) }, fail: { _ in }))
-            return nil
+            defer { state.wakePending = true }
+            return (nil, !state.wakePending)
         }
         if let closedError { throw closedError }
-        wake()
+        if needsWake { wake() }
     }
 
     func setBlocked(_ blocked: Bool, reason: String) {

@@ -34,6 +34,10 @@ final class ConnectionWorker {
     private var channelEpochs: [UInt16: UInt64] = [:]
     private var nextConsumerChannel: UInt16 = 3
     private var consumers: [UInt16: Consumer] = [:]
+    /// Each consumer channel's deliveries not settled yet, by tag in delivery order.
+    private var unsettled: [UInt16: [UInt64]] = [:]
+    /// Acknowledgements asked for since the last command was taken, sent together by ``sendAcks()``.
+    private var acksToSend: [UInt16: [UInt64]] = [:]
 
     private var nextPublishSequence: UInt64 = 1
     private var lowestUnconfirmed: UInt64 = 1
@@ -141,6 +145,7 @@ final class ConnectionWorker {
                     command.run(self)
                 }
             }
+            sendAcks()
             if closedError != nil || closing { break }
             readFrames(timeoutMicroseconds: 0)
             expireConfirms()
@@ -223,6 +228,7 @@ final class ConnectionWorker {
                 _ = amqp_basic_nack(connection, channel, deliveryTag, 0, 1)
                 return
             }
+            unsettled[channel]?.append(deliveryTag)
             consumer.continuation.yield(AMQPDelivery(
                 body: body, properties: properties, exchange: exchange, routingKey: routingKey,
                 redelivered: redelivered, tag: tag, messageCount: nil, settler: core))
@@ -397,6 +403,7 @@ final class ConnectionWorker {
         try check(amqp_get_rpc_reply(connection), channel: channel, doing: "basic.consume on \(queue)")
         let tag = ok?.pointee.consumer_tag.string ?? ""
         consumers[channel] = Consumer(tag: tag, continuation: continuation)
+        unsettled[channel] = []
         logger.debug("consuming", metadata: ["mingus.queue": "\(queue)", "mingus.amqp.channel": "\(channel)"])
         return channel
     }
@@ -409,20 +416,83 @@ final class ConnectionWorker {
         consumer.continuation.finish()
     }
 
+    /// Settles a delivery. A consumer's acknowledgements wait until the commands taken with
+    /// them have run, then go out together (``sendAcks()``); anything else is sent at once,
+    /// after the acknowledgements asked for before it.
     func settle(_ tag: AMQPDeliveryTag, _ settlement: Settlement) {
         guard openChannels.contains(tag.channel), channelEpochs[tag.channel, default: 0] == tag.channelEpoch else {
             // The channel that delivered it is gone; the broker has already requeued the message.
             logger.debug("settling a delivery of a closed channel is a no-op", metadata: ["mingus.amqp.channel": "\(tag.channel)"])
             return
         }
+        if case .ack(multiple: false) = settlement, unsettled[tag.channel] != nil {
+            acksToSend[tag.channel, default: []].append(tag.value)
+            return
+        }
+        sendAcks(on: tag.channel)
+        send(settlement, tag.value, on: tag.channel)
+        guard var remaining = unsettled[tag.channel] else { return }
+        switch settlement {
+        case .ack(multiple: true), .nack(_, multiple: true):
+            remaining.removeAll { $0 <= tag.value }
+        default:
+            remaining.removeAll { $0 == tag.value }
+        }
+        unsettled[tag.channel] = remaining
+    }
+
+    /// Sends every channel's gathered acknowledgements.
+    private func sendAcks() {
+        guard !acksToSend.isEmpty else { return }
+        for channel in Array(acksToSend.keys) { sendAcks(on: channel) }
+    }
+
+    /// Sends the acknowledgements gathered for `channel` in as few frames as the protocol allows:
+    /// the ones below every delivery still unsettled as one `multiple` ack (which settles exactly
+    /// them), the others one by one. A tag the channel has no unsettled delivery for (settled
+    /// twice) goes alone, so the broker answers it as it would have anyway.
+    private func sendAcks(on channel: UInt16) {
+        guard var tags = acksToSend.removeValue(forKey: channel), !tags.isEmpty, let outstanding = unsettled[channel] else { return }
+        tags.sort()
+        var kept: [UInt64] = []
+        kept.reserveCapacity(outstanding.count)
+        var acked: [UInt64] = []
+        var unknown: [UInt64] = []
+        var next = 0
+        for delivered in outstanding {
+            while next < tags.count && tags[next] < delivered {
+                unknown.append(tags[next])
+                next += 1
+            }
+            if next < tags.count && tags[next] == delivered {
+                acked.append(delivered)
+                next += 1
+            } else {
+                kept.append(delivered)
+            }
+        }
+        unknown.append(contentsOf: tags[next...])
+        unsettled[channel] = kept
+        let lowestUnsettled = kept.first ?? .max
+        let covered = acked.prefix { $0 < lowestUnsettled }
+        if let last = covered.last {
+            send(.ack(multiple: covered.count > 1), last, on: channel)
+        }
+        for tag in acked.dropFirst(covered.count) + unknown {
+            send(.ack(multiple: false), tag, on: channel)
+        }
+    }
+
+    private func send(_ settlement: Settlement, _ tag: UInt64, on channel: UInt16) {
+        guard closedError == nil else { return }
         let status: Int32
         switch settlement {
         case .ack(let multiple):
-            status = amqp_basic_ack(connection, tag.channel, tag.value, multiple ? 1 : 0)
+            status = amqp_basic_ack(connection, channel, tag, multiple ? 1 : 0)
         case .nack(let requeue, let multiple):
-            status = amqp_basic_nack(connection, tag.channel, tag.value, multiple ? 1 : 0, requeue ? 1 : 0)
+            status = amqp_basic_nack(connection, channel, tag, multiple ? 1 : 0, requeue ? 1 : 0)
         case .reject(let requeue):
-            status = amqp_basic_reject(connection, tag.channel, tag.value, requeue ? 1 : 0)
+            status = amqp_basic_reject(connection, channel, tag, requeue ? 1 : 0)
         }
         if status != AMQP_STATUS_OK.rawValue {
             connectionFailed(AMQPError(.connectionClosed, "AMQP connection lost while settling a delivery: \(Self.describe(status))"))
@@ -567,6 +637,8 @@ final class ConnectionWorker {
     /// Forgets a channel the broker closed and fails what depended on it.
     private func channelClosed(_ channel: UInt16, _ error: AMQPError) {
         openChannels.remove(channel)
+        unsettled[channel] = nil
+        acksToSend[channel] = nil
         logger.warning("AMQP channel closed by the broker", metadata: ["mingus.amqp.channel": "\(channel)", "mingus.error": "\(error)"])
         if channel == Self.publishChannel {
             let pending = pendingConfirms
@@ -594,6 +666,8 @@ final class ConnectionWorker {
         closedError = closedError ?? error
         for publish in held { publish.send() }  // each fails at once: the connection is closed
         openChannels = []
+        unsettled = [:]
+        acksToSend = [:]
     }
 
     static func describe(_ status: Int32) -> String {
