@@ -121,4 +121,26 @@ struct TransactionTests {
             try await client.execute("DROP TABLE \(identifier: table)")
         }
     }
+
+    @Test("BEGIN goes with the body's first statement: its isolation holds from that statement, and a body that fails before any statement leaves nothing behind")
+    func beginTravelsWithTheFirstStatement() async throws {
+        try await TestDatabase.withClient(poolSize: 1) { client in
+            let seen = try await client.withTransaction(isolation: .serializable) { connection in
+                try await connection.query("SELECT current_setting('transaction_isolation')")
+            }
+            #expect(try seen[0].decode(String.self, at: 0) == "serializable")
+
+            // The pool's only connection must not carry this BEGIN into the next call.
+            await #expect(throws: IntentionalFailure.self) {
+                try await client.withTransaction(isolation: .repeatableRead) { _ in throw IntentionalFailure() }
+            }
+            let after = try await client.query("SELECT current_setting('transaction_isolation')")
+            #expect(try after[0].decode(String.self, at: 0) == "read committed")
+
+            // A body that runs no statement still begins and commits.
+            #expect(try await client.withTransaction(isolation: .repeatableRead) { _ in "empty" } == "empty")
+            let last = try await client.query("SELECT current_setting('transaction_isolation')")
+            #expect(try last[0].decode(String.self, at: 0) == "read committed")
+        }
+    }
 }

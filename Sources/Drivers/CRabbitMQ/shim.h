@@ -6,6 +6,11 @@
 #include <amqp_ssl_socket.h>
 #include <amqp_tcp_socket.h>
 #include <string.h>
+#include <sys/prctl.h>
+
+/* Names the calling thread for `top -H`, `perf` and debuggers (at most 15 bytes are kept);
+   prctl is variadic, which Swift cannot call. */
+static inline void mingus_amqp_name_thread(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 /* amqp_login is variadic, which Swift cannot call: PLAIN login with a fixed argument list. */
 static inline amqp_rpc_reply_t mingus_amqp_login_plain(amqp_connection_state_t state,

@@ -65,6 +65,8 @@ final class ConnectionCore: Sendable, DeliverySettler {
     func start() async throws {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
             let thread = Thread { [self] in
+                // Foundation names only the `Thread` object on Linux, not the OS thread.
+                mingus_amqp_name_thread("amqp-connection")
                 let worker: ConnectionWorker
                 do {
                     worker = try ConnectionWorker.open(core: self)

@@ -1,3 +1,4 @@
+import CLibPQ
 import Foundation
 
 /// A serial executor backed by one dedicated OS thread, for blocking calls (libpq) that must
@@ -11,9 +12,14 @@ final class BlockingThread: @unchecked Sendable {
     private var jobs: [@Sendable () -> Void] = []
     private var isShuttingDown = false
 
-    /// Starts the thread; `name` shows up in debuggers and crash reports.
+    /// Starts the thread; `name` (at most 15 bytes are kept) shows up in `top -H`, `perf`,
+    /// debuggers and crash reports.
     init(name: String) {
-        let thread = Thread { [self] in runLoop() }
+        let thread = Thread { [self] in
+            // Foundation names only the `Thread` object on Linux, not the OS thread.
+            mingus_pq_name_thread(name)
+            runLoop()
+        }
         thread.name = name
         thread.start()
     }

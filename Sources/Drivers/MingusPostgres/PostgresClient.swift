@@ -159,10 +159,11 @@ public final class PostgresClient: Sendable {
     ) async throws -> T {
         let value: T
         do {
-            try await connection.execute("BEGIN ISOLATION LEVEL \(unescaped: isolation.rawValue)")
+            // Sent with the body's first statement (or the COMMIT), in one trip to the connection's thread.
+            connection.deferUntilNextCall("BEGIN ISOLATION LEVEL \(isolation.rawValue)")
             value = try await body(connection)
         } catch {
-            if !connection.isBroken {
+            if !connection.dropDeferred(), !connection.isBroken {
                 _ = try? await connection.execute("ROLLBACK")
             }
             throw TransactionAttemptFailure(error: error, commitSent: false)
@@ -200,7 +201,7 @@ public final class PostgresClient: Sendable {
         case .open:
             return try await openConnection()
         case .connection(let connection):
-            if await connection.checkHealth() {
+            if connection.checkHealth() {
                 return connection
             }
             // The server closed it while idle (restart, pg_terminate_backend): replace it.
@@ -263,6 +264,7 @@ public final class PostgresClient: Sendable {
 
     /// Takes a connection back: to the first waiter, to the idle list, or closed if unusable.
     private func release(_ connection: PostgresConnection) async {
+        _ = connection.dropDeferred()
         if !connection.isBroken, connection.transactionState != .idle {
             logger.warning("rolling back a transaction left open on a pooled PostgreSQL connection")
             _ = try? await connection.execute("ROLLBACK")

@@ -14,6 +14,9 @@ public final class PostgresConnection: Sendable {
     private struct State {
         var isClosed = false
         var status = LibPQSession.Status(isBroken: false, transaction: .idle)
+        /// A statement to run just before the next call, on the same trip to the thread
+        /// (``deferUntilNextCall(_:)``).
+        var deferred: String?
     }
 
     /// The size of each `PQputCopyData` call during `copyFrom`.
@@ -159,9 +162,29 @@ public final class PostgresConnection: Sendable {
     }
 
     /// Notices, without a round trip, whether the server closed the connection while it was idle.
-    func checkHealth() async -> Bool {
-        _ = try? await perform { $0.pollForClosure() }
-        return !isBroken
+    /// Only for a connection nobody is using (the pool's idle ones): it reads the socket on the
+    /// caller's thread, without blocking, instead of waking the connection's thread for it.
+    func checkHealth() -> Bool {
+        guard !state.withLock({ $0.isClosed }) else { return false }
+        session.pollForClosure()
+        let status = session.status
+        state.withLock { $0.status = status }
+        return !status.isBroken
+    }
+
+    /// Has trusted, parameterless `sql` (a `BEGIN`) run just before the next call, on the same
+    /// trip to the connection's thread, so that a transaction's first statement costs one
+    /// thread hop instead of two. If that statement fails, the next call fails with its error.
+    func deferUntilNextCall(_ sql: String) {
+        state.withLock { $0.deferred = sql }
+    }
+
+    /// Drops the deferred statement if it has not run; true when there was one.
+    func dropDeferred() -> Bool {
+        state.withLock { state in
+            defer { state.deferred = nil }
+            return state.deferred != nil
+        }
     }
 
     /// Whether the server has closed the connection, seen without reading from it or changing
@@ -173,13 +196,18 @@ public final class PostgresConnection: Sendable {
 
     /// Runs `operation` on the connection's thread, then records the connection's status.
     private func perform<T: Sendable>(_ operation: @escaping @Sendable (LibPQSession) throws -> T) async throws -> T {
-        if state.withLock({ $0.isClosed }) { throw PostgresError.closed() }
+        let (isClosed, deferred) = state.withLock { state in
+            defer { state.deferred = nil }
+            return (state.isClosed, state.deferred)
+        }
+        if isClosed { throw PostgresError.closed() }
         let session = self.session
         return try await thread.run {
             defer {
                 let status = session.status
                 self.state.withLock { $0.status = status }
             }
+            if let deferred { try session.script(deferred) }
             return try operation(session)
         }
     }
