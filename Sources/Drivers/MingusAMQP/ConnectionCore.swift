@@ -106,6 +106,12 @@ final class ConnectionCore: Sendable, DeliverySettler {
     }
 
     private func enqueue(_ command: ConnectionCommand) {
+        if let closedError = append(command) { command.fail(closedError) }
+    }
+
+    /// Queues `command` and wakes the thread unless a wake-up is already pending; returns why
+    /// the connection is closed instead when it is.
+    private func append(_ command: ConnectionCommand) -> AMQPError? {
         let (closedError, needsWake): (AMQPError?, Bool) = state.withLock { state in
             if state.isClosed {
                 return (state.closedError ?? AMQPError(.connectionClosed, "connection closed by the application"), false)
@@ -114,11 +120,8 @@ final class ConnectionCore: Sendable, DeliverySettler {
             defer { state.wakePending = true }
             return (nil, !state.wakePending)
         }
-        if let closedError {
-            command.fail(closedError)
-        } else if needsWake {
-            wake()
-        }
+        if needsWake { wake() }
+        return closedError
     }
 
     /// Takes every queued command (on the connection's thread).
@@ -141,16 +144,9 @@ final class ConnectionCore: Sendable, DeliverySettler {
     }
 
     func settle(_ tag: AMQPDeliveryTag, _ settlement: Settlement) throws {
-        let (closedError, needsWake): (AMQPError?, Bool) = state.withLock { state in
-            if state.isClosed {
-                return (state.closedError ?? AMQPError(.connectionClosed, "connection closed by the application"), false)
-            }
-            state.commands.append(ConnectionCommand(run: { $0.settle(tag, settlement) }, fail: { _ in }))
-            defer { state.wakePending = true }
-            return (nil, !state.wakePending)
+        if let closedError = append(ConnectionCommand(run: { $0.settle(tag, settlement) }, fail: { _ in })) {
+            throw closedError
         }
-        if let closedError { throw closedError }
-        if needsWake { wake() }
     }
 
     func setBlocked(_ blocked: Bool, reason: String) {
