@@ -34,8 +34,8 @@ final class ConnectionWorker {
     private var channelEpochs: [UInt16: UInt64] = [:]
     private var nextConsumerChannel: UInt16 = 3
     private var consumers: [UInt16: Consumer] = [:]
-    /// Each consumer channel's deliveries not settled yet, by tag in delivery order.
-    private var unsettled: [UInt16: [UInt64]] = [:]
+    /// Each consumer channel's deliveries not settled yet.
+    private var unsettled: [UInt16: UnsettledDeliveries] = [:]
     /// Acknowledgements asked for since the last command was taken, sent together by ``sendAcks()``.
     private var acksToSend: [UInt16: [UInt64]] = [:]
 
@@ -228,7 +228,7 @@ final class ConnectionWorker {
                 _ = amqp_basic_nack(connection, channel, deliveryTag, 0, 1)
                 return
             }
-            unsettled[channel]?.append(deliveryTag)
+            unsettled[channel]?.delivered(deliveryTag)
             consumer.continuation.yield(AMQPDelivery(
                 body: body, properties: properties, exchange: exchange, routingKey: routingKey,
                 redelivered: redelivered, tag: tag, messageCount: nil, settler: core))
@@ -403,7 +403,7 @@ final class ConnectionWorker {
         try check(amqp_get_rpc_reply(connection), channel: channel, doing: "basic.consume on \(queue)")
         let tag = ok?.pointee.consumer_tag.string ?? ""
         consumers[channel] = Consumer(tag: tag, continuation: continuation)
-        unsettled[channel] = []
+        unsettled[channel] = UnsettledDeliveries()
         logger.debug("consuming", metadata: ["mingus.queue": "\(queue)", "mingus.amqp.channel": "\(channel)"])
         return channel
     }
@@ -431,14 +431,12 @@ final class ConnectionWorker {
         }
         sendAcks(on: tag.channel)
         send(settlement, tag.value, on: tag.channel)
-        guard var remaining = unsettled[tag.channel] else { return }
         switch settlement {
         case .ack(multiple: true), .nack(_, multiple: true):
-            remaining.removeAll { $0 <= tag.value }
+            unsettled[tag.channel]?.settle(upTo: tag.value)
         default:
-            remaining.removeAll { $0 == tag.value }
+            _ = unsettled[tag.channel]?.settle(tag.value)
         }
-        unsettled[tag.channel] = remaining
     }
 
     /// Sends every channel's gathered acknowledgements.
@@ -452,28 +450,14 @@ final class ConnectionWorker {
     /// them), the others one by one. A tag the channel has no unsettled delivery for (settled
     /// twice) goes alone, so the broker answers it as it would have anyway.
     private func sendAcks(on channel: UInt16) {
-        guard var tags = acksToSend.removeValue(forKey: channel), !tags.isEmpty, let outstanding = unsettled[channel] else { return }
+        guard var tags = acksToSend.removeValue(forKey: channel), !tags.isEmpty, unsettled[channel] != nil else { return }
         tags.sort()
-        var kept: [UInt64] = []
-        kept.reserveCapacity(outstanding.count)
         var acked: [UInt64] = []
         var unknown: [UInt64] = []
-        var next = 0
-        for delivered in outstanding {
-            while next < tags.count && tags[next] < delivered {
-                unknown.append(tags[next])
-                next += 1
-            }
-            if next < tags.count && tags[next] == delivered {
-                acked.append(delivered)
-                next += 1
-            } else {
-                kept.append(delivered)
-            }
+        for tag in tags {
+            if unsettled[channel]!.settle(tag) { acked.append(tag) } else { unknown.append(tag) }
         }
-        unknown.append(contentsOf: tags[next...])
-        unsettled[channel] = kept
-        let lowestUnsettled = kept.first ?? .max
+        let lowestUnsettled = unsettled[channel]!.oldest ?? .max
         let covered = acked.prefix { $0 < lowestUnsettled }
         if let last = covered.last {
             send(.ack(multiple: covered.count > 1), last, on: channel)
