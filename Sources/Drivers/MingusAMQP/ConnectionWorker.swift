@@ -450,14 +450,16 @@ final class ConnectionWorker {
     /// them), the others one by one. A tag the channel has no unsettled delivery for (settled
     /// twice) goes alone, so the broker answers it as it would have anyway.
     private func sendAcks(on channel: UInt16) {
-        guard var tags = acksToSend.removeValue(forKey: channel), !tags.isEmpty, unsettled[channel] != nil else { return }
+        guard var tags = acksToSend.removeValue(forKey: channel), !tags.isEmpty,
+              var deliveries = unsettled.removeValue(forKey: channel) else { return }
         tags.sort()
         var acked: [UInt64] = []
         var unknown: [UInt64] = []
         for tag in tags {
-            if unsettled[channel]!.settle(tag) { acked.append(tag) } else { unknown.append(tag) }
+            if deliveries.settle(tag) { acked.append(tag) } else { unknown.append(tag) }
         }
-        let lowestUnsettled = unsettled[channel]!.oldest ?? .max
+        let lowestUnsettled = deliveries.oldest ?? .max
+        unsettled[channel] = deliveries
         let covered = acked.prefix { $0 < lowestUnsettled }
         if let last = covered.last {
             send(.ack(multiple: covered.count > 1), last, on: channel)
